@@ -1,0 +1,267 @@
+use super::*;
+use crate::device::Backend;
+
+fn parse(yaml: &str) -> Result<Deployment, ConfigError> {
+    Deployment::parse(yaml, ConfigSource::File("t.yaml".into()), ".".into())
+}
+
+const MINIMAL: &str = "\
+models:
+  players:
+    path: p.pt
+    task: detect
+  pitch:
+    path: k.pt
+    task: pose
+pipeline:
+  detectors:
+    - role: players
+      plugin: yolo
+    - role: pitch
+      plugin: yolo
+  tracker:
+    plugin: bytetrack
+";
+
+fn no_env() -> EnvOverrides {
+    EnvOverrides::default()
+}
+
+#[test]
+fn embedded_default_parses() {
+    let d = Deployment::embedded(".").unwrap();
+    assert_eq!(d.source, ConfigSource::Embedded);
+    assert!(d.file.models.contains_key(&Role::Players));
+    assert_eq!(d.file.models[&Role::Pitch].task, Task::Pose);
+    let e = d.effective(Backend::Cpu, &no_env()).unwrap();
+    assert_eq!(e.profile_name, ProfileName::Cpu);
+}
+
+#[test]
+fn shipped_configs_parse() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    for name in [
+        "default.yaml",
+        "cuda.yaml",
+        "mps.yaml",
+        "cpu.yaml",
+        "score-vision.yaml",
+    ] {
+        Deployment::from_file(&dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    // The example profile files spell out exactly the built-in defaults.
+    for (file, name) in [
+        ("cuda.yaml", ProfileName::Cuda),
+        ("mps.yaml", ProfileName::Mps),
+        ("cpu.yaml", ProfileName::Cpu),
+    ] {
+        let d = Deployment::from_file(&dir.join(file)).unwrap();
+        let e = d.effective(Backend::Cpu, &no_env()).unwrap();
+        assert_eq!(e.profile_name, name);
+        assert_eq!(e.profile, Profile::defaults(name), "{file}");
+    }
+}
+
+#[test]
+fn profile_defaults_match_the_python_miner() {
+    let c = Profile::defaults(ProfileName::Cuda);
+    assert_eq!((c.imgsz.players, c.imgsz.pitch, c.imgsz.ball), (640, 640, 640));
+    assert_eq!((c.conf_threshold, c.iou_threshold), (0.35, 0.5));
+    assert_eq!((c.max_detections, c.half, c.agnostic_nms), (150, true, false));
+    assert_eq!((c.batch_size, c.timeout_s), (32, 900));
+    assert_eq!((c.prefetch_frames, c.frame_stride, c.cpu_threads), (64, 2, 0));
+
+    let m = Profile::defaults(ProfileName::Mps);
+    assert_eq!(
+        (m.imgsz.players, m.imgsz.pitch, m.imgsz.ball),
+        (1280, 1024, 1024)
+    );
+    assert_eq!((m.conf_threshold, m.iou_threshold), (0.25, 0.45));
+    assert_eq!((m.max_detections, m.half, m.agnostic_nms), (300, false, false));
+    assert_eq!((m.batch_size, m.timeout_s), (2, 1800));
+    assert_eq!((m.prefetch_frames, m.frame_stride, m.cpu_threads), (64, 2, 0));
+
+    let p = Profile::defaults(ProfileName::Cpu);
+    assert_eq!((p.imgsz.players, p.imgsz.pitch, p.imgsz.ball), (1024, 896, 896));
+    assert_eq!((p.conf_threshold, p.iou_threshold), (0.25, 0.45));
+    assert_eq!((p.max_detections, p.half, p.agnostic_nms), (300, false, false));
+    assert_eq!((p.batch_size, p.timeout_s), (1, 10800));
+    assert_eq!((p.prefetch_frames, p.frame_stride, p.cpu_threads), (64, 2, 0));
+}
+
+#[test]
+fn profile_follows_device_unless_pinned() {
+    let d = parse(MINIMAL).unwrap();
+    for (backend, name) in [
+        (Backend::Cuda, ProfileName::Cuda),
+        (Backend::Wgpu, ProfileName::Mps),
+        (Backend::Cpu, ProfileName::Cpu),
+    ] {
+        let e = d.effective(backend, &no_env()).unwrap();
+        assert_eq!(e.profile_name, name);
+        assert_eq!(e.profile, Profile::defaults(name));
+        assert_eq!(e.models[&Role::Players].imgsz, e.profile.imgsz.players);
+        assert_eq!(e.models[&Role::Pitch].imgsz, e.profile.imgsz.pitch);
+    }
+    let pinned = parse(&format!("profile: mps\n{MINIMAL}")).unwrap();
+    assert_eq!(
+        pinned.effective(Backend::Cpu, &no_env()).unwrap().profile_name,
+        ProfileName::Mps
+    );
+}
+
+#[test]
+fn profile_patch_overrides_only_given_fields() {
+    let d = parse(&format!(
+        "{MINIMAL}profiles:\n  cpu:\n    batch_size: 4\n    imgsz: {{ pitch: 320 }}\n"
+    ))
+    .unwrap();
+    let e = d.effective(Backend::Cpu, &no_env()).unwrap();
+    assert_eq!(e.profile.batch_size, 4);
+    assert_eq!(e.profile.imgsz.pitch, 320);
+    assert_eq!(e.profile.imgsz.players, 1024);
+    assert_eq!(e.profile.conf_threshold, 0.25);
+}
+
+#[test]
+fn every_env_override_applies() {
+    let env: &[(&str, &str)] = &[
+        ("IMG_SIZE", "512"),
+        ("BATCH_SIZE", "8"),
+        ("FRAME_STRIDE", "3"),
+        ("PREFETCH_FRAMES", "16"),
+        ("PITCHSIDE_DEVICE", "cpu"),
+        ("CONF_THRESHOLD", "0.4"),
+        ("MAX_DETECTIONS", "77"),
+    ];
+    let o = EnvOverrides::read(env).unwrap();
+    assert_eq!(o.device, Some(DeviceRequest::Cpu));
+    let d = parse(MINIMAL).unwrap();
+    for backend in [Backend::Cuda, Backend::Wgpu, Backend::Cpu] {
+        let e = d.effective(backend, &o).unwrap();
+        assert_eq!(e.profile.imgsz.players, 512);
+        assert_eq!(e.profile.imgsz.pitch, 512);
+        assert_eq!(e.profile.imgsz.ball, 512);
+        for m in e.models.values() {
+            assert_eq!(m.imgsz, 512);
+        }
+        assert_eq!(e.profile.batch_size, 8);
+        assert_eq!(e.profile.frame_stride, 3);
+        assert_eq!(e.profile.prefetch_frames, 16);
+        assert_eq!(e.profile.conf_threshold, 0.4);
+        assert_eq!(e.profile.max_detections, 77);
+    }
+}
+
+#[test]
+fn img_size_beats_a_pinned_model_size() {
+    let yaml = MINIMAL.replace("task: detect", "task: detect\n    imgsz: 1280");
+    let d = parse(&yaml).unwrap();
+    let e = d.effective(Backend::Cpu, &no_env()).unwrap();
+    assert_eq!(e.models[&Role::Players].imgsz, 1280);
+    let o = EnvOverrides::read(&[("IMG_SIZE", "512")][..]).unwrap();
+    assert_eq!(d.effective(Backend::Cpu, &o).unwrap().models[&Role::Players].imgsz, 512);
+}
+
+#[test]
+fn bad_env_values_name_the_variable_and_what_it_accepts() {
+    let cases = [
+        ("IMG_SIZE", "abc", "multiple of 32"),
+        ("IMG_SIZE", "500", "multiple of 32"),
+        ("IMG_SIZE", "0", "multiple of 32"),
+        ("BATCH_SIZE", "0", ">= 1"),
+        ("BATCH_SIZE", "-2", ">= 1"),
+        ("FRAME_STRIDE", "x", ">= 1"),
+        ("PREFETCH_FRAMES", "0", ">= 1"),
+        ("MAX_DETECTIONS", "1.5", ">= 1"),
+        ("CONF_THRESHOLD", "1.5", "between 0 and 1"),
+        ("CONF_THRESHOLD", "high", "between 0 and 1"),
+        ("PITCHSIDE_DEVICE", "tpu", "auto, cuda, wgpu, cpu"),
+    ];
+    for (var, value, expected) in cases {
+        let err = EnvOverrides::read(&[(var, value)][..]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(var), "{msg}");
+        assert!(msg.contains(value), "{msg}");
+        assert!(msg.contains(expected), "{var}={value}: {msg}");
+    }
+}
+
+#[test]
+fn unknown_key_reports_line_and_column() {
+    let yaml = MINIMAL.replace("    task: pose\n", "    task: pose\n    colour: red\n");
+    let err = parse(&yaml).unwrap_err();
+    match &err {
+        ConfigError::Yaml { line, column, .. } => assert_eq!((*line, *column), (8, 5), "{err}"),
+        other => panic!("expected a YAML error, got {other}"),
+    }
+    let msg = err.to_string();
+    assert!(msg.starts_with("t.yaml:8:5: "), "{msg}");
+    assert!(msg.contains("colour"), "{msg}");
+}
+
+#[test]
+fn syntax_error_reports_line_and_column() {
+    let yaml = format!("{MINIMAL}profiles:\n  cpu: [unclosed\n");
+    let err = parse(&yaml).unwrap_err();
+    let ConfigError::Yaml { line, .. } = &err else {
+        panic!("expected a YAML error, got {err}")
+    };
+    assert!(*line >= 17, "{err}");
+    assert!(err.to_string().starts_with("t.yaml:"), "{err}");
+}
+
+#[test]
+fn semantic_errors_name_the_place() {
+    let bad_imgsz = format!("{MINIMAL}profiles:\n  cpu:\n    imgsz: {{ players: 500 }}\n");
+    let msg = parse(&bad_imgsz).unwrap_err().to_string();
+    assert!(msg.starts_with("t.yaml:19:5: "), "{msg}");
+    assert!(msg.contains("multiple of 32"), "{msg}");
+
+    let bad_batch = format!("{MINIMAL}profiles:\n  cuda:\n    batch_size: 0\n");
+    let msg = parse(&bad_batch).unwrap_err().to_string();
+    assert!(msg.starts_with("t.yaml:19:5: "), "{msg}");
+    assert!(msg.contains("batch_size"), "{msg}");
+
+    for field in ["conf_threshold: 1.2", "iou_threshold: -0.1"] {
+        let y = format!("{MINIMAL}profiles:\n  mps:\n    {field}\n");
+        let msg = parse(&y).unwrap_err().to_string();
+        assert!(msg.starts_with("t.yaml:19:5: "), "{msg}");
+        assert!(msg.contains("outside [0, 1]"), "{msg}");
+    }
+
+    let bad_tracker = MINIMAL.replace("plugin: bytetrack", "plugin: sort");
+    let msg = parse(&bad_tracker).unwrap_err().to_string();
+    assert!(msg.starts_with("t.yaml:15:5: "), "{msg}");
+    assert!(msg.contains("unknown tracker `sort`"), "{msg}");
+
+    let model_imgsz = MINIMAL.replace("task: detect", "task: detect\n    imgsz: 100");
+    let msg = parse(&model_imgsz).unwrap_err().to_string();
+    assert!(msg.starts_with("t.yaml:5:5: "), "{msg}");
+}
+
+#[test]
+fn missing_model_file_is_reported_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("d.yaml");
+    std::fs::write(&cfg, MINIMAL).unwrap();
+    let d = Deployment::from_file(&cfg).unwrap();
+    let msg = d.check_files().unwrap_err().to_string();
+    assert!(msg.contains("p.pt does not exist"), "{msg}");
+    assert!(msg.contains("d.yaml:3:5"), "{msg}");
+    std::fs::write(dir.path().join("p.pt"), b"x").unwrap();
+    std::fs::write(dir.path().join("k.pt"), b"x").unwrap();
+    d.check_files().unwrap();
+    // Relative model paths resolve against the YAML file's directory.
+    let e = d.effective(Backend::Cpu, &no_env()).unwrap();
+    assert_eq!(e.models[&Role::Players].path, dir.path().join("p.pt"));
+}
+
+#[test]
+fn locate_key_finds_nested_keys() {
+    assert_eq!(locate_key(MINIMAL, &["models", "pitch", "task"]), Some((7, 5)));
+    assert_eq!(locate_key(MINIMAL, &["pipeline", "tracker", "plugin"]), Some((15, 5)));
+    // Only a prefix present: the deepest key found.
+    assert_eq!(locate_key(MINIMAL, &["pipeline", "nothing"]), Some((9, 1)));
+    assert_eq!(locate_key(MINIMAL, &["nothing"]), None);
+}

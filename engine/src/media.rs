@@ -1,0 +1,163 @@
+//! Images: reading with OpenCV (as `cv2.imread`, so pixels match ultralytics exactly),
+//! drawing detections for people to look at.
+
+use std::path::Path;
+
+use opencv::core::{Mat, Point, Rect, Scalar};
+use opencv::prelude::*;
+use pitchside_plugin::{Detection, FrameRef, PixelFormat};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("{path}: {message}")]
+    Image { path: String, message: String },
+}
+
+/// An owned, packed BGR image.
+#[derive(Clone)]
+pub struct Image {
+    pub data: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl std::fmt::Debug for Image {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Image({}x{})", self.width, self.height)
+    }
+}
+
+impl Image {
+    pub fn frame(&self, frame_number: u64) -> FrameRef<'_> {
+        FrameRef {
+            data: &self.data,
+            width: self.width,
+            height: self.height,
+            row_stride: self.width as usize * 3,
+            format: PixelFormat::Bgr8,
+            frame_number,
+        }
+    }
+
+    /// Copies a BGR `Mat` (continuous or not).
+    pub fn from_mat(m: &Mat) -> opencv::Result<Image> {
+        let m = if m.is_continuous() { m.clone() } else { m.try_clone()? };
+        Ok(Image {
+            data: m.data_bytes()?.to_vec(),
+            width: m.cols() as u32,
+            height: m.rows() as u32,
+        })
+    }
+
+    pub fn to_mat(&self) -> opencv::Result<Mat> {
+        let m = Mat::new_rows_cols_with_data(
+            self.height as i32,
+            (self.width * 3) as i32,
+            &self.data,
+        )?;
+        m.reshape(3, self.height as i32)?.try_clone()
+    }
+}
+
+fn err(path: &Path, message: impl Into<String>) -> MediaError {
+    MediaError::Image {
+        path: path.display().to_string(),
+        message: message.into(),
+    }
+}
+
+/// Reads an image file as BGR.
+pub fn read_image(path: &Path) -> Result<Image, MediaError> {
+    if !path.is_file() {
+        return Err(err(path, "no such file"));
+    }
+    let m = opencv::imgcodecs::imread(&*path.to_string_lossy(), opencv::imgcodecs::IMREAD_COLOR)
+        .map_err(|e| err(path, e.to_string()))?;
+    if m.empty() {
+        return Err(err(path, "not a readable image"));
+    }
+    Image::from_mat(&m).map_err(|e| err(path, e.to_string()))
+}
+
+/// A distinct colour per class / id.
+pub fn colour(i: u64) -> Scalar {
+    const P: [(f64, f64, f64); 8] = [
+        (56.0, 56.0, 255.0),
+        (151.0, 157.0, 255.0),
+        (31.0, 112.0, 255.0),
+        (29.0, 178.0, 255.0),
+        (49.0, 210.0, 207.0),
+        (10.0, 249.0, 72.0),
+        (23.0, 204.0, 146.0),
+        (134.0, 219.0, 61.0),
+    ];
+    let (b, g, r) = P[(i % P.len() as u64) as usize];
+    Scalar::new(b, g, r, 0.0)
+}
+
+/// Draws a labelled box.
+pub fn draw_box(img: &mut Mat, bbox: [f32; 4], label: &str, col: Scalar) -> opencv::Result<()> {
+    let r = Rect::new(
+        bbox[0] as i32,
+        bbox[1] as i32,
+        (bbox[2] - bbox[0]).max(1.0) as i32,
+        (bbox[3] - bbox[1]).max(1.0) as i32,
+    );
+    opencv::imgproc::rectangle(img, r, col, 2, opencv::imgproc::LINE_8, 0)?;
+    opencv::imgproc::put_text(
+        img,
+        label,
+        Point::new(r.x, (r.y - 4).max(10)),
+        opencv::imgproc::FONT_HERSHEY_SIMPLEX,
+        0.5,
+        col,
+        1,
+        opencv::imgproc::LINE_AA,
+        false,
+    )
+}
+
+/// Draws keypoints `[x, y, conf]` with confidence of at least `min_conf`.
+pub fn draw_keypoints(img: &mut Mat, kps: &[[f32; 3]], min_conf: f32) -> opencv::Result<()> {
+    for (i, k) in kps.iter().enumerate() {
+        if k[2] >= min_conf && (k[0] > 0.0 || k[1] > 0.0) {
+            opencv::imgproc::circle(
+                img,
+                Point::new(k[0] as i32, k[1] as i32),
+                4,
+                colour(i as u64 + 3),
+                -1,
+                opencv::imgproc::LINE_AA,
+                0,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `image` with `dets` drawn to `out`.
+pub fn annotate_detections(
+    image: &Image,
+    dets: &[Detection],
+    names: &dyn Fn(u32) -> String,
+    out: &Path,
+) -> Result<(), MediaError> {
+    let go = || -> opencv::Result<()> {
+        let mut m = image.to_mat()?;
+        for d in dets {
+            let label = format!("{} {:.2}", names(d.class_id), d.score);
+            draw_box(&mut m, d.bbox, &label, colour(d.class_id as u64))?;
+            draw_keypoints(&mut m, &d.keypoints, 0.5)?;
+        }
+        let ok = opencv::imgcodecs::imwrite(
+            &*out.to_string_lossy(),
+            &m,
+            &opencv::core::Vector::new(),
+        )?;
+        if !ok {
+            return Err(opencv::Error::new(0, "imwrite refused the file name".to_string()));
+        }
+        Ok(())
+    };
+    go().map_err(|e| err(out, e.to_string()))
+}

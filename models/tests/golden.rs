@@ -1,0 +1,190 @@
+//! The Burn port against ultralytics 8.4.190 on real weights and real images: the golden
+//! fixtures in tests/fixtures/detect were written by tools/golden/make_detect_fixtures.py.
+
+use std::path::{Path, PathBuf};
+
+use opencv::prelude::*;
+use pitchside_models::{ModelDevice, NmsOptions, PredictOptions, YoloModel};
+use pitchside_plugin::{Detection, FrameRef, PixelFormat};
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn asset(name: &str) -> PathBuf {
+    let p = root().join("assets").join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/fetch-assets.sh",
+        p.display()
+    );
+    p
+}
+
+struct Bgr {
+    data: Vec<u8>,
+    w: u32,
+    h: u32,
+}
+
+fn imread(path: &Path) -> Bgr {
+    let m = opencv::imgcodecs::imread(&*path.to_string_lossy(), opencv::imgcodecs::IMREAD_COLOR)
+        .unwrap();
+    assert!(!m.empty(), "cannot read {}", path.display());
+    Bgr {
+        data: m.data_bytes().unwrap().to_vec(),
+        w: m.cols() as u32,
+        h: m.rows() as u32,
+    }
+}
+
+impl Bgr {
+    fn frame(&self) -> FrameRef<'_> {
+        FrameRef {
+            data: &self.data,
+            width: self.w,
+            height: self.h,
+            row_stride: self.w as usize * 3,
+            format: PixelFormat::Bgr8,
+            frame_number: 0,
+        }
+    }
+}
+
+fn fixture(name: &str) -> Value {
+    let p = root().join("tests/fixtures/detect").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+}
+
+fn f(v: &Value) -> f32 {
+    v.as_f64().unwrap() as f32
+}
+
+fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let i = w * h;
+    let u = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - i;
+    if u <= 0.0 { 0.0 } else { i / u }
+}
+
+fn image_path(img: &Value) -> PathBuf {
+    let path = img["path"].as_str().unwrap();
+    if path.starts_with("assets/") {
+        asset(path.trim_start_matches("assets/"))
+    } else {
+        root().join(path)
+    }
+}
+
+/// Runs one fixture file: same detections (count, class), box IoU >= 0.99, score within
+/// 1e-3, keypoints within 1 px; and the raw head output at the sampled anchors.
+fn check(fixture_name: &str, device: ModelDevice, only_first_image: bool) {
+    let fx = fixture(fixture_name);
+    let model = YoloModel::load(&asset(fx["model"].as_str().unwrap()), device).unwrap();
+    let opts = PredictOptions {
+        imgsz: fx["imgsz"].as_u64().unwrap() as u32,
+        nms: NmsOptions {
+            conf: f(&fx["conf"]),
+            iou: f(&fx["iou"]),
+            max_det: fx["max_det"].as_u64().unwrap() as usize,
+            agnostic: false,
+        },
+        rect: true,
+    };
+    let images = fx["images"].as_array().unwrap();
+    let images = if only_first_image { &images[..1] } else { &images[..] };
+    for img in images {
+        let name = img["image"].as_str().unwrap();
+        let bgr = imread(&image_path(img));
+        let ctx = format!("{fixture_name} / {name} on {}", device.name());
+
+        // Raw head output at the sampled anchors.
+        let raw = model.forward_raw(&[bgr.frame()], &opts).unwrap();
+        let want_shape: Vec<usize> = img["raw"]["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(raw.dims.to_vec(), want_shape, "{ctx}: raw shape");
+        let [_, c, n] = raw.dims;
+        for (a, want) in img["raw"]["anchors"].as_object().unwrap() {
+            let a: usize = a.parse().unwrap();
+            for (ch, w) in want.as_array().unwrap().iter().enumerate() {
+                let got = raw.values[ch * n + a];
+                let w = f(w);
+                // Box and keypoint channels are pixels; scores are probabilities.
+                let tol = if (4..4 + model.num_classes).contains(&ch) { 1e-3 } else { 0.05 };
+                assert!(
+                    (got - w).abs() <= tol + 1e-4 * w.abs(),
+                    "{ctx}: raw anchor {a} channel {ch}/{c}: got {got}, ultralytics {w}"
+                );
+            }
+        }
+
+        let (mut dets, _) = model.predict(&[bgr.frame()], &opts).unwrap();
+        let dets: Vec<Detection> = dets.pop().unwrap();
+        let want = img["detections"].as_array().unwrap();
+        assert_eq!(
+            dets.len(),
+            want.len(),
+            "{ctx}: detection count (got {:?})",
+            dets.iter().map(|d| (d.class_id, d.score)).collect::<Vec<_>>()
+        );
+        let mut used = vec![false; dets.len()];
+        for w in want {
+            let wb: Vec<f32> = w["bbox"].as_array().unwrap().iter().map(f).collect();
+            let wb = [wb[0], wb[1], wb[2], wb[3]];
+            let wc = w["class_id"].as_u64().unwrap() as u32;
+            let (best, best_iou) = dets
+                .iter()
+                .enumerate()
+                .filter(|(i, d)| !used[*i] && d.class_id == wc)
+                .map(|(i, d)| (i, iou(&d.bbox, &wb)))
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .unwrap_or_else(|| panic!("{ctx}: no class-{wc} detection for {wb:?}"));
+            used[best] = true;
+            let d = &dets[best];
+            assert!(best_iou >= 0.99, "{ctx}: box {:?} vs {wb:?} IoU {best_iou}", d.bbox);
+            let ws = f(&w["score"]);
+            assert!((d.score - ws).abs() <= 1e-3, "{ctx}: score {} vs {ws}", d.score);
+            if let Some(kps) = w.get("keypoints").and_then(Value::as_array) {
+                assert_eq!(d.keypoints.len(), kps.len(), "{ctx}: keypoint count");
+                for (k, (got, wk)) in d.keypoints.iter().zip(kps).enumerate() {
+                    let wk: Vec<f32> = wk.as_array().unwrap().iter().map(f).collect();
+                    assert!(
+                        (got[0] - wk[0]).abs() <= 1.0 && (got[1] - wk[1]).abs() <= 1.0,
+                        "{ctx}: keypoint {k} at {got:?} vs {wk:?}"
+                    );
+                    assert!((got[2] - wk[2]).abs() <= 1e-3, "{ctx}: keypoint {k} conf");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn yolov8n_detect_matches_ultralytics() {
+    check("yolov8n-railway.json", ModelDevice::Cpu, false);
+    check("yolov8n-railway.conf005.json", ModelDevice::Cpu, false);
+}
+
+#[test]
+fn yolov8s_detect_matches_ultralytics() {
+    check("yolov8s-fall.json", ModelDevice::Cpu, false);
+    check("yolov8s-fall.conf005.json", ModelDevice::Cpu, false);
+}
+
+#[test]
+fn yolo11n_pose_matches_ultralytics() {
+    check("yolo11n-pose.json", ModelDevice::Cpu, false);
+    check("yolo11n-pose.conf005.json", ModelDevice::Cpu, false);
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_matches_ultralytics_on_one_image() {
+    check("yolov8n-railway.json", ModelDevice::Wgpu, true);
+}
