@@ -30,6 +30,70 @@ enum Command {
     Devices,
     /// Run a YOLO checkpoint on images; print detections as JSON.
     Detect(DetectArgs),
+    /// Analyse a video: tracked objects and pitch keypoints for every frame (Score Vision JSON).
+    Run(RunArgs),
+    /// Where the time goes: per-stage throughput on a video, or per-image latency of a model.
+    Bench(BenchArgs),
+    /// Detector and tracker plugins: built-in and configured.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginsCommand {
+    /// List built-in plugins and the libraries the deployment names.
+    List {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Deployment YAML (default: the embedded configs/default.yaml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// auto | cuda | wgpu | cpu (also PITCHSIDE_DEVICE).
+    #[arg(long)]
+    device: Option<DeviceRequest>,
+    /// Write the JSON here instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Also write the video with boxes, ids and keypoints drawn.
+    #[arg(long)]
+    annotate: Option<PathBuf>,
+    /// challenge_id to put in the response.
+    #[arg(long, default_value = "local")]
+    challenge_id: String,
+    /// The video file.
+    source: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    device: Option<DeviceRequest>,
+    /// Benchmark one model on one image instead of the pipeline on a video.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// With --model: image size.
+    #[arg(long, default_value_t = 640)]
+    imgsz: u32,
+    /// With --model: timed iterations (after 2 warm-ups).
+    #[arg(long, default_value_t = 10)]
+    iterations: u32,
+    /// With --model: run on the NdArray CPU backend (build with --features ndarray).
+    #[arg(long)]
+    ndarray: bool,
+    /// With --model: square input (imgsz x imgsz) instead of ultralytics' minimal rectangle.
+    #[arg(long)]
+    square: bool,
+    /// A video (pipeline bench) or an image (--model bench).
+    source: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -117,7 +181,216 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Detect(args) => detect(args),
+        Command::Run(args) => run_video(args),
+        Command::Bench(args) => bench(args),
+        Command::Plugins {
+            command: PluginsCommand::List { config },
+        } => {
+            let deployment = match &config {
+                Some(p) => Some(Deployment::from_file(p)?),
+                None => None,
+            };
+            println!("{:<10} {:<12} {:<9} {:<4} source", "kind", "name", "version", "abi");
+            for row in pitchside_engine::plugin_host::list_plugins(deployment.as_ref()) {
+                match row {
+                    Ok(p) => println!(
+                        "{:<10} {:<12} {:<9} {:<4} {}",
+                        p.info.kind.to_string(),
+                        p.info.name,
+                        p.info.version,
+                        p.abi_version.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+                        p.source
+                    ),
+                    Err(e) => println!("error: {e}"),
+                }
+            }
+            Ok(())
+        }
     }
+}
+
+/// Loads the deployment, picks the device, checks files and builds the pipeline.
+fn load_pipeline(
+    config: Option<&PathBuf>,
+    device: Option<DeviceRequest>,
+) -> Result<pitchside_engine::pipeline::Pipeline> {
+    let (deployment, env) = load_deployment(config)?;
+    let backend = choose_device(device, &deployment, &env)?;
+    let effective = deployment.effective(backend, &env)?;
+    deployment.check_files()?;
+    tracing::info!(
+        profile = %effective.profile_name,
+        batch = effective.profile.batch_size,
+        stride = effective.profile.frame_stride,
+        "loading models"
+    );
+    Ok(pitchside_engine::pipeline::Pipeline::load(deployment, effective, backend)?)
+}
+
+fn run_video(args: RunArgs) -> Result<()> {
+    use std::io::IsTerminal;
+    let mut pipeline = load_pipeline(args.config.as_ref(), args.device)?;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} frames  {per_sec}  ETA {eta}",
+            )
+            .expect("template"),
+        );
+        b
+    });
+    let progress = |done: u64, total: u64| {
+        if let Some(b) = &bar {
+            b.set_length(total.max(done));
+            b.set_position(done);
+        }
+    };
+    let opts = pitchside_engine::pipeline::RunOptions {
+        challenge_id: args.challenge_id.clone(),
+        cancel: None,
+        progress: Some(&progress),
+    };
+    let (response, stats) = pipeline.run(&args.source, &opts)?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    tracing::info!(
+        frames = response.frames.len(),
+        processed = stats.processed_frames,
+        seconds = stats.wall_s,
+        fps = stats.source_frames as f64 / stats.wall_s.max(1e-9),
+        "done"
+    );
+    if let Some(e) = &response.error {
+        tracing::warn!(error = %e, "the result is partial");
+    }
+    let json = serde_json::to_string(&response)?;
+    match &args.out {
+        Some(p) => std::fs::write(p, json).with_context(|| format!("cannot write {}", p.display()))?,
+        None => println!("{json}"),
+    }
+    if let Some(out) = &args.annotate {
+        pitchside_engine::media::annotate_video(&args.source, &response.frames, out)?;
+        tracing::info!(path = %out.display(), "annotated video written");
+    }
+    Ok(())
+}
+
+fn bench(args: BenchArgs) -> Result<()> {
+    if let Some(model) = &args.model {
+        return bench_model(model, &args);
+    }
+    let mut pipeline = load_pipeline(args.config.as_ref(), args.device)?;
+    let opts = pitchside_engine::pipeline::RunOptions::default();
+    let (response, stats) = pipeline.run(&args.source, &opts)?;
+    let peak = pitchside_engine::pipeline::peak_rss_bytes();
+    let n = stats.source_frames as f64;
+    let np = stats.processed_frames.max(1) as f64;
+    let e = pitchside_engine::config::EffectiveConfig::clone(pipeline.effective());
+    eprintln!(
+        "pitchside bench: {} ({} source frames, {} processed, stride {}, batch {}, device {}, profile {})",
+        args.source.display(),
+        stats.source_frames,
+        stats.processed_frames,
+        e.profile.frame_stride,
+        e.profile.batch_size,
+        e.device,
+        e.profile_name
+    );
+    eprintln!("{:<28} {:>10} {:>12}", "stage", "total s", "ms/frame");
+    let row = |name: &str, s: f64, per: f64| eprintln!("{name:<28} {s:>10.3} {:>12.2}", s * 1000.0 / per);
+    row("decode (decoder thread)", stats.decode_s, n);
+    row("decode wait (pipeline)", stats.decode_wait_s, np);
+    for (role, d) in &stats.detectors {
+        row(&format!("{role}: preprocess"), d.preprocess_s, np);
+        row(&format!("{role}: inference"), d.forward_s, np);
+        row(&format!("{role}: nms + scale"), d.postprocess_s, np);
+        row(&format!("{role}: detector call"), d.calls_s, np);
+    }
+    row("detect (concurrent wall)", stats.detect_wall_s, np);
+    row("tracking", stats.tracking_s, np);
+    row("assemble output", stats.assemble_s, n);
+    row("end to end", stats.wall_s, n);
+    eprintln!(
+        "end-to-end: {:.2} source fps, {:.2} processed fps; peak RSS {}; partial: {}",
+        n / stats.wall_s.max(1e-9),
+        np / stats.wall_s.max(1e-9),
+        peak.map(|b| format!("{:.0} MiB", b as f64 / 1048576.0)).unwrap_or_else(|| "?".into()),
+        response.partial
+    );
+    let json = serde_json::json!({
+        "source": args.source.display().to_string(),
+        "device": e.device,
+        "profile": e.profile_name,
+        "batch_size": e.profile.batch_size,
+        "frame_stride": e.profile.frame_stride,
+        "stats": stats,
+        "source_fps": n / stats.wall_s.max(1e-9),
+        "peak_rss_bytes": peak,
+        "partial": response.partial,
+    });
+    println!("{}", serde_json::to_string_pretty(&json)?);
+    Ok(())
+}
+
+fn bench_model(model_path: &std::path::Path, args: &BenchArgs) -> Result<()> {
+    use pitchside_models::{ModelDevice, PredictOptions, StageTimes, YoloModel};
+    let image = pitchside_engine::media::read_image(&args.source)?;
+    let device = if args.ndarray {
+        ModelDevice::NdArray
+    } else {
+        let env = EnvOverrides::read(&ProcessEnv)?;
+        let request = args.device.or(env.device).unwrap_or_default();
+        let sel = select_device(request, CompiledBackends::this_build(), &SystemProbe)?;
+        pitchside_engine::model_device(sel.backend, false)
+    };
+    let t = std::time::Instant::now();
+    let model = YoloModel::load(model_path, device)?;
+    let load_s = t.elapsed().as_secs_f64();
+    let opts = PredictOptions {
+        imgsz: args.imgsz,
+        rect: !args.square,
+        ..Default::default()
+    };
+    let frame = image.frame(0);
+    for _ in 0..2 {
+        model.predict(&[frame], &opts)?;
+    }
+    let mut all: Vec<StageTimes> = Vec::new();
+    for _ in 0..args.iterations.max(1) {
+        all.push(model.predict(&[frame], &opts)?.1);
+    }
+    let med = |f: &dyn Fn(&StageTimes) -> f64| {
+        let mut v: Vec<f64> = all.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2] * 1000.0
+    };
+    let pre = med(&|s| s.preprocess.as_secs_f64());
+    let fwd = med(&|s| s.forward.as_secs_f64());
+    let post = med(&|s| s.postprocess.as_secs_f64());
+    let total = med(&|s| (s.preprocess + s.forward + s.postprocess).as_secs_f64());
+    let lb = pitchside_models::Letterbox::new(image.width, image.height, args.imgsz, !args.square, 32);
+    eprintln!(
+        "{} on {} ({}x{} input), median of {}: preprocess {pre:.1} ms, forward {fwd:.1} ms, postprocess {post:.2} ms, total {total:.1} ms (load {load_s:.2} s)",
+        model_path.display(),
+        device.name(),
+        lb.out_w(),
+        lb.out_h(),
+        args.iterations
+    );
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "model": model_path.display().to_string(),
+            "device": device.name(),
+            "input": [lb.out_h(), lb.out_w()],
+            "iterations": args.iterations,
+            "median_ms": {"preprocess": pre, "forward": fwd, "postprocess": post, "total": total},
+            "load_s": load_s,
+        }))?
+    );
+    Ok(())
 }
 
 fn detect(args: DetectArgs) -> Result<()> {

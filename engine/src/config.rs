@@ -363,9 +363,9 @@ pub struct DeploymentFile {
     pub pipeline: PipelineConfig,
     #[serde(default)]
     pub profiles: BTreeMap<ProfileName, ProfilePatch>,
-    /// Sections owned by later subsystems (the miner service) are kept verbatim.
+    /// The miner service (`pitchside serve`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service: Option<serde_json::Value>,
+    pub service: Option<crate::service::ServiceConfig>,
 }
 
 /// A parsed, validated deployment: file contents, where they came from, and the
@@ -848,7 +848,7 @@ pub struct EffectiveConfig {
     pub models: BTreeMap<Role, EffectiveModel>,
     pub pipeline: PipelineConfig,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub service: Option<serde_json::Value>,
+    pub service: Option<crate::service::ServiceConfig>,
 }
 
 /// serde_yaml_ng appends " at line L column C" to messages; we print the location first.

@@ -161,3 +161,51 @@ pub fn annotate_detections(
     };
     go().map_err(|e| err(out, e.to_string()))
 }
+
+/// Writes `src` again with each frame's tracked boxes, ids and keypoints drawn (a second
+/// decoding pass, so the pipeline never holds frames for drawing).
+pub fn annotate_video(
+    src: &Path,
+    frames: &[crate::pipeline::FrameResult],
+    out: &Path,
+) -> Result<(), MediaError> {
+    use opencv::videoio::{self, VideoCapture, VideoWriter};
+    let e = |m: String| err(out, m);
+    let mut cap = VideoCapture::from_file(&*src.to_string_lossy(), videoio::CAP_ANY)
+        .map_err(|x| err(src, x.to_string()))?;
+    let fps = cap.get(videoio::CAP_PROP_FPS).unwrap_or(25.0).max(1.0);
+    let w = cap.get(videoio::CAP_PROP_FRAME_WIDTH).unwrap_or(0.0) as i32;
+    let h = cap.get(videoio::CAP_PROP_FRAME_HEIGHT).unwrap_or(0.0) as i32;
+    let fourcc = VideoWriter::fourcc('m', 'p', '4', 'v').map_err(|x| e(x.to_string()))?;
+    let mut writer = VideoWriter::new(
+        &*out.to_string_lossy(),
+        fourcc,
+        fps,
+        opencv::core::Size::new(w, h),
+        true,
+    )
+    .map_err(|x| e(x.to_string()))?;
+    if !writer.is_opened().unwrap_or(false) {
+        return Err(e("cannot open a video writer (mp4v) for this path".into()));
+    }
+    let mut m = Mat::default();
+    for f in frames {
+        if !cap.read(&mut m).unwrap_or(false) || m.empty() {
+            break;
+        }
+        for o in &f.objects {
+            let b = o.bbox.map(|v| v as f32);
+            draw_box(&mut m, b, &format!("#{} c{}", o.id, o.class_id), colour(o.id))
+                .map_err(|x| e(x.to_string()))?;
+        }
+        let kps: Vec<[f32; 3]> = f
+            .keypoints
+            .iter()
+            .map(|k| [k[0] as f32, k[1] as f32, 1.0])
+            .collect();
+        draw_keypoints(&mut m, &kps, 0.5).map_err(|x| e(x.to_string()))?;
+        writer.write(&m).map_err(|x| e(x.to_string()))?;
+    }
+    writer.release().map_err(|x| e(x.to_string()))?;
+    Ok(())
+}

@@ -1,0 +1,621 @@
+//! decode → batch → detect → track → result, one direction.
+//!
+//! The decoder thread runs ahead by `prefetch` frames; each batch goes to every detector
+//! at once (one thread per detector); tracking runs per processed frame in order; the
+//! result has one entry for every source frame, skipped frames interpolated.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use pitchside_models::StageTimes;
+use pitchside_plugin::{Detection, FrameRef, PluginError, Tracker};
+use serde::Serialize;
+
+use crate::config::{Deployment, EffectiveConfig, Profile, Role};
+use crate::device::Backend;
+use crate::plugin_host::{DetectorSlot, HostError, build_detectors, build_tracker};
+use crate::video::{Decoder, DecoderEvent, VideoError};
+
+/// Keypoints below this confidence are reported as `[0, 0]`, as the miner does.
+pub const KEYPOINT_MIN_CONF: f32 = 0.5;
+/// Keypoints per frame when no pitch model is configured (the Score Vision model's count).
+pub const DEFAULT_KEYPOINTS: usize = 32;
+/// Class id of the ball.
+pub const BALL_CLASS: u32 = 0;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Video(#[from] VideoError),
+    #[error(transparent)]
+    Host(#[from] HostError),
+}
+
+/// One tracked object in the response.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObjectResult {
+    pub id: u64,
+    pub bbox: [f64; 4],
+    pub class_id: u32,
+}
+
+/// One source frame in the response.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FrameResult {
+    pub frame_number: u64,
+    pub keypoints: Vec<[f64; 2]>,
+    pub objects: Vec<ObjectResult>,
+}
+
+/// The Score Vision response.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Response {
+    pub challenge_id: String,
+    pub frames: Vec<FrameResult>,
+    pub processing_time: f64,
+    /// Present (true) when the result stops before the end of the video.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+    /// Why the result is partial.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Where the time went, for `pitchside bench`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunStats {
+    pub source_frames: u64,
+    pub processed_frames: u64,
+    pub batches: u64,
+    pub wall_s: f64,
+    /// Time the decoder thread spent decoding (overlaps inference).
+    pub decode_s: f64,
+    /// Time the pipeline waited for decoded frames.
+    pub decode_wait_s: f64,
+    /// Per detector role: wall time of its calls and, for built-in YOLO, the stages.
+    pub detectors: BTreeMap<String, DetectorStats>,
+    /// Wall time of each batch's concurrent detection.
+    pub detect_wall_s: f64,
+    pub tracking_s: f64,
+    pub assemble_s: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DetectorStats {
+    pub calls_s: f64,
+    pub preprocess_s: f64,
+    pub forward_s: f64,
+    pub postprocess_s: f64,
+}
+
+/// A tracked object on a processed frame, before assembly.
+#[derive(Debug, Clone, PartialEq)]
+struct Tracked {
+    id: u64,
+    bbox: [f32; 4],
+    score: f32,
+    class_id: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Processed {
+    frame_number: u64,
+    objects: Vec<Tracked>,
+    keypoints: Vec<[f32; 2]>,
+}
+
+/// Per-run options.
+#[derive(Default)]
+pub struct RunOptions<'a> {
+    pub challenge_id: String,
+    /// Set to stop early; the frames done so far are returned, marked partial.
+    pub cancel: Option<&'a AtomicBool>,
+    /// Called after each batch with (source frames read so far, container frame count).
+    pub progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
+}
+
+/// A loaded pipeline: detectors stay loaded across videos; trackers are made per video.
+pub struct Pipeline {
+    deployment: Deployment,
+    effective: EffectiveConfig,
+    detectors: Vec<DetectorSlot>,
+}
+
+impl Pipeline {
+    pub fn load(
+        deployment: Deployment,
+        effective: EffectiveConfig,
+        backend: Backend,
+    ) -> Result<Pipeline, PipelineError> {
+        let detectors = build_detectors(&deployment, &effective, backend)?;
+        Ok(Pipeline {
+            deployment,
+            effective,
+            detectors,
+        })
+    }
+
+    pub fn profile(&self) -> &Profile {
+        &self.effective.profile
+    }
+
+    pub fn effective(&self) -> &EffectiveConfig {
+        &self.effective
+    }
+
+    /// Keypoints per frame in the response.
+    pub fn num_keypoints(&self) -> usize {
+        self.detectors
+            .iter()
+            .find(|d| d.role == Role::Pitch)
+            .map(|d| d.detector.num_keypoints())
+            .unwrap_or(DEFAULT_KEYPOINTS)
+    }
+
+    /// Runs a video file through the pipeline.
+    pub fn run(&mut self, path: &Path, opts: &RunOptions<'_>) -> Result<(Response, RunStats), PipelineError> {
+        let start = Instant::now();
+        let p = self.effective.profile.clone();
+        let stride = p.frame_stride.max(1);
+        let decoder = Decoder::start(path, stride, p.prefetch_frames as usize)?;
+        let info = decoder.info;
+        let fps = if info.fps.is_finite() && info.fps > 0.0 { info.fps } else { 30.0 };
+        // Trackers count processed frames: with a stride their frame rate is the video's / stride.
+        let rate = fps / stride as f64;
+        let mut tracker = build_tracker(&self.deployment, &self.effective.pipeline.tracker, rate)?;
+        let mut ball_tracker = match &self.effective.pipeline.ball_tracker {
+            Some(r) => Some(build_tracker(&self.deployment, r, rate)?),
+            None => None,
+        };
+        let has_ball_model = self.detectors.iter().any(|d| d.role == Role::Ball);
+        let nk = self.num_keypoints();
+        let deadline = start + Duration::from_secs(p.timeout_s);
+        let mut ids = IdMap::default();
+        let mut processed: Vec<Processed> = Vec::new();
+        let mut stats = RunStats::default();
+        let mut call_time: HashMap<Role, Duration> = HashMap::new();
+        let mut end: Option<(u64, Option<String>)> = None;
+        let mut error: Option<String> = None;
+        let batch_size = p.batch_size.max(1) as usize;
+
+        'outer: loop {
+            let mut batch = Vec::with_capacity(batch_size);
+            let wait = Instant::now();
+            while batch.len() < batch_size {
+                match decoder.events.recv() {
+                    Ok(DecoderEvent::Frame(f)) => batch.push(f),
+                    Ok(DecoderEvent::End {
+                        frames_read,
+                        error,
+                        decode_time,
+                    }) => {
+                        stats.decode_s = decode_time.as_secs_f64();
+                        end = Some((frames_read, error));
+                        break;
+                    }
+                    Err(_) => {
+                        end = Some((0, Some("the decoder stopped unexpectedly".into())));
+                        break;
+                    }
+                }
+            }
+            stats.decode_wait_s += wait.elapsed().as_secs_f64();
+            if !batch.is_empty() {
+                let frames: Vec<FrameRef<'_>> =
+                    batch.iter().map(|f| f.image.frame(f.frame_number)).collect();
+                let t = Instant::now();
+                let results = detect_concurrently(&mut self.detectors, &frames, &mut call_time);
+                stats.detect_wall_s += t.elapsed().as_secs_f64();
+                stats.batches += 1;
+                let mut per_role: Vec<(Role, Vec<Vec<Detection>>)> = Vec::new();
+                for (role, r) in results {
+                    match r {
+                        Ok(d) if d.len() == frames.len() => per_role.push((role, d)),
+                        Ok(d) => {
+                            error = Some(format!(
+                                "detector for role {role} returned {} results for {} frames",
+                                d.len(),
+                                frames.len()
+                            ));
+                            break 'outer;
+                        }
+                        Err(e) => {
+                            error = Some(format!("detector for role {role} failed: {e}"));
+                            break 'outer;
+                        }
+                    }
+                }
+                let t = Instant::now();
+                for (i, f) in batch.iter().enumerate() {
+                    let mut players = Vec::new();
+                    let mut keypoints = vec![[0f32; 2]; nk];
+                    for (role, dets) in &per_role {
+                        match role {
+                            Role::Players => players.extend(
+                                dets[i]
+                                    .iter()
+                                    .filter(|d| !(has_ball_model && d.class_id == BALL_CLASS))
+                                    .cloned(),
+                            ),
+                            Role::Ball => players.extend(dets[i].iter().map(|d| Detection {
+                                class_id: BALL_CLASS,
+                                ..d.clone()
+                            })),
+                            Role::Pitch => keypoints = pitch_keypoints(&dets[i], nk),
+                        }
+                    }
+                    match track_frame(
+                        f.frame_number,
+                        &players,
+                        tracker.as_mut(),
+                        ball_tracker.as_deref_mut(),
+                        &mut ids,
+                    ) {
+                        Ok(objects) => processed.push(Processed {
+                            frame_number: f.frame_number,
+                            objects,
+                            keypoints,
+                        }),
+                        Err(e) => {
+                            error = Some(format!("tracker failed at frame {}: {e}", f.frame_number));
+                            break 'outer;
+                        }
+                    }
+                }
+                stats.tracking_s += t.elapsed().as_secs_f64();
+                if let (Some(cb), Some(last)) = (opts.progress, batch.last()) {
+                    cb(last.frame_number + 1, info.frame_count);
+                }
+            }
+            if end.is_some() {
+                break;
+            }
+            if Instant::now() > deadline {
+                error = Some(format!("timed out after {} s (profile timeout)", p.timeout_s));
+                break;
+            }
+            if opts.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                error = Some("cancelled".into());
+                break;
+            }
+        }
+        decoder.stop();
+        let complete = error.is_none();
+        let (frames_read, decode_error) = end.unwrap_or((0, None));
+        let error = error.or(decode_error);
+        // Complete runs report every source frame read; partial ones stop at the last
+        // processed frame (nothing after it is known).
+        let total = if complete && frames_read > 0 {
+            frames_read
+        } else {
+            processed.last().map(|p| p.frame_number + 1).unwrap_or(0)
+        };
+        let t = Instant::now();
+        let frames = assemble(&processed, total);
+        stats.assemble_s = t.elapsed().as_secs_f64();
+        for slot in &self.detectors {
+            let mut d = DetectorStats {
+                calls_s: call_time.get(&slot.role).map(|t| t.as_secs_f64()).unwrap_or(0.0),
+                ..Default::default()
+            };
+            if let Some(times) = &slot.yolo_times {
+                let st: StageTimes = *times.lock().expect("times lock");
+                d.preprocess_s = st.preprocess.as_secs_f64();
+                d.forward_s = st.forward.as_secs_f64();
+                d.postprocess_s = st.postprocess.as_secs_f64();
+                *times.lock().expect("times lock") = StageTimes::default();
+            }
+            stats.detectors.insert(slot.role.to_string(), d);
+        }
+        stats.source_frames = total;
+        stats.processed_frames = processed.len() as u64;
+        let wall = start.elapsed().as_secs_f64();
+        stats.wall_s = wall;
+        let partial = error.is_some();
+        Ok((
+            Response {
+                challenge_id: opts.challenge_id.clone(),
+                frames,
+                processing_time: (wall * 1000.0).round() / 1000.0,
+                partial,
+                error,
+            },
+            stats,
+        ))
+    }
+}
+
+/// Runs every detector on the batch at once, one thread each.
+fn detect_concurrently(
+    detectors: &mut [DetectorSlot],
+    frames: &[FrameRef<'_>],
+    call_time: &mut HashMap<Role, Duration>,
+) -> Vec<(Role, Result<Vec<Vec<Detection>>, PluginError>)> {
+    let timed = |slot: &mut DetectorSlot| {
+        let t = Instant::now();
+        let r = slot.detector.detect(frames);
+        (slot.role, r, t.elapsed())
+    };
+    let results: Vec<_> = if detectors.len() == 1 {
+        vec![timed(&mut detectors[0])]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = detectors
+                .iter_mut()
+                .map(|slot| {
+                    let role = slot.role;
+                    (role, s.spawn(move || timed(slot)))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(role, h)| {
+                    h.join().unwrap_or_else(|_| {
+                        (
+                            role,
+                            Err(PluginError::Panicked("detector thread panicked".into())),
+                            Duration::ZERO,
+                        )
+                    })
+                })
+                .collect()
+        })
+    };
+    results
+        .into_iter()
+        .map(|(role, r, t)| {
+            *call_time.entry(role).or_default() += t;
+            (role, r)
+        })
+        .collect()
+}
+
+/// The pitch keypoints of a frame: the best pose detection's keypoints, `[0, 0]` where
+/// unseen or below `KEYPOINT_MIN_CONF`; always `nk` pairs.
+pub fn pitch_keypoints(dets: &[Detection], nk: usize) -> Vec<[f32; 2]> {
+    let mut out = vec![[0f32; 2]; nk];
+    let best = dets.iter().max_by(|a, b| a.score.total_cmp(&b.score));
+    if let Some(d) = best {
+        for (o, k) in out.iter_mut().zip(&d.keypoints) {
+            if k[2] >= KEYPOINT_MIN_CONF && k[0].is_finite() && k[1].is_finite() {
+                *o = [k[0], k[1]];
+            }
+        }
+    }
+    out
+}
+
+/// Gives every (tracker, local id) a response-wide id, in order of first appearance.
+#[derive(Default)]
+struct IdMap {
+    map: HashMap<(u8, u64), u64>,
+    next: u64,
+}
+
+impl IdMap {
+    fn get(&mut self, tracker: u8, id: u64) -> u64 {
+        let next = &mut self.next;
+        *self.map.entry((tracker, id)).or_insert_with(|| {
+            *next += 1;
+            *next
+        })
+    }
+}
+
+fn track_frame(
+    frame_number: u64,
+    dets: &[Detection],
+    tracker: &mut dyn Tracker,
+    ball_tracker: Option<&mut (dyn Tracker + 'static)>,
+    ids: &mut IdMap,
+) -> Result<Vec<Tracked>, PluginError> {
+    let mut out = Vec::new();
+    let (main, ball): (Vec<Detection>, Vec<Detection>) = match &ball_tracker {
+        Some(_) => dets.iter().cloned().partition(|d| d.class_id != BALL_CLASS),
+        None => (dets.to_vec(), Vec::new()),
+    };
+    for t in tracker.update(frame_number, &main)? {
+        out.push(Tracked {
+            id: ids.get(0, t.id),
+            bbox: t.bbox,
+            score: t.score,
+            class_id: t.class_id,
+        });
+    }
+    if let Some(bt) = ball_tracker {
+        for t in bt.update(frame_number, &ball)? {
+            out.push(Tracked {
+                id: ids.get(1, t.id),
+                bbox: t.bbox,
+                score: t.score,
+                class_id: t.class_id,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn round2(v: f32) -> f64 {
+    (v as f64 * 100.0).round() / 100.0
+}
+
+fn object_results(objects: &[Tracked]) -> Vec<ObjectResult> {
+    let mut o: Vec<&Tracked> = objects.iter().collect();
+    // By class, then descending score; ids break ties so output is deterministic.
+    o.sort_by(|a, b| {
+        a.class_id
+            .cmp(&b.class_id)
+            .then(b.score.total_cmp(&a.score))
+            .then(a.id.cmp(&b.id))
+    });
+    o.into_iter()
+        .map(|t| ObjectResult {
+            id: t.id,
+            bbox: t.bbox.map(round2),
+            class_id: t.class_id,
+        })
+        .collect()
+}
+
+fn keypoint_results(k: &[[f32; 2]]) -> Vec<[f64; 2]> {
+    k.iter().map(|p| [round2(p[0]), round2(p[1])]).collect()
+}
+
+/// One entry per source frame `0..total`: processed frames as tracked, skipped frames with
+/// each track's box interpolated between the neighbouring processed frames where it
+/// appears in both, and the nearest processed frame's keypoints. Frames after the last
+/// processed one repeat it.
+fn assemble(processed: &[Processed], total: u64) -> Vec<FrameResult> {
+    let mut out = Vec::with_capacity(total as usize);
+    let mut j = 0usize; // index of the last processed frame <= f
+    for f in 0..total {
+        while j + 1 < processed.len() && processed[j + 1].frame_number <= f {
+            j += 1;
+        }
+        let Some(prev) = processed.get(j).filter(|p| p.frame_number <= f) else {
+            // Before the first processed frame (cannot happen: frame 0 is always processed).
+            out.push(FrameResult {
+                frame_number: f,
+                keypoints: Vec::new(),
+                objects: Vec::new(),
+            });
+            continue;
+        };
+        if prev.frame_number == f {
+            out.push(FrameResult {
+                frame_number: f,
+                keypoints: keypoint_results(&prev.keypoints),
+                objects: object_results(&prev.objects),
+            });
+            continue;
+        }
+        let next = processed.get(j + 1);
+        let (objects, keypoints) = match next {
+            Some(next) => {
+                let span = (next.frame_number - prev.frame_number) as f32;
+                let t = (f - prev.frame_number) as f32 / span;
+                let objects: Vec<Tracked> = prev
+                    .objects
+                    .iter()
+                    .filter_map(|a| {
+                        let b = next.objects.iter().find(|b| b.id == a.id)?;
+                        let mut bbox = [0f32; 4];
+                        for k in 0..4 {
+                            bbox[k] = a.bbox[k] + (b.bbox[k] - a.bbox[k]) * t;
+                        }
+                        Some(Tracked { bbox, ..a.clone() })
+                    })
+                    .collect();
+                let nearest = if f - prev.frame_number <= next.frame_number - f { prev } else { next };
+                (objects, &nearest.keypoints)
+            }
+            None => (prev.objects.clone(), &prev.keypoints),
+        };
+        out.push(FrameResult {
+            frame_number: f,
+            keypoints: keypoint_results(keypoints),
+            objects: object_results(&objects),
+        });
+    }
+    out
+}
+
+/// Peak resident memory of this process (VmHWM), in bytes, where /proc tells.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(id: u64, x: f32, class_id: u32, score: f32) -> Tracked {
+        Tracked {
+            id,
+            bbox: [x, 0.0, x + 10.0, 10.0],
+            score,
+            class_id,
+        }
+    }
+
+    fn p(frame_number: u64, objects: Vec<Tracked>, k: f32) -> Processed {
+        Processed {
+            frame_number,
+            objects,
+            keypoints: vec![[k, k]; 2],
+        }
+    }
+
+    #[test]
+    fn stride_keeps_source_numbers_and_interpolates() {
+        let processed = vec![
+            p(0, vec![t(1, 0.0, 2, 0.9), t(2, 50.0, 2, 0.8)], 1.0),
+            p(2, vec![t(1, 10.0, 2, 0.9)], 2.0),
+            p(4, vec![t(1, 20.0, 2, 0.9), t(2, 70.0, 2, 0.8)], 3.0),
+        ];
+        let frames = assemble(&processed, 6);
+        assert_eq!(
+            frames.iter().map(|f| f.frame_number).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3, 4, 5]
+        );
+        // Frame 1: track 1 halfway between 0 and 10; track 2 missing on frame 2 -> absent.
+        assert_eq!(frames[1].objects.len(), 1);
+        assert_eq!(frames[1].objects[0].bbox, [5.0, 0.0, 15.0, 10.0]);
+        // Nearest processed frame's keypoints (ties go to the earlier frame).
+        assert_eq!(frames[1].keypoints, vec![[1.0, 1.0]; 2]);
+        assert_eq!(frames[3].objects[0].bbox, [15.0, 0.0, 25.0, 10.0]);
+        // Tail frame after the last processed one repeats it.
+        assert_eq!(frames[5].objects.len(), 2);
+        assert_eq!(frames[5].keypoints, vec![[3.0, 3.0]; 2]);
+    }
+
+    #[test]
+    fn uneven_gaps_interpolate_linearly_and_pick_nearest_keypoints() {
+        let processed = vec![p(0, vec![t(7, 0.0, 2, 0.5)], 1.0), p(3, vec![t(7, 30.0, 2, 0.5)], 2.0)];
+        let frames = assemble(&processed, 4);
+        assert_eq!(frames[1].objects[0].bbox[0], 10.0);
+        assert_eq!(frames[2].objects[0].bbox[0], 20.0);
+        assert_eq!(frames[1].keypoints[0], [1.0, 1.0]);
+        assert_eq!(frames[2].keypoints[0], [2.0, 2.0]);
+    }
+
+    #[test]
+    fn objects_sorted_by_class_then_score_and_rounded() {
+        let objs = vec![
+            t(1, 0.123, 2, 0.5),
+            t(2, 0.0, 0, 0.3),
+            t(3, 0.0, 2, 0.9),
+            t(4, 0.0, 1, 0.1),
+        ];
+        let r = object_results(&objs);
+        assert_eq!(r.iter().map(|o| o.id).collect::<Vec<_>>(), vec![2, 4, 3, 1]);
+        assert_eq!(r[3].bbox[0], 0.12);
+    }
+
+    #[test]
+    fn keypoints_are_always_nk_pairs_with_low_confidence_zeroed() {
+        assert_eq!(pitch_keypoints(&[], 32), vec![[0.0, 0.0]; 32]);
+        let d = |score: f32, c: f32| Detection {
+            bbox: [0.0; 4],
+            score,
+            class_id: 0,
+            keypoints: vec![[5.0, 6.0, c], [7.0, 8.0, 0.2]],
+        };
+        let k = pitch_keypoints(&[d(0.3, 0.9), d(0.8, 0.6)], 3);
+        assert_eq!(k, vec![[5.0, 6.0], [0.0, 0.0], [0.0, 0.0]]);
+    }
+
+    #[test]
+    fn ids_are_unique_across_trackers_in_order_of_appearance() {
+        let mut ids = IdMap::default();
+        assert_eq!(ids.get(0, 5), 1);
+        assert_eq!(ids.get(1, 5), 2);
+        assert_eq!(ids.get(0, 5), 1);
+        assert_eq!(ids.get(0, 9), 3);
+    }
+}

@@ -1,0 +1,249 @@
+//! Video decoding with OpenCV on its own thread, feeding a bounded queue.
+//!
+//! Frame stride keeps source frame numbers: stride 2 yields frames 0, 2, 4, … and skipped
+//! frames are only grabbed (no colour conversion, no copy).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use opencv::prelude::*;
+use opencv::videoio::{self, VideoCapture};
+
+use crate::media::Image;
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum VideoError {
+    #[error("{path}: no such file")]
+    NotFound { path: PathBuf },
+    #[error("{path}: not a video OpenCV can open ({detail})")]
+    NotAVideo { path: PathBuf, detail: String },
+    #[error("{path}: the video has no decodable frame")]
+    NoFrames { path: PathBuf },
+}
+
+/// What OpenCV says about a video before decoding.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VideoInfo {
+    pub width: u32,
+    pub height: u32,
+    pub fps: f64,
+    /// The container's frame count (may be wrong or 0 for some formats).
+    pub frame_count: u64,
+}
+
+/// A decoded frame that the pipeline will process.
+#[derive(Debug)]
+pub struct DecodedFrame {
+    pub frame_number: u64,
+    pub image: Image,
+}
+
+/// Messages from the decoder thread.
+#[derive(Debug)]
+pub enum DecoderEvent {
+    Frame(DecodedFrame),
+    /// Decoding finished: how many source frames were read (decoded or grabbed), and the
+    /// problem that stopped it early, if any.
+    End {
+        frames_read: u64,
+        error: Option<String>,
+        decode_time: Duration,
+    },
+}
+
+fn open(path: &Path) -> Result<VideoCapture, VideoError> {
+    if !path.is_file() {
+        return Err(VideoError::NotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    let not_video = |detail: String| VideoError::NotAVideo {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let cap = VideoCapture::from_file(&*path.to_string_lossy(), videoio::CAP_ANY)
+        .map_err(|e| not_video(e.to_string()))?;
+    if !cap.is_opened().map_err(|e| not_video(e.to_string()))? {
+        return Err(not_video("no demuxer/decoder accepted it".into()));
+    }
+    Ok(cap)
+}
+
+/// Opens a video and reads its properties without decoding.
+pub fn probe(path: &Path) -> Result<VideoInfo, VideoError> {
+    let cap = open(path)?;
+    let get = |p| cap.get(p).unwrap_or(0.0);
+    Ok(VideoInfo {
+        width: get(videoio::CAP_PROP_FRAME_WIDTH) as u32,
+        height: get(videoio::CAP_PROP_FRAME_HEIGHT) as u32,
+        fps: get(videoio::CAP_PROP_FPS),
+        frame_count: get(videoio::CAP_PROP_FRAME_COUNT).max(0.0) as u64,
+    })
+}
+
+/// A running decoder thread.
+pub struct Decoder {
+    pub info: VideoInfo,
+    pub events: Receiver<DecoderEvent>,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Decoder {
+    /// Starts decoding `path`, yielding every `stride`-th frame into a queue of `prefetch`.
+    /// Fails early (before the thread starts) on a missing file, a non-video, or a video
+    /// whose first frame cannot be decoded.
+    pub fn start(path: &Path, stride: u32, prefetch: usize) -> Result<Decoder, VideoError> {
+        let mut cap = open(path)?;
+        let get = |cap: &VideoCapture, p| cap.get(p).unwrap_or(0.0);
+        let info = VideoInfo {
+            width: get(&cap, videoio::CAP_PROP_FRAME_WIDTH) as u32,
+            height: get(&cap, videoio::CAP_PROP_FRAME_HEIGHT) as u32,
+            fps: get(&cap, videoio::CAP_PROP_FPS),
+            frame_count: get(&cap, videoio::CAP_PROP_FRAME_COUNT).max(0.0) as u64,
+        };
+        // Decode frame 0 here so that "no decodable frame" is an error, not an empty result.
+        let t0 = Instant::now();
+        let mut first = Mat::default();
+        let ok = cap.read(&mut first).unwrap_or(false) && !first.empty();
+        if !ok {
+            return Err(VideoError::NoFrames {
+                path: path.to_path_buf(),
+            });
+        }
+        let first = Image::from_mat(&first).map_err(|e| VideoError::NotAVideo {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        let first_time = t0.elapsed();
+        let (tx, rx) = sync_channel(prefetch.max(1));
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let expected = info.frame_count;
+        let handle = std::thread::Builder::new()
+            .name("pitchside-decode".into())
+            .spawn(move || {
+                decode_loop(cap, first, first_time, stride.max(1) as u64, expected, tx, stop2)
+            })
+            .expect("spawn decoder thread");
+        Ok(Decoder {
+            info,
+            events: rx,
+            stop,
+            handle: Some(handle),
+        })
+    }
+
+    /// Asks the decoder to stop early (timeouts, cancellation).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Decoder {
+    fn drop(&mut self) {
+        self.stop();
+        // Drain so a blocked send wakes up, then join.
+        while self.events.try_recv().is_ok() {}
+        if let Some(h) = self.handle.take() {
+            // The loop checks `stop` after each send; dropping the receiver ends it too.
+            let _ = h.join();
+        }
+    }
+}
+
+fn decode_loop(
+    mut cap: VideoCapture,
+    first: Image,
+    first_time: Duration,
+    stride: u64,
+    expected: u64,
+    tx: SyncSender<DecoderEvent>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut decode_time = first_time;
+    if tx
+        .send(DecoderEvent::Frame(DecodedFrame {
+            frame_number: 0,
+            image: first,
+        }))
+        .is_err()
+    {
+        return;
+    }
+    let mut n: u64 = 1;
+    let mut mat = Mat::default();
+    let mut error = None;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            error = Some(format!("stopped early after {n} frames"));
+            break;
+        }
+        let t = Instant::now();
+        let wanted = n % stride == 0;
+        // Skipped frames are grabbed only: demuxed and decoded, never converted or copied.
+        let ok = if wanted {
+            cap.read(&mut mat).unwrap_or(false) && !mat.empty()
+        } else {
+            cap.grab().unwrap_or(false)
+        };
+        if !ok {
+            if expected > n {
+                error = Some(format!(
+                    "decoding stopped at frame {n} of {expected} (truncated or corrupt file)"
+                ));
+            }
+            break;
+        }
+        let frame = if wanted {
+            match Image::from_mat(&mat) {
+                Ok(image) => Some(DecodedFrame {
+                    frame_number: n,
+                    image,
+                }),
+                Err(e) => {
+                    error = Some(format!("frame {n}: {e}"));
+                    break;
+                }
+            }
+        } else {
+            None
+        };
+        decode_time += t.elapsed();
+        n += 1;
+        if let Some(f) = frame
+            && tx.send(DecoderEvent::Frame(f)).is_err()
+        {
+            return;
+        }
+    }
+    let _ = tx.send(DecoderEvent::End {
+        frames_read: n,
+        error,
+        decode_time,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_and_non_video_files_are_clear_errors() {
+        let e = Decoder::start(Path::new("/no/such/clip.mp4"), 1, 4).err().unwrap();
+        assert!(matches!(e, VideoError::NotFound { .. }), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("notes.mp4");
+        std::fs::write(&p, b"this is not a video at all, just some text").unwrap();
+        let e = Decoder::start(&p, 1, 4).err().unwrap();
+        assert!(
+            matches!(e, VideoError::NotAVideo { .. } | VideoError::NoFrames { .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("notes.mp4"), "{e}");
+    }
+}

@@ -1,0 +1,195 @@
+//! The main job on real data: vtest.avi (795 frames of people walking) through the real
+//! person detector, pose model and ByteTrack.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use pitchside_engine::config::{Deployment, EnvOverrides};
+use pitchside_engine::device::Backend;
+use pitchside_engine::pipeline::{Pipeline, Response, RunOptions};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn vtest() -> PathBuf {
+    let p = root().join("assets/vtest.avi");
+    assert!(p.is_file(), "{} is missing: run scripts/fetch-assets.sh", p.display());
+    p
+}
+
+fn pipeline(env: &[(&str, &str)], patch: &str) -> Pipeline {
+    let path = root().join("tests/fixtures/deployments/vtest-320.yaml");
+    let text = std::fs::read_to_string(&path).unwrap() + patch;
+    let d = Deployment::parse(
+        &text,
+        pitchside_engine::config::ConfigSource::File(path.clone()),
+        path.parent().unwrap().to_path_buf(),
+    )
+    .unwrap();
+    d.check_files().unwrap();
+    let env = EnvOverrides::read(env).unwrap();
+    let e = d.effective(Backend::Cpu, &env).unwrap();
+    Pipeline::load(d, e, Backend::Cpu).unwrap()
+}
+
+fn run(p: &mut Pipeline, video: &Path) -> Response {
+    let opts = RunOptions {
+        challenge_id: "test-challenge".into(),
+        ..Default::default()
+    };
+    p.run(video, &opts).unwrap().0
+}
+
+/// Checks the Score Vision schema on the serialized JSON.
+fn check_schema(r: &Response, frames: u64, keypoints: usize) {
+    let v: serde_json::Value = serde_json::to_value(r).unwrap();
+    assert_eq!(v["challenge_id"], "test-challenge");
+    assert!(v["processing_time"].as_f64().unwrap() > 0.0);
+    let fr = v["frames"].as_array().unwrap();
+    assert_eq!(fr.len() as u64, frames);
+    for (i, f) in fr.iter().enumerate() {
+        assert_eq!(f["frame_number"].as_u64().unwrap(), i as u64);
+        let k = f["keypoints"].as_array().unwrap();
+        assert_eq!(k.len(), keypoints, "frame {i}: keypoints");
+        for p in k {
+            assert_eq!(p.as_array().unwrap().len(), 2);
+        }
+        let mut last_class = 0;
+        for o in f["objects"].as_array().unwrap() {
+            let obj = o.as_object().unwrap();
+            assert_eq!(obj.len(), 3, "objects have id, bbox, class_id: {o}");
+            assert!(o["id"].as_u64().unwrap() >= 1);
+            let c = o["class_id"].as_u64().unwrap();
+            assert!(c <= 3 && c >= last_class, "frame {i}: objects ordered by class");
+            last_class = c;
+            let b: Vec<f64> = o["bbox"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+            assert!(b[0] <= b[2] && b[1] <= b[3] && b[0] >= 0.0 && b[2] <= 768.0 && b[3] <= 576.0);
+            for x in b {
+                assert_eq!((x * 100.0).round() / 100.0, x, "2-decimal rounding");
+            }
+        }
+    }
+}
+
+/// Longest run of consecutive processed frames over which one id is seen.
+fn longest_track(r: &Response, stride: u64) -> (u64, u64) {
+    let mut seen: HashMap<u64, Vec<u64>> = HashMap::new();
+    for f in &r.frames {
+        if f.frame_number % stride == 0 {
+            for o in &f.objects {
+                seen.entry(o.id).or_default().push(f.frame_number);
+            }
+        }
+    }
+    let mut best = (0, 0);
+    for (id, frames) in seen {
+        let mut run = 1;
+        for w in frames.windows(2) {
+            run = if w[1] == w[0] + stride { run + 1 } else { 1 };
+            if run > best.1 {
+                best = (id, run);
+            }
+        }
+    }
+    best
+}
+
+#[test]
+fn vtest_stride_1_and_2_cover_every_source_frame_and_keep_ids() {
+    let video = vtest();
+    let mut p1 = pipeline(&[], "");
+    let r1 = run(&mut p1, &video);
+    assert!(!r1.partial, "{:?}", r1.error);
+    check_schema(&r1, 795, 17);
+    let (id, run1) = longest_track(&r1, 1);
+    assert!(run1 >= 50, "a walking person keeps id {id} for only {run1} frames");
+    let objects: usize = r1.frames.iter().map(|f| f.objects.len()).sum();
+    assert!(objects > 795, "people are detected: {objects} objects");
+
+    let mut p2 = pipeline(&[("FRAME_STRIDE", "2")], "");
+    let r2 = run(&mut p2, &video);
+    assert!(!r2.partial, "{:?}", r2.error);
+    check_schema(&r2, 795, 17);
+    let (id, run2) = longest_track(&r2, 2);
+    assert!(run2 >= 25, "stride 2: id {id} kept for only {run2} processed frames");
+    // Skipped frames carry interpolated boxes of tracks seen on both sides.
+    let odd_with_objects = r2
+        .frames
+        .iter()
+        .filter(|f| f.frame_number % 2 == 1 && !f.objects.is_empty())
+        .count();
+    assert!(odd_with_objects > 300, "interpolated frames: {odd_with_objects}");
+    // An interpolated box lies between its neighbours.
+    let by_frame: BTreeMap<u64, &pitchside_engine::pipeline::FrameResult> =
+        r2.frames.iter().map(|f| (f.frame_number, f)).collect();
+    for f in r2.frames.iter().filter(|f| f.frame_number % 2 == 1 && f.frame_number < 793) {
+        for o in &f.objects {
+            let a = by_frame[&(f.frame_number - 1)].objects.iter().find(|x| x.id == o.id);
+            let b = by_frame[&(f.frame_number + 1)].objects.iter().find(|x| x.id == o.id);
+            let (a, b) = (a.expect("track on the previous frame"), b.expect("and the next"));
+            for k in 0..4 {
+                let mid = (a.bbox[k] + b.bbox[k]) / 2.0;
+                assert!((o.bbox[k] - mid).abs() <= 0.011, "frame {}: {:?} vs {:?}/{:?}", f.frame_number, o.bbox, a.bbox, b.bbox);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_timeout_returns_the_frames_done_so_far() {
+    let mut p = pipeline(&[], "    timeout_s: 2\n");
+    let r = run(&mut p, &vtest());
+    assert!(r.partial);
+    assert!(r.error.as_deref().unwrap().contains("timed out"), "{:?}", r.error);
+    let n = r.frames.len();
+    assert!(n > 0 && n < 795, "{n} frames");
+    check_schema(&r, n as u64, 17);
+}
+
+#[test]
+fn a_truncated_file_ends_cleanly_with_an_error_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.avi");
+    let bytes = std::fs::read(vtest()).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 5]).unwrap();
+    let mut p = pipeline(&[], "");
+    let r = run(&mut p, &cut);
+    let n = r.frames.len();
+    assert!(n > 50 && n < 795, "{n} frames");
+    assert!(r.partial, "the result says it is incomplete");
+    assert!(r.error.as_deref().unwrap().contains("truncated"), "{:?}", r.error);
+    check_schema(&r, n as u64, 17);
+}
+
+#[test]
+fn non_video_and_empty_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("readme.mp4");
+    std::fs::write(&text, "not a video\n".repeat(100)).unwrap();
+    let mut p = pipeline(&[], "");
+    let e = p.run(&text, &RunOptions::default()).err().unwrap().to_string();
+    assert!(e.contains("readme.mp4") && (e.contains("not a video") || e.contains("no decodable")), "{e}");
+
+    // A real container with zero frames.
+    let empty = dir.path().join("empty.avi");
+    {
+        use opencv::prelude::*;
+        let fourcc = opencv::videoio::VideoWriter::fourcc('M', 'J', 'P', 'G').unwrap();
+        let mut w = opencv::videoio::VideoWriter::new(
+            &*empty.to_string_lossy(),
+            fourcc,
+            25.0,
+            opencv::core::Size::new(64, 48),
+            true,
+        )
+        .unwrap();
+        w.release().unwrap();
+    }
+    let e = p.run(&empty, &RunOptions::default()).err().unwrap().to_string();
+    assert!(e.contains("empty.avi"), "{e}");
+    assert!(e.contains("no decodable frame") || e.contains("not a video"), "{e}");
+
+    let e = p.run(Path::new("/no/such/video.mp4"), &RunOptions::default()).err().unwrap().to_string();
+    assert!(e.contains("no such file"), "{e}");
+}
