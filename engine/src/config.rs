@@ -359,6 +359,7 @@ pub struct DeploymentFile {
     pub device: DeviceRequest,
     #[serde(default)]
     pub profile: ProfileChoice,
+    #[serde(default)]
     pub models: BTreeMap<Role, ModelConfig>,
     pub pipeline: PipelineConfig,
     #[serde(default)]

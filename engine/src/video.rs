@@ -65,12 +65,15 @@ fn open(path: &Path) -> Result<VideoCapture, VideoError> {
         path: path.to_path_buf(),
         detail,
     };
-    let cap = VideoCapture::from_file(&*path.to_string_lossy(), videoio::CAP_ANY)
-        .map_err(|e| not_video(e.to_string()))?;
-    if !cap.is_opened().map_err(|e| not_video(e.to_string()))? {
-        return Err(not_video("no demuxer/decoder accepted it".into()));
+    // FFmpeg first: deterministic decoding and no GStreamer pipeline noise; then any backend.
+    for api in [videoio::CAP_FFMPEG, videoio::CAP_ANY] {
+        if let Ok(cap) = VideoCapture::from_file(&*path.to_string_lossy(), api)
+            && cap.is_opened().unwrap_or(false)
+        {
+            return Ok(cap);
+        }
     }
-    Ok(cap)
+    Err(not_video("no demuxer/decoder accepted it".into()))
 }
 
 /// Opens a video and reads its properties without decoding.

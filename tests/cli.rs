@@ -1,0 +1,150 @@
+//! The `pitchside` command line, run as a user runs it.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn pitchside(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pitchside"));
+    c.args(args).current_dir(root());
+    for var in [
+        "IMG_SIZE",
+        "BATCH_SIZE",
+        "FRAME_STRIDE",
+        "PREFETCH_FRAMES",
+        "PITCHSIDE_DEVICE",
+        "CONF_THRESHOLD",
+        "MAX_DETECTIONS",
+    ] {
+        c.env_remove(var);
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+#[test]
+fn config_show_applies_img_size_to_every_model_of_the_active_profile() {
+    let out = ok(&pitchside(&["config", "show"], &[("IMG_SIZE", "512")]));
+    let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&out).unwrap();
+    assert_eq!(v["profile"].as_str(), Some("cpu"));
+    for role in ["players", "pitch", "ball"] {
+        assert_eq!(v["settings"]["imgsz"][role].as_u64(), Some(512), "{out}");
+    }
+    for role in ["players", "pitch"] {
+        assert_eq!(v["models"][role]["imgsz"].as_u64(), Some(512), "{out}");
+    }
+}
+
+#[test]
+fn config_show_of_a_file_and_env_overrides() {
+    let out = ok(&pitchside(
+        &["config", "show", "--config", "configs/cpu.yaml"],
+        &[("BATCH_SIZE", "3"), ("FRAME_STRIDE", "1"), ("CONF_THRESHOLD", "0.5")],
+    ));
+    let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&out).unwrap();
+    assert_eq!(v["settings"]["batch_size"].as_u64(), Some(3));
+    assert_eq!(v["settings"]["frame_stride"].as_u64(), Some(1));
+    assert_eq!(v["settings"]["conf_threshold"].as_f64(), Some(0.5));
+    assert_eq!(v["settings"]["imgsz"]["players"].as_u64(), Some(1024));
+}
+
+#[test]
+fn bad_input_is_a_clear_error_not_a_panic() {
+    let o = pitchside(&["config", "show"], &[("BATCH_SIZE", "zero")]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("BATCH_SIZE") && err.contains(">= 1"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "models:\n  players:\n    path: x.pt\n    tsk: detect\n").unwrap();
+    let o = pitchside(&["config", "show", "--config", bad.to_str().unwrap()], &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("bad.yaml:4:5"), "{err}");
+
+    let o = pitchside(&["config", "show", "--device", "cuda"], &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    if !cfg!(feature = "cuda") {
+        assert!(!o.status.success() && err.contains("--features cuda"), "{err}");
+    }
+
+    let o = pitchside(&["detect", "--model", "assets/nothing.pt", "assets/bus.jpg"], &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("nothing.pt") && !err.contains("panicked"), "{err}");
+
+    let o = pitchside(&["detect", "--model", "README.md", "assets/bus.jpg"], &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("README.md") && !err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn devices_lists_compiled_backends() {
+    let out = ok(&pitchside(&["devices"], &[]));
+    assert!(out.contains("backends compiled in: "), "{out}");
+    assert!(out.contains("auto  -> "), "{out}");
+    if !cfg!(feature = "cuda") {
+        assert!(out.contains("cuda  not compiled in"), "{out}");
+    }
+}
+
+#[test]
+fn detect_prints_ultralytics_equal_json() {
+    let out = ok(&pitchside(
+        &["detect", "--model", "assets/yolo11n-pose.pt", "--device", "cpu", "assets/bus.jpg", "assets/zidane.jpg"],
+        &[],
+    ));
+    let got: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let fx: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("tests/fixtures/detect/yolo11n-pose.json")).unwrap(),
+    )
+    .unwrap();
+    for (i, name) in ["bus.jpg", "zidane.jpg"].iter().enumerate() {
+        let g = &got[i];
+        let want = fx["images"].as_array().unwrap().iter().find(|x| x["image"] == *name).unwrap();
+        assert_eq!(g["width"], want["width"]);
+        assert_eq!(g["height"], want["height"]);
+        let (gd, wd) = (g["detections"].as_array().unwrap(), want["detections"].as_array().unwrap());
+        assert_eq!(gd.len(), wd.len(), "{name}");
+        for (a, b) in gd.iter().zip(wd) {
+            assert_eq!(a["class_id"], b["class_id"]);
+            assert!((a["score"].as_f64().unwrap() - b["score"].as_f64().unwrap()).abs() < 1e-3);
+            assert_eq!(a["keypoints"].as_array().unwrap().len(), 17);
+            for k in 0..4 {
+                assert!((a["bbox"][k].as_f64().unwrap() - b["bbox"][k].as_f64().unwrap()).abs() < 1.0);
+            }
+        }
+    }
+}
+
+#[test]
+fn detect_annotates_images() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&pitchside(
+        &["detect", "--model", "assets/yolov8s-fall.pt", "--annotate", dir.path().to_str().unwrap(), "assets/bus.jpg"],
+        &[],
+    ));
+    let img = opencv::imgcodecs::imread(
+        &*dir.path().join("bus.jpg").to_string_lossy(),
+        opencv::imgcodecs::IMREAD_COLOR,
+    )
+    .unwrap();
+    use opencv::prelude::*;
+    assert_eq!((img.cols(), img.rows()), (810, 1080));
+}
