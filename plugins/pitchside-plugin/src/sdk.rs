@@ -642,3 +642,190 @@ unsafe extern "C" fn tracker_reset<T: TrackerPlugin>(handle: *mut c_void) -> i32
     }));
     finish(&mut h.error, outcome)
 }
+
+#[cfg(test)]
+mod tests {
+    //! The shims called in-process through the descriptor, as the host would call them.
+
+    use super::*;
+    use std::ffi::CStr;
+
+    struct Echo;
+
+    impl Detector for Echo {
+        fn info(&self) -> PluginInfo {
+            detector_info::<Self>()
+        }
+
+        fn num_keypoints(&self) -> usize {
+            1
+        }
+
+        fn detect(&mut self, frames: &[FrameRef<'_>]) -> Result<Vec<Vec<Detection>>, PluginError> {
+            frames
+                .iter()
+                .map(|f| match f.frame_number {
+                    13 => panic!("unlucky frame"),
+                    14 => Err(PluginError::InvalidInput("frame 14 is odd".to_owned())),
+                    n => Ok((0..n)
+                        .map(|i| Detection {
+                            bbox: [i as f32, 0.0, 1.0 + i as f32, 1.0],
+                            score: 0.5,
+                            class_id: i as u32,
+                            keypoints: vec![[i as f32, 2.0, 3.0]],
+                        })
+                        .collect()),
+                })
+                .collect()
+        }
+    }
+
+    impl DetectorPlugin for Echo {
+        const NAME: &'static str = "echo";
+        const VERSION: &'static str = "1.2.3";
+
+        fn from_params(params: &serde_json::Value) -> Result<Self, PluginError> {
+            match params.get("fail").and_then(serde_json::Value::as_str) {
+                Some("panic") => panic!("asked to panic"),
+                Some(m) => Err(PluginError::InvalidParams(m.to_owned())),
+                None => Ok(Echo),
+            }
+        }
+    }
+
+    fn descriptor() -> &'static PsPluginDescriptor {
+        static CELL: DescriptorCell = DescriptorCell::new();
+        // SAFETY: a static descriptor.
+        unsafe { &*detector_entry::<Echo>(&CELL) }
+    }
+
+    fn text(p: *const c_char) -> String {
+        // SAFETY: the SDK returns NUL-terminated strings.
+        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    }
+
+    fn create(json: &str) -> (i32, *mut c_void) {
+        let d = descriptor();
+        let mut handle = std::ptr::null_mut();
+        // SAFETY: `json` is `len` bytes; `handle` is a valid slot.
+        let status = unsafe { d.create.unwrap()(json.as_ptr().cast(), json.len(), &mut handle) };
+        (status, handle)
+    }
+
+    fn create_error() -> String {
+        // SAFETY: null asks for this thread's create error.
+        text(unsafe { descriptor().last_error.unwrap()(std::ptr::null_mut()) })
+    }
+
+    #[test]
+    fn the_descriptor_describes_the_type() {
+        let d = descriptor();
+        assert_eq!(
+            (d.abi_version, d.struct_size),
+            (abi::ABI_VERSION, abi::DESCRIPTOR_SIZE)
+        );
+        assert_eq!(d.kind, abi::KIND_DETECTOR);
+        assert_eq!(
+            (text(d.name), text(d.version)),
+            ("echo".to_owned(), "1.2.3".to_owned())
+        );
+        assert!(d.track.is_none() && d.reset.is_none());
+        // The same pointer every time.
+        assert!(std::ptr::eq(d, descriptor()));
+    }
+
+    #[test]
+    fn create_reports_bad_json_bad_params_and_panics() {
+        let (status, handle) = create("{not json");
+        assert_eq!(
+            (Status::from_raw(status), handle.is_null()),
+            (Status::InvalidParams, true)
+        );
+        assert!(create_error().starts_with("parameters are not valid JSON"));
+        let (status, _) = create(r#"{"fail": "no thanks"}"#);
+        assert_eq!(Status::from_raw(status), Status::InvalidParams);
+        assert_eq!(create_error(), "no thanks");
+        let (status, _) = create(r#"{"fail": "panic"}"#);
+        assert_eq!(Status::from_raw(status), Status::Panicked);
+        assert_eq!(create_error(), "asked to panic");
+        // Empty params mean `{}`; success clears the error.
+        let (status, handle) = create("");
+        assert_eq!(status, 0);
+        assert_eq!(create_error(), "");
+        // SAFETY: a live handle, destroyed once.
+        unsafe { descriptor().destroy.unwrap()(handle) };
+    }
+
+    #[test]
+    fn detect_flattens_and_reports() {
+        let d = descriptor();
+        let (_, handle) = create("{}");
+        let mut nk = 0;
+        // SAFETY (whole test): a live handle and valid pointers, as the host passes them.
+        assert_eq!(unsafe { d.num_keypoints.unwrap()(handle, &mut nk) }, 0);
+        assert_eq!(nk, 1);
+        let pixels = [0u8; 2 * 2 * 3];
+        let frame = |n| PsFrame {
+            data: pixels.as_ptr(),
+            data_len: pixels.len(),
+            row_stride: 6,
+            frame_number: n,
+            width: 2,
+            height: 2,
+            pixel_format: abi::PIXEL_FORMAT_BGR8,
+            reserved: 0,
+        };
+        let frames = [frame(2), frame(0), frame(1)];
+        let mut out = std::mem::MaybeUninit::<PsDetectOutput>::zeroed();
+        let detect = d.detect.unwrap();
+        assert_eq!(
+            unsafe { detect(handle, frames.as_ptr(), 3, out.as_mut_ptr()) },
+            0
+        );
+        let out = unsafe { out.assume_init() };
+        assert_eq!(
+            (out.num_frames, out.num_detections, out.num_keypoints),
+            (3, 3, 1)
+        );
+        let counts = unsafe { std::slice::from_raw_parts(out.frame_counts, 3) };
+        assert_eq!(counts, [2, 0, 1]);
+        let dets = unsafe { std::slice::from_raw_parts(out.detections, 3) };
+        assert_eq!(dets[1].bbox, [1.0, 0.0, 2.0, 1.0]);
+        let kps = unsafe { std::slice::from_raw_parts(out.keypoints, 9) };
+        assert_eq!(kps, [0.0, 2.0, 3.0, 1.0, 2.0, 3.0, 0.0, 2.0, 3.0]);
+
+        let mut out = std::mem::MaybeUninit::<PsDetectOutput>::zeroed();
+        let status = unsafe { detect(handle, &frame(14), 1, out.as_mut_ptr()) };
+        assert_eq!(Status::from_raw(status), Status::InvalidInput);
+        assert_eq!(
+            text(unsafe { d.last_error.unwrap()(handle) }),
+            "frame 14 is odd"
+        );
+        let status = unsafe { detect(handle, &frame(13), 1, out.as_mut_ptr()) };
+        assert_eq!(Status::from_raw(status), Status::Panicked);
+        assert_eq!(
+            text(unsafe { d.last_error.unwrap()(handle) }),
+            "unlucky frame"
+        );
+
+        // A frame whose buffer is too short never reaches the detector.
+        let short = PsFrame {
+            data_len: 5,
+            ..frame(1)
+        };
+        let status = unsafe { detect(handle, &short, 1, out.as_mut_ptr()) };
+        assert_eq!(Status::from_raw(status), Status::InvalidInput);
+        let status = unsafe { detect(handle, std::ptr::null(), 1, out.as_mut_ptr()) };
+        assert_eq!(Status::from_raw(status), Status::InvalidInput);
+        unsafe { d.destroy.unwrap()(handle) };
+    }
+
+    #[test]
+    fn unknown_status_codes_read_as_failed() {
+        assert_eq!(Status::from_raw(0), Status::Ok);
+        assert_eq!(Status::from_raw(4), Status::Panicked);
+        assert_eq!(Status::from_raw(-1), Status::Failed);
+        assert_eq!(Status::from_raw(77), Status::Failed);
+        assert_eq!(Status::InvalidParams.raw(), 2);
+    }
+}

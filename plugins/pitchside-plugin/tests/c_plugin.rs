@@ -26,7 +26,14 @@ fn compile() -> Option<PathBuf> {
         std::env::consts::DLL_SUFFIX
     ));
     let output = match Command::new(&cc)
-        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2"])
+        .args([
+            "-std=c11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-O2",
+        ])
         .args(["-shared", "-fPIC", "-fvisibility=hidden", "-I"])
         .arg(crate_dir().join("include"))
         .arg("-o")
@@ -98,7 +105,15 @@ fn the_c_example_loads_and_detects() {
 fn the_header_compiles_as_cpp() {
     let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".to_owned());
     let output = match Command::new(&cxx)
-        .args(["-std=c++11", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-x", "c++"])
+        .args([
+            "-std=c++11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-fsyntax-only",
+            "-x",
+            "c++",
+        ])
         .arg(crate_dir().join("include/pitchside_plugin.h"))
         .output()
     {
@@ -108,5 +123,9 @@ fn the_header_compiles_as_cpp() {
             return;
         }
     };
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -177,7 +177,7 @@ fn a_descriptor_with_appended_fields_is_accepted() {
 
 #[test]
 fn inspect_describes_without_creating() {
-    // `panic_in_create` params are never used: inspect does not create.
+    // Reads the descriptor only; no instance is created.
     let desc = host::inspect(misbehaving()).unwrap();
     assert_eq!(desc.info.name, "misbehaving-detector");
     assert_eq!(desc.info.version, env!("CARGO_PKG_VERSION"));
@@ -454,7 +454,7 @@ fn handles_run_concurrently_on_different_threads() {
 
 #[test]
 fn the_same_library_loads_once() {
-    // Different paths to one file share a library, and so its static state.
+    // A second path to the same file (`dir/./lib`) reuses the library loaded for the first.
     let a = host::inspect(misbehaving()).unwrap();
     let dotted = support::debug()
         .dir()
