@@ -215,18 +215,18 @@ fn syntax_error_reports_line_and_column() {
 fn semantic_errors_name_the_place() {
     let bad_imgsz = format!("{MINIMAL}profiles:\n  cpu:\n    imgsz: {{ players: 500 }}\n");
     let msg = parse(&bad_imgsz).unwrap_err().to_string();
-    assert!(msg.starts_with("t.yaml:19:5: "), "{msg}");
+    assert!(msg.starts_with("t.yaml:18:5: "), "{msg}");
     assert!(msg.contains("multiple of 32"), "{msg}");
 
     let bad_batch = format!("{MINIMAL}profiles:\n  cuda:\n    batch_size: 0\n");
     let msg = parse(&bad_batch).unwrap_err().to_string();
-    assert!(msg.starts_with("t.yaml:19:5: "), "{msg}");
+    assert!(msg.starts_with("t.yaml:18:5: "), "{msg}");
     assert!(msg.contains("batch_size"), "{msg}");
 
     for field in ["conf_threshold: 1.2", "iou_threshold: -0.1"] {
         let y = format!("{MINIMAL}profiles:\n  mps:\n    {field}\n");
         let msg = parse(&y).unwrap_err().to_string();
-        assert!(msg.starts_with("t.yaml:19:5: "), "{msg}");
+        assert!(msg.starts_with("t.yaml:18:5: "), "{msg}");
         assert!(msg.contains("outside [0, 1]"), "{msg}");
     }
 
@@ -262,6 +262,6 @@ fn locate_key_finds_nested_keys() {
     assert_eq!(locate_key(MINIMAL, &["models", "pitch", "task"]), Some((7, 5)));
     assert_eq!(locate_key(MINIMAL, &["pipeline", "tracker", "plugin"]), Some((15, 5)));
     // Only a prefix present: the deepest key found.
-    assert_eq!(locate_key(MINIMAL, &["pipeline", "nothing"]), Some((9, 1)));
+    assert_eq!(locate_key(MINIMAL, &["pipeline", "nothing"]), Some((8, 1)));
     assert_eq!(locate_key(MINIMAL, &["nothing"]), None);
 }
