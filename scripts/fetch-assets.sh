@@ -29,7 +29,9 @@ fetch_pkg() { # kind package -> directory with the unpacked package
   if [[ ! -d "$dir" ]]; then
     mkdir -p "$dir/dl"
     if [[ "$kind" == deb ]]; then
+      # Stale or missing package lists: refresh once (needs root) and retry.
       (cd "$dir/dl" && apt-get download "$pkg" >/dev/null 2>&1) \
+        || { [[ "$(id -u)" == 0 ]] && apt-get update -qq >/dev/null 2>&1 && (cd "$dir/dl" && apt-get download "$pkg" >/dev/null 2>&1); } \
         || { echo "fetch-assets: 'apt-get download $pkg' failed (run 'apt-get update' first?)" >&2; exit 1; }
       dpkg -x "$dir"/dl/*.deb "$dir"
     else

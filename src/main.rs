@@ -34,6 +34,18 @@ enum Command {
     Run(RunArgs),
     /// Where the time goes: per-stage throughput on a video, or per-image latency of a model.
     Bench(BenchArgs),
+    /// Run the Score Vision miner service.
+    Serve {
+        /// Deployment YAML (default: the embedded configs/default.yaml); its `service:` section.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// auto | cuda | wgpu | cpu (also PITCHSIDE_DEVICE).
+        #[arg(long)]
+        device: Option<DeviceRequest>,
+        /// Listen address, overriding `service.listen`.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Detector and tracker plugins: built-in and configured.
     Plugins {
         #[command(subcommand)]
@@ -183,6 +195,27 @@ fn run(cli: Cli) -> Result<()> {
         Command::Detect(args) => detect(args),
         Command::Run(args) => run_video(args),
         Command::Bench(args) => bench(args),
+        Command::Serve {
+            config,
+            device,
+            listen,
+        } => {
+            let mut cfg = match &config {
+                Some(p) => Deployment::from_file(p)?,
+                None => Deployment::embedded(std::env::current_dir()?)?,
+            }
+            .file
+            .service
+            .clone()
+            .unwrap_or_default();
+            let pipeline = load_pipeline(config.as_ref(), device)?;
+            if let Some(p) = &config {
+                cfg.resolve_paths(p.parent().unwrap_or(std::path::Path::new(".")));
+            }
+            let analyzer = std::sync::Arc::new(pitchside_engine::pipeline::PipelineAnalyzer::new(pipeline));
+            pitchside_engine::service::run(cfg, listen, analyzer)?;
+            Ok(())
+        }
         Command::Plugins {
             command: PluginsCommand::List { config },
         } => {

@@ -619,3 +619,47 @@ mod tests {
         assert_eq!(ids.get(0, 9), 3);
     }
 }
+
+/// The miner service's analyzer: one loaded pipeline, one video at a time (the service's
+/// slot count decides how many challenges wait for it).
+pub struct PipelineAnalyzer {
+    pipeline: std::sync::Mutex<Pipeline>,
+}
+
+impl PipelineAnalyzer {
+    pub fn new(pipeline: Pipeline) -> PipelineAnalyzer {
+        PipelineAnalyzer {
+            pipeline: std::sync::Mutex::new(pipeline),
+        }
+    }
+}
+
+impl crate::service::Analyzer for PipelineAnalyzer {
+    fn analyze(
+        &self,
+        video: &Path,
+        challenge_id: &str,
+        cancel: &AtomicBool,
+    ) -> Result<serde_json::Value, crate::service::AnalyzeError> {
+        use crate::service::AnalyzeError;
+        // A panic in an earlier challenge poisons the lock, not the models: keep serving.
+        let mut p = self.pipeline.lock().unwrap_or_else(|e| e.into_inner());
+        let opts = RunOptions {
+            challenge_id: challenge_id.to_string(),
+            cancel: Some(cancel),
+            progress: None,
+        };
+        let (response, stats) = p.run(video, &opts).map_err(|e| match &e {
+            PipelineError::Video(_) => AnalyzeError::new("video", e.to_string()),
+            PipelineError::Host(_) => AnalyzeError::new("plugin", e.to_string()),
+        })?;
+        tracing::info!(
+            challenge_id,
+            frames = response.frames.len(),
+            seconds = stats.wall_s,
+            partial = response.partial,
+            "challenge analysed"
+        );
+        serde_json::to_value(&response).map_err(|e| AnalyzeError::new("serialize", e.to_string()))
+    }
+}

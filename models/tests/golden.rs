@@ -186,5 +186,6 @@ fn yolo11n_pose_matches_ultralytics() {
 #[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_matches_ultralytics_on_one_image() {
-    check("yolov8n-railway.json", ModelDevice::Wgpu, true);
+    // YOLO11 pose on bus.jpg: 4 people with keypoints, attention (C2PSA) included.
+    check("yolo11n-pose.json", ModelDevice::Wgpu, true);
 }

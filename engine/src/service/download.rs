@@ -1,0 +1,593 @@
+//! Fetching a challenge video: streamed to a temporary file, never held in memory.
+//!
+//! Per attempt: connect timeout, a read timeout for the headers and for every piece of the
+//! body, the size cap (Content-Length and a running count). Attempts are retried with
+//! exponential back-off after connection errors, timeouts, cut bodies and 5xx answers, never
+//! after a 4xx. One total timeout covers all attempts. Internal addresses are refused (see
+//! [`super::netguard`]). Google Drive share links go through [`super::gdrive`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
+use reqwest::{StatusCode, Url};
+use tempfile::NamedTempFile;
+use tokio::io::AsyncWriteExt;
+use tokio::time::timeout;
+
+use super::config::DownloadConfig;
+use super::gdrive;
+use super::netguard::{self, UrlRefused};
+
+/// Largest interstitial page read into memory (Drive's are ~3 KiB).
+const MAX_HTML_BYTES: usize = 2 << 20;
+/// Drive needs one confirmation step; more than a few means a loop.
+const MAX_DRIVE_STEPS: usize = 3;
+
+/// Why a download failed. Every message names the URL.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    #[error("{url}: invalid video URL: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("{url}: {reason}")]
+    Refused { url: String, reason: String },
+    #[error("GET {url}: HTTP {status}{}", tries(.attempts))]
+    Status {
+        url: String,
+        status: StatusCode,
+        attempts: u32,
+    },
+    #[error("GET {url}: timed out {what}{}", tries(.attempts))]
+    Timeout {
+        url: String,
+        what: String,
+        attempts: u32,
+    },
+    #[error("GET {url}: connection failed: {message}{}", tries(.attempts))]
+    Connect {
+        url: String,
+        message: String,
+        attempts: u32,
+    },
+    #[error("GET {url}: body cut short: {message}{}", tries(.attempts))]
+    Truncated {
+        url: String,
+        message: String,
+        attempts: u32,
+    },
+    #[error("GET {url}: {what} exceeds service.download.max_bytes ({max} bytes)")]
+    TooLarge { url: String, what: String, max: u64 },
+    #[error("GET {url}: {message}")]
+    Redirect { url: String, message: String },
+    #[error("{url}: {message}")]
+    GoogleDrive { url: String, message: String },
+    #[error("{url}: downloaded {bytes} bytes but they are not a video: {message}")]
+    NotVideo {
+        url: String,
+        bytes: u64,
+        message: String,
+    },
+    #[error("temporary file in {dir}: {message}")]
+    TempFile { dir: String, message: String },
+}
+
+fn tries(attempts: &u32) -> String {
+    if *attempts > 1 {
+        format!(" (after {attempts} attempts)")
+    } else {
+        String::new()
+    }
+}
+
+impl DownloadError {
+    /// Label for the `errors_total{kind}` metric (prefixed `download_`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DownloadError::InvalidUrl { .. } => "invalid_url",
+            DownloadError::Refused { .. } => "refused_address",
+            DownloadError::Status { .. } => "http_status",
+            DownloadError::Timeout { .. } => "timeout",
+            DownloadError::Connect { .. } => "connect",
+            DownloadError::Truncated { .. } => "truncated",
+            DownloadError::TooLarge { .. } => "too_large",
+            DownloadError::Redirect { .. } => "redirect",
+            DownloadError::GoogleDrive { .. } => "google_drive",
+            DownloadError::NotVideo { .. } => "not_video",
+            DownloadError::TempFile { .. } => "temp_file",
+        }
+    }
+
+    /// Transient failures worth another attempt.
+    fn retryable(&self) -> bool {
+        match self {
+            DownloadError::Status { status, .. } => status.is_server_error(),
+            DownloadError::Timeout { .. }
+            | DownloadError::Connect { .. }
+            | DownloadError::Truncated { .. } => true,
+            _ => false,
+        }
+    }
+
+    fn set_attempts(&mut self, n: u32) {
+        match self {
+            DownloadError::Status { attempts, .. }
+            | DownloadError::Timeout { attempts, .. }
+            | DownloadError::Connect { attempts, .. }
+            | DownloadError::Truncated { attempts, .. } => *attempts = n,
+            _ => {}
+        }
+    }
+
+    /// The status the challenge is answered with: the validator's URL was bad (400), the
+    /// content was unusable (422), the origin failed (502) or was too slow (504).
+    pub fn response_status(&self) -> StatusCode {
+        match self {
+            DownloadError::InvalidUrl { .. } | DownloadError::Refused { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            DownloadError::TooLarge { .. }
+            | DownloadError::NotVideo { .. }
+            | DownloadError::GoogleDrive { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            DownloadError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            DownloadError::Status { .. }
+            | DownloadError::Connect { .. }
+            | DownloadError::Truncated { .. }
+            | DownloadError::Redirect { .. } => StatusCode::BAD_GATEWAY,
+            DownloadError::TempFile { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// A finished download. Dropping it deletes the file.
+#[derive(Debug)]
+pub struct Downloaded {
+    pub file: NamedTempFile,
+    pub bytes: u64,
+    pub elapsed: Duration,
+    pub attempts: u32,
+}
+
+/// What the content check found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VideoSummary {
+    pub width: u32,
+    pub height: u32,
+    pub fps: f64,
+    pub frame_count: u64,
+}
+
+/// Opens a file as OpenCV will for analysis and decodes one frame (blocking).
+pub fn probe_video(path: &Path) -> Result<VideoSummary, String> {
+    use opencv::prelude::*;
+    use opencv::videoio::{self, VideoCapture};
+    let mut cap = VideoCapture::from_file(&*path.to_string_lossy(), videoio::CAP_ANY)
+        .map_err(|e| format!("OpenCV cannot open it ({e})"))?;
+    if !cap.is_opened().unwrap_or(false) {
+        return Err("no demuxer/decoder accepted it".into());
+    }
+    let mut frame = opencv::core::Mat::default();
+    if !cap.read(&mut frame).unwrap_or(false) || frame.empty() {
+        return Err("it has no decodable frame".into());
+    }
+    let get = |p| cap.get(p).unwrap_or(0.0);
+    Ok(VideoSummary {
+        width: frame.cols().max(0) as u32,
+        height: frame.rows().max(0) as u32,
+        fps: get(videoio::CAP_PROP_FPS),
+        frame_count: get(videoio::CAP_PROP_FRAME_COUNT).max(0.0) as u64,
+    })
+}
+
+/// Downloads challenge videos; one per service, sharing its connection pool.
+#[derive(Debug, Clone)]
+pub struct Downloader {
+    client: reqwest::Client,
+    cfg: DownloadConfig,
+    temp_dir: PathBuf,
+}
+
+/// Error chain as one line (reqwest's own message is just "error sending request").
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+fn refused_to_error(url: &str, r: UrlRefused) -> DownloadError {
+    match r {
+        UrlRefused::Forbidden(f) => DownloadError::Refused {
+            url: url.to_owned(),
+            reason: f.to_string(),
+        },
+        other => DownloadError::InvalidUrl {
+            url: url.to_owned(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// Keeps a plausible video extension so that OpenCV's format probing gets the usual hint.
+fn suffix_for(url: &Url) -> String {
+    const VIDEO: [&str; 12] = [
+        "mp4", "m4v", "mov", "avi", "mkv", "webm", "ts", "mts", "mpg", "mpeg", "wmv", "flv",
+    ];
+    let ext = url
+        .path_segments()
+        .and_then(|mut s| s.next_back())
+        .and_then(|name| name.rsplit_once('.'))
+        .map(|(_, e)| e.to_ascii_lowercase());
+    match ext {
+        Some(e) if VIDEO.contains(&e.as_str()) => format!(".{e}"),
+        _ => String::new(),
+    }
+}
+
+impl Downloader {
+    pub fn new(cfg: &DownloadConfig, temp_dir: PathBuf) -> Result<Downloader, reqwest::Error> {
+        let allow_private = cfg.allow_private_addresses;
+        let max_redirects = cfg.max_redirects;
+        // Every redirect target gets the URL check too; the resolver covers named hosts.
+        let policy = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() > max_redirects {
+                return attempt.error(format!("more than {max_redirects} redirects"));
+            }
+            match netguard::check_url(attempt.url(), allow_private) {
+                Ok(()) => attempt.follow(),
+                Err(e) => attempt.error(e),
+            }
+        });
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(cfg.connect_timeout())
+            .redirect(policy)
+            // An environment proxy would resolve names itself, bypassing the address check.
+            .no_proxy()
+            .user_agent(concat!("pitchside/", env!("CARGO_PKG_VERSION")));
+        if !allow_private {
+            builder = builder.dns_resolver(Arc::new(netguard::GuardedResolver));
+        }
+        Ok(Downloader {
+            client: builder.build()?,
+            cfg: cfg.clone(),
+            temp_dir,
+        })
+    }
+
+    /// Downloads `raw_url` into a new temporary file.
+    pub async fn fetch(&self, raw_url: &str) -> Result<Downloaded, DownloadError> {
+        let started = Instant::now();
+        let parsed = Url::parse(raw_url).map_err(|e| DownloadError::InvalidUrl {
+            url: raw_url.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let drive = gdrive::is_drive(&parsed);
+        let url = gdrive::rewrite(&parsed).unwrap_or(parsed);
+        // Fail fast (no retries) on a URL that can never be fetched.
+        netguard::check_url(&url, self.cfg.allow_private_addresses)
+            .map_err(|r| refused_to_error(raw_url, r))?;
+        let file = tempfile::Builder::new()
+            .prefix("pitchside-challenge-")
+            .suffix(&suffix_for(&url))
+            .tempfile_in(&self.temp_dir)
+            .map_err(|e| DownloadError::TempFile {
+                dir: self.temp_dir.display().to_string(),
+                message: e.to_string(),
+            })?;
+        let mut attempts = 0u32;
+        let all = async {
+            loop {
+                attempts += 1;
+                match self.attempt(raw_url, &url, drive, &file).await {
+                    Ok(n) => break Ok(n),
+                    Err(e) if e.retryable() && attempts <= self.cfg.retries => {
+                        let wait = self.cfg.backoff(attempts);
+                        tracing::warn!(
+                            "download attempt {attempts} failed: {e}; retrying in {:.2} s",
+                            wait.as_secs_f64()
+                        );
+                        tokio::time::sleep(wait).await;
+                    }
+                    Err(mut e) => {
+                        e.set_attempts(attempts);
+                        break Err(e);
+                    }
+                }
+            }
+        };
+        let outcome = timeout(self.cfg.total_timeout(), all).await;
+        match outcome {
+            Ok(Ok(bytes)) => Ok(Downloaded {
+                file,
+                bytes,
+                elapsed: started.elapsed(),
+                attempts,
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(DownloadError::Timeout {
+                url: raw_url.to_owned(),
+                what: format!(
+                    "after {:.1} s in all (service.download.total_timeout_s)",
+                    self.cfg.total_timeout_s
+                ),
+                attempts,
+            }),
+        }
+    }
+
+    fn classify(&self, shown: &str, e: reqwest::Error) -> DownloadError {
+        if let Some(r) = netguard::find_refused(&e) {
+            return refused_to_error(shown, r);
+        }
+        let url = shown.to_owned();
+        let (redirect, timed_out, body) = (
+            e.is_redirect(),
+            e.is_timeout(),
+            e.is_body() || e.is_decode(),
+        );
+        let message = chain(&e.without_url());
+        if redirect {
+            DownloadError::Redirect { url, message }
+        } else if timed_out {
+            DownloadError::Timeout {
+                url,
+                what: format!("connecting ({message})"),
+                attempts: 1,
+            }
+        } else if body {
+            DownloadError::Truncated {
+                url,
+                message,
+                attempts: 1,
+            }
+        } else {
+            DownloadError::Connect {
+                url,
+                message,
+                attempts: 1,
+            }
+        }
+    }
+
+    /// One attempt: (re)writes the temporary file from the start; returns its size.
+    async fn attempt(
+        &self,
+        shown: &str,
+        start: &Url,
+        drive: bool,
+        file: &NamedTempFile,
+    ) -> Result<u64, DownloadError> {
+        let temp_err = |e: std::io::Error| DownloadError::TempFile {
+            dir: self.temp_dir.display().to_string(),
+            message: e.to_string(),
+        };
+        let handle = file.reopen().map_err(temp_err)?;
+        handle.set_len(0).map_err(temp_err)?;
+        let mut out =
+            tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(handle));
+        let read_timeout = self.cfg.read_timeout();
+        // Headers may only come after a connect, so their wait includes the connect timeout.
+        let header_timeout = self.cfg.connect_timeout() + read_timeout;
+        let mut url = start.clone();
+        let mut cookie: Option<String> = None;
+        for _ in 0..=MAX_DRIVE_STEPS {
+            netguard::check_url(&url, self.cfg.allow_private_addresses)
+                .map_err(|r| refused_to_error(shown, r))?;
+            let mut req = self.client.get(url.clone());
+            if let Some(c) = &cookie {
+                req = req.header(COOKIE, c);
+            }
+            let resp = match timeout(header_timeout, req.send()).await {
+                Err(_) => {
+                    return Err(DownloadError::Timeout {
+                        url: shown.to_owned(),
+                        what: format!(
+                            "waiting {:.1} s for the response headers",
+                            header_timeout.as_secs_f64()
+                        ),
+                        attempts: 1,
+                    });
+                }
+                Ok(Err(e)) => return Err(self.classify(shown, e)),
+                Ok(Ok(r)) => r,
+            };
+            let status = resp.status();
+            if !status.is_success() {
+                let final_url = resp.url().as_str();
+                let url = if final_url == shown {
+                    shown.to_owned()
+                } else {
+                    format!("{shown} (at {final_url})")
+                };
+                return Err(DownloadError::Status {
+                    url,
+                    status,
+                    attempts: 1,
+                });
+            }
+            let is_html = resp
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.to_ascii_lowercase().starts_with("text/html"));
+            if drive && is_html {
+                let page = resp.url().clone();
+                let cookies: Vec<String> = resp
+                    .headers()
+                    .get_all(SET_COOKIE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok().map(str::to_owned))
+                    .collect();
+                let html = self.read_small(shown, resp).await?;
+                let next = gdrive::confirm_step(&page, &cookies, &html).map_err(|message| {
+                    DownloadError::GoogleDrive {
+                        url: shown.to_owned(),
+                        message,
+                    }
+                })?;
+                tracing::debug!("Google Drive interstitial: confirming with {}", next.url);
+                url = next.url;
+                cookie = next.cookie;
+                continue;
+            }
+            let n = self.stream_body(shown, resp, &mut out).await?;
+            out.flush().await.map_err(temp_err)?;
+            return Ok(n);
+        }
+        Err(DownloadError::GoogleDrive {
+            url: shown.to_owned(),
+            message: format!("still an HTML page after {MAX_DRIVE_STEPS} confirmation steps"),
+        })
+    }
+
+    async fn stream_body(
+        &self,
+        shown: &str,
+        mut resp: reqwest::Response,
+        out: &mut tokio::io::BufWriter<tokio::fs::File>,
+    ) -> Result<u64, DownloadError> {
+        let max = self.cfg.max_bytes;
+        let expected = resp.content_length();
+        if let Some(len) = expected.filter(|&len| len > max) {
+            return Err(DownloadError::TooLarge {
+                url: shown.to_owned(),
+                what: format!("Content-Length {len}"),
+                max,
+            });
+        }
+        let read_timeout = self.cfg.read_timeout();
+        let mut n = 0u64;
+        loop {
+            let chunk = match timeout(read_timeout, resp.chunk()).await {
+                Err(_) => {
+                    return Err(DownloadError::Timeout {
+                        url: shown.to_owned(),
+                        what: format!(
+                            "after {n} bytes: no data for {:.1} s (service.download.read_timeout_s)",
+                            read_timeout.as_secs_f64()
+                        ),
+                        attempts: 1,
+                    });
+                }
+                Ok(Err(e)) => {
+                    let of = expected.map(|l| format!(" of {l}")).unwrap_or_default();
+                    return Err(DownloadError::Truncated {
+                        url: shown.to_owned(),
+                        message: format!("after {n}{of} bytes: {}", chain(&e.without_url())),
+                        attempts: 1,
+                    });
+                }
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(c))) => c,
+            };
+            n += chunk.len() as u64;
+            if n > max {
+                return Err(DownloadError::TooLarge {
+                    url: shown.to_owned(),
+                    what: format!("the body (over {n} bytes so far)"),
+                    max,
+                });
+            }
+            out.write_all(&chunk)
+                .await
+                .map_err(|e| DownloadError::TempFile {
+                    dir: self.temp_dir.display().to_string(),
+                    message: e.to_string(),
+                })?;
+        }
+        if let Some(len) = expected.filter(|&len| n < len) {
+            return Err(DownloadError::Truncated {
+                url: shown.to_owned(),
+                message: format!("got {n} of {len} bytes"),
+                attempts: 1,
+            });
+        }
+        Ok(n)
+    }
+
+    /// Reads a small (HTML) body, capped, under the read timeout.
+    async fn read_small(
+        &self,
+        shown: &str,
+        mut resp: reqwest::Response,
+    ) -> Result<String, DownloadError> {
+        let mut buf = Vec::new();
+        loop {
+            match timeout(self.cfg.read_timeout(), resp.chunk()).await {
+                Err(_) => {
+                    return Err(DownloadError::Timeout {
+                        url: shown.to_owned(),
+                        what: "reading a Google Drive page".into(),
+                        attempts: 1,
+                    });
+                }
+                Ok(Err(e)) => {
+                    return Err(DownloadError::Truncated {
+                        url: shown.to_owned(),
+                        message: chain(&e.without_url()),
+                        attempts: 1,
+                    });
+                }
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(c))) => {
+                    buf.extend_from_slice(&c);
+                    if buf.len() > MAX_HTML_BYTES {
+                        return Err(DownloadError::GoogleDrive {
+                            url: shown.to_owned(),
+                            message: "HTML page larger than 2 MiB".into(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_video_extensions_only() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        assert_eq!(suffix_for(&u("https://x.org/a/clip.MP4?sig=1")), ".mp4");
+        assert_eq!(suffix_for(&u("https://x.org/a/clip.avi")), ".avi");
+        assert_eq!(suffix_for(&u("https://x.org/a/clip.exe")), "");
+        assert_eq!(suffix_for(&u("https://x.org/uc?id=1")), "");
+    }
+
+    #[test]
+    fn only_transient_errors_are_retried() {
+        let s = |code: u16| DownloadError::Status {
+            url: "u".into(),
+            status: StatusCode::from_u16(code).unwrap(),
+            attempts: 1,
+        };
+        assert!(s(500).retryable());
+        assert!(s(503).retryable());
+        assert!(!s(404).retryable());
+        assert!(!s(429).retryable());
+        let mut e = s(503);
+        e.set_attempts(4);
+        assert_eq!(
+            e.to_string(),
+            "GET u: HTTP 503 Service Unavailable (after 4 attempts)"
+        );
+        assert_eq!(s(404).to_string(), "GET u: HTTP 404 Not Found");
+    }
+
+    #[test]
+    fn probe_rejects_non_video() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, &[b'x'; 10_000]).unwrap();
+        assert!(probe_video(f.path()).is_err());
+    }
+}

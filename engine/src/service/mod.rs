@@ -1,0 +1,760 @@
+//! The Score Vision miner service (`pitchside serve`).
+//!
+//! Endpoints: `POST /soccer/challenge` (validator-signed, see [`auth`]), `GET /availability`,
+//! `GET /health`, `GET /metrics`. A challenge is downloaded ([`download`]), checked to be a
+//! video, and handed to an [`Analyzer`] on a blocking thread. At most
+//! `max_concurrent_challenges` run at once; others get 503 with `Retry-After`. On shutdown the
+//! running challenges finish, new ones get 503, then the server exits.
+//!
+//! Entry points: [`run`] (blocking; handles SIGTERM and ctrl-c) for the CLI, [`Server::start`]
+//! (binds, then runs in the background, e.g. on 127.0.0.1:0 in tests) and [`serve`].
+
+pub mod auth;
+pub mod config;
+pub mod download;
+pub mod gdrive;
+pub mod metrics;
+pub mod netguard;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
+
+pub use config::{AuthMode, DownloadConfig, ServiceConfig, ServiceConfigError};
+
+use auth::{AuthError, Authenticator};
+use download::{DownloadError, Downloader};
+use metrics::{Gauges, Metrics};
+
+/// Turns a local video into a Score Vision answer. Implemented by the analysis pipeline; the
+/// tests use a stand-in that only decodes frames.
+pub trait Analyzer: Send + Sync + 'static {
+    /// Analyses a local video file (blocking, CPU/GPU heavy: the service calls it in spawn_blocking).
+    /// Returns the Score Vision response object {"challenge_id", "frames": [...], "processing_time"}.
+    /// `cancel` becomes true when the service wants it to stop early (it may return partial results).
+    fn analyze(
+        &self,
+        video: &Path,
+        challenge_id: &str,
+        cancel: &AtomicBool,
+    ) -> Result<Value, AnalyzeError>;
+}
+
+/// An analysis failure. `kind` labels the `errors_total` metric (e.g. `decode`, `model`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct AnalyzeError {
+    pub kind: String,
+    pub message: String,
+}
+
+impl AnalyzeError {
+    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> AnalyzeError {
+        AnalyzeError {
+            kind: kind.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Why the service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Config(#[from] ServiceConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("temporary directory {path}: {source}")]
+    TempDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("HTTP client: {0}")]
+    Client(String),
+    #[error("tokio runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("server: {0}")]
+    Serve(std::io::Error),
+    #[error("server task: {0}")]
+    Task(String),
+}
+
+/// The body of `POST /soccer/challenge`.
+#[derive(Debug, Deserialize)]
+struct ChallengeRequest {
+    /// Echoed as given (validators send a string or a number).
+    challenge_id: Value,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    video_url: String,
+    #[serde(default)]
+    created_at: Option<Value>,
+}
+
+struct AppState {
+    cfg: ServiceConfig,
+    auth: Authenticator,
+    downloader: Downloader,
+    analyzer: Arc<dyn Analyzer>,
+    slots: Arc<Semaphore>,
+    draining: AtomicBool,
+    metrics: Metrics,
+    /// Cancel flags of running challenges, so a drain timeout can ask them to stop.
+    running: Mutex<Vec<(u64, Arc<AtomicBool>)>>,
+    next_id: AtomicU64,
+}
+
+impl AppState {
+    fn capacity(&self) -> usize {
+        self.cfg.max_concurrent_challenges
+    }
+    fn in_flight(&self) -> usize {
+        self.capacity()
+            .saturating_sub(self.slots.available_permits())
+    }
+    fn draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+    fn available(&self) -> bool {
+        !self.draining() && self.slots.available_permits() > 0
+    }
+    fn gauges(&self) -> Gauges {
+        Gauges {
+            in_flight: self.in_flight(),
+            capacity: self.capacity(),
+            available: self.available(),
+            draining: self.draining(),
+        }
+    }
+    fn cancel_all(&self) {
+        for (_, flag) in self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            flag.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A challenge slot: holds the semaphore permit and the cancel flag's registration until the
+/// analysis really ends (it moves into the blocking task), not merely until the HTTP request ends.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    id: u64,
+    state: Arc<AppState>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.state
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(id, _)| *id != self.id);
+    }
+}
+
+/// Notices the request future being dropped before it answered (the validator hung up): sets
+/// the cancel flag so the analysis stops, and counts the challenge as abandoned.
+struct HangUpGuard {
+    cancel: Arc<AtomicBool>,
+    state: Arc<AppState>,
+    answered: bool,
+}
+
+impl Drop for HangUpGuard {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.cancel.store(true, Ordering::SeqCst);
+            self.state.metrics.challenge("abandoned");
+            tracing::warn!("the client went away before the answer; stopping the challenge");
+        }
+    }
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+fn unavailable(state: &AppState, why: &str) -> Response {
+    let mut r = json_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        json!({ "error": why, "kind": "unavailable" }),
+    );
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(state.cfg.retry_after_s),
+    );
+    r
+}
+
+fn id_text(id: &Value) -> Option<String> {
+    match id {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+async fn challenge(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let m = &state.metrics;
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            m.challenge("bad_request");
+            m.error("request_body");
+            return json_response(
+                rejection.status(),
+                json!({ "error": rejection.body_text(), "kind": "request_body" }),
+            );
+        }
+    };
+    if state.draining() {
+        m.challenge("draining");
+        return unavailable(&state, "the miner is shutting down");
+    }
+    let caller = match state.auth.check(&headers, &body) {
+        Ok(c) => c,
+        Err(e) => return auth_refusal(&state, e),
+    };
+    let req: ChallengeRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            m.challenge("bad_request");
+            m.error("request_json");
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                json!({ "error": format!("invalid challenge: {e}"), "kind": "request_json" }),
+            );
+        }
+    };
+    let Some(id) = id_text(&req.challenge_id) else {
+        m.challenge("bad_request");
+        m.error("request_json");
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            json!({ "error": "challenge_id must be a non-empty string or a number", "kind": "request_json" }),
+        );
+    };
+    let Ok(permit) = state.slots.clone().try_acquire_owned() else {
+        m.challenge("busy");
+        tracing::info!(challenge_id = %id, "refused: {} challenge(s) already running", state.in_flight());
+        return unavailable(&state, "the miner is busy with another challenge");
+    };
+    // Checked again with the slot held: the drain marks itself draining before it counts the
+    // slots in use, so either it waits for this challenge or this challenge sees the drain.
+    if state.draining() {
+        m.challenge("draining");
+        return unavailable(&state, "the miner is shutting down");
+    }
+    let span = tracing::info_span!("challenge", id = %id);
+    run_challenge(state.clone(), permit, req, id, caller, started)
+        .instrument(span)
+        .await
+}
+
+fn auth_refusal(state: &AppState, e: AuthError) -> Response {
+    let m = &state.metrics;
+    m.error(e.kind());
+    let status = if e.is_forbidden() {
+        m.challenge("forbidden");
+        StatusCode::FORBIDDEN
+    } else if matches!(e, AuthError::NonceStoreFull) {
+        m.challenge("unauthorized");
+        StatusCode::TOO_MANY_REQUESTS
+    } else {
+        m.challenge("unauthorized");
+        StatusCode::UNAUTHORIZED
+    };
+    tracing::warn!("challenge refused ({}): {e}", status.as_u16());
+    json_response(status, json!({ "error": e.to_string(), "kind": e.kind() }))
+}
+
+async fn run_challenge(
+    state: Arc<AppState>,
+    permit: OwnedSemaphorePermit,
+    req: ChallengeRequest,
+    id: String,
+    caller: auth::Caller,
+    started: Instant,
+) -> Response {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let slot_id = state.next_id.fetch_add(1, Ordering::Relaxed);
+    state
+        .running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((slot_id, cancel.clone()));
+    let slot = Slot {
+        _permit: permit,
+        id: slot_id,
+        state: state.clone(),
+    };
+    let mut hangup = HangUpGuard {
+        cancel: cancel.clone(),
+        state: state.clone(),
+        answered: false,
+    };
+    tracing::info!(
+        "accepted from {caller}: type {:?}, created_at {}, video {}",
+        req.kind.as_deref().unwrap_or("-"),
+        req.created_at
+            .as_ref()
+            .map_or_else(|| "-".to_string(), |v| v.to_string()),
+        req.video_url
+    );
+    let response = challenge_stages(&state, slot, cancel, req, id, started).await;
+    hangup.answered = true;
+    response
+}
+
+/// Download, content check, analysis; every outcome is counted and logged.
+async fn challenge_stages(
+    state: &AppState,
+    slot: Slot,
+    cancel: Arc<AtomicBool>,
+    req: ChallengeRequest,
+    id: String,
+    started: Instant,
+) -> Response {
+    let m = &state.metrics;
+    let fail = |status: StatusCode, outcome: &'static str, kind: String, msg: String| {
+        m.challenge(outcome);
+        m.error(&kind);
+        m.stage("total", started.elapsed());
+        tracing::warn!("failed ({}): {msg}", status.as_u16());
+        json_response(
+            status,
+            json!({ "challenge_id": req.challenge_id, "error": msg, "kind": kind }),
+        )
+    };
+
+    // Download.
+    let downloaded = state.downloader.fetch(&req.video_url).await;
+    let downloaded = match downloaded {
+        Ok(d) => d,
+        Err(e) => {
+            m.stage("download", started.elapsed());
+            return fail(
+                e.response_status(),
+                "download_failed",
+                format!("download_{}", e.kind()),
+                e.to_string(),
+            );
+        }
+    };
+    m.stage("download", downloaded.elapsed);
+    m.download(downloaded.bytes, downloaded.elapsed);
+    let secs = downloaded.elapsed.as_secs_f64();
+    tracing::info!(
+        "downloaded {} bytes in {secs:.2} s ({:.1} MB/s, {} attempt(s))",
+        downloaded.bytes,
+        downloaded.bytes as f64 / secs.max(1e-6) / 1e6,
+        downloaded.attempts
+    );
+
+    // Content check: the file must open as a video and yield a frame.
+    let t = Instant::now();
+    let bytes = downloaded.bytes;
+    let file = downloaded.file;
+    let checked = tokio::task::spawn_blocking(move || {
+        let r = download::probe_video(file.path());
+        (file, r)
+    })
+    .await;
+    m.stage("check", t.elapsed());
+    let file = match checked {
+        Ok((file, Ok(v))) => {
+            tracing::info!(
+                "video {}x{}, {:.2} fps, {} frames (container)",
+                v.width,
+                v.height,
+                v.fps,
+                v.frame_count
+            );
+            file
+        }
+        Ok((_file, Err(message))) => {
+            let e = DownloadError::NotVideo {
+                url: req.video_url.clone(),
+                bytes,
+                message,
+            };
+            return fail(
+                e.response_status(),
+                "invalid_video",
+                format!("download_{}", e.kind()),
+                e.to_string(),
+            );
+        }
+        Err(join) => {
+            return fail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "analysis_failed",
+                "check_panicked".into(),
+                format!("video check panicked: {join}"),
+            );
+        }
+    };
+
+    // Analysis, on a blocking thread that owns the slot and the file: if the validator hangs up,
+    // the work stops (cancel flag) and only then are the slot and the file released.
+    let t = Instant::now();
+    let analyzer = state.analyzer.clone();
+    let flag = cancel.clone();
+    let aid = id.clone();
+    let analysed = tokio::task::spawn_blocking(move || {
+        let r = analyzer.analyze(file.path(), &aid, &flag);
+        drop(file);
+        drop(slot);
+        r
+    })
+    .await;
+    let analyse_time = t.elapsed();
+    m.stage("analyze", analyse_time);
+    let mut answer = match analysed {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            return fail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "analysis_failed",
+                format!("analysis_{}", e.kind),
+                format!("analysis failed: {}", e.message),
+            );
+        }
+        Err(join) => {
+            return fail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "analysis_failed",
+                "analysis_panicked".into(),
+                format!("analysis panicked: {join}"),
+            );
+        }
+    };
+    let Some(obj) = answer.as_object_mut() else {
+        return fail(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "analysis_failed",
+            "analysis_output".into(),
+            "the analyzer returned something other than a JSON object".into(),
+        );
+    };
+    // The validator matches answers by id: always echo the one it sent, as it sent it.
+    obj.insert("challenge_id".into(), req.challenge_id.clone());
+    obj.entry("processing_time")
+        .or_insert_with(|| json!(analyse_time.as_secs_f64()));
+    let frames = obj
+        .get("frames")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let total = started.elapsed();
+    m.stage("total", total);
+    m.challenge("ok");
+    tracing::info!(
+        "answered: {frames} frames; download {secs:.2} s, analysis {:.2} s, total {:.2} s",
+        analyse_time.as_secs_f64(),
+        total.as_secs_f64()
+    );
+    json_response(StatusCode::OK, answer)
+}
+
+async fn availability(State(state): State<Arc<AppState>>) -> Response {
+    json_response(StatusCode::OK, json!({ "available": state.available() }))
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    let draining = state.draining();
+    let status = if draining {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    json_response(
+        status,
+        json!({
+            "status": if draining { "draining" } else { "ok" },
+            "in_flight": state.in_flight(),
+            "capacity": state.capacity(),
+            "auth": state.cfg.auth,
+            "accepting_challenges": state.cfg.refusal_reason().is_none(),
+            "version": env!("CARGO_PKG_VERSION"),
+        }),
+    )
+}
+
+async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        state.metrics.render(state.gauges()),
+    )
+        .into_response()
+}
+
+/// A running service: its bound address, and a handle to wait for it to stop.
+pub struct Server {
+    addr: SocketAddr,
+    state: Arc<AppState>,
+    task: tokio::task::JoinHandle<Result<(), ServiceError>>,
+}
+
+/// After the drain, how long open connections (e.g. a client mid-request) may delay the exit.
+const CONNECTION_GRACE: Duration = Duration::from_secs(10);
+
+impl Server {
+    /// Validates the config, binds `listen` (port 0 picks a free one, see [`Server::local_addr`])
+    /// and serves in a background task until `shutdown` completes. Then it refuses new
+    /// challenges (503), waits for the running ones (at most `drain_timeout_s`, after which it
+    /// asks them to stop), and exits. Must be called inside a tokio runtime.
+    pub async fn start(
+        cfg: ServiceConfig,
+        listen: SocketAddr,
+        analyzer: Arc<dyn Analyzer>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<Server, ServiceError> {
+        cfg.validate()?;
+        let temp_dir = cfg.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+        std::fs::create_dir_all(&temp_dir).map_err(|source| ServiceError::TempDir {
+            path: temp_dir.clone(),
+            source,
+        })?;
+        let downloader = Downloader::new(&cfg.download, temp_dir.clone())
+            .map_err(|e| ServiceError::Client(e.to_string()))?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| ServiceError::Bind {
+                addr: listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServiceError::Bind {
+            addr: listen,
+            source,
+        })?;
+        log_startup(&cfg, addr, &temp_dir);
+
+        let state = Arc::new(AppState {
+            auth: Authenticator::new(&cfg),
+            downloader,
+            analyzer,
+            slots: Arc::new(Semaphore::new(cfg.max_concurrent_challenges)),
+            draining: AtomicBool::new(false),
+            metrics: Metrics::default(),
+            running: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(0),
+            cfg,
+        });
+        let app = Router::new()
+            .route("/soccer/challenge", post(challenge))
+            .route("/availability", get(availability))
+            .route("/health", get(health))
+            .route("/metrics", get(metrics_text))
+            .layer(DefaultBodyLimit::max(state.cfg.max_request_bytes))
+            .with_state(state.clone());
+
+        let drained = Arc::new(tokio::sync::Notify::new());
+        let drain_state = state.clone();
+        let drained_tx = drained.clone();
+        let graceful = async move {
+            shutdown.await;
+            drain(&drain_state).await;
+            drained_tx.notify_one();
+        };
+        let task = tokio::spawn(async move {
+            let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
+            let server = server.into_future();
+            tokio::pin!(server);
+            // Hyper's graceful shutdown waits for every open connection; a client that never
+            // finishes its request must not keep the process alive forever.
+            tokio::select! {
+                r = &mut server => r.map_err(ServiceError::Serve)?,
+                _ = async {
+                    drained.notified().await;
+                    tokio::time::sleep(CONNECTION_GRACE).await;
+                } => tracing::warn!("closing connections still open {CONNECTION_GRACE:?} after the drain"),
+            }
+            tracing::info!("service stopped");
+            Ok(())
+        });
+        Ok(Server { addr, state, task })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Metrics as served on `/metrics` (for tests and embedding).
+    pub fn metrics_text(&self) -> String {
+        self.state.metrics.render(self.state.gauges())
+    }
+
+    /// Waits until the service has shut down.
+    pub async fn wait(self) -> Result<(), ServiceError> {
+        match self.task.await {
+            Ok(r) => r,
+            Err(e) => Err(ServiceError::Task(e.to_string())),
+        }
+    }
+}
+
+/// Stops taking challenges and waits for the running ones.
+async fn drain(state: &AppState) {
+    state.draining.store(true, Ordering::SeqCst);
+    let n = state.in_flight();
+    let limit = Duration::from_secs_f64(state.cfg.drain_timeout_s);
+    tracing::info!(
+        "shutting down: refusing new challenges; waiting for {n} running (at most {:.0} s)",
+        limit.as_secs_f64()
+    );
+    let deadline = Instant::now() + limit;
+    let mut asked_to_stop = false;
+    // Polling is simpler than wiring a notification through every exit path of a challenge,
+    // and 20 ms is nothing next to a challenge's duration.
+    while state.in_flight() > 0 {
+        if !asked_to_stop && Instant::now() >= deadline {
+            tracing::warn!(
+                "drain timeout: asking {} running challenge(s) to stop early",
+                state.in_flight()
+            );
+            state.cancel_all();
+            asked_to_stop = true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::info!("no challenge running; stopping");
+}
+
+fn log_startup(cfg: &ServiceConfig, addr: SocketAddr, temp_dir: &Path) {
+    tracing::info!(
+        "pitchside service listening on http://{addr} (POST /soccer/challenge, GET /availability, /health, /metrics); \
+         up to {} challenge(s) at once; downloads to {}",
+        cfg.max_concurrent_challenges,
+        temp_dir.display()
+    );
+    match cfg.auth {
+        AuthMode::None => tracing::warn!(
+            "AUTHENTICATION IS OFF (service.auth: none): anyone who can reach {addr} can make this \
+             machine download and analyse any URL. Use this for local testing only."
+        ),
+        AuthMode::Signed => {
+            tracing::info!(
+                "signed requests only: miner hotkey {}, {} allowed validator(s), nonce window ±{} s",
+                cfg.miner_hotkey.as_deref().unwrap_or("(not set)"),
+                cfg.validators.len(),
+                cfg.nonce_window_s
+            );
+            if let Some(why) = cfg.refusal_reason() {
+                tracing::warn!("{why}");
+            }
+        }
+    }
+    if cfg.download.allow_private_addresses {
+        tracing::warn!(
+            "service.download.allow_private_addresses is true: challenge URLs may point at this \
+             machine or its network"
+        );
+    }
+}
+
+/// Runs the service on `listen` until `shutdown` completes, then drains and returns.
+pub async fn serve(
+    cfg: ServiceConfig,
+    listen: SocketAddr,
+    analyzer: Arc<dyn Analyzer>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServiceError> {
+    Server::start(cfg, listen, analyzer, shutdown)
+        .await?
+        .wait()
+        .await
+}
+
+/// Completes on SIGTERM or ctrl-c (SIGINT).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!("cannot listen for ctrl-c: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("ctrl-c received"),
+        _ = term => tracing::info!("SIGTERM received"),
+    }
+}
+
+/// Blocking entry point for `pitchside serve`: builds a tokio runtime, serves on
+/// `listen_override` or `cfg.listen`, and returns after SIGTERM/ctrl-c once running challenges
+/// have finished.
+pub fn run(
+    cfg: ServiceConfig,
+    listen_override: Option<SocketAddr>,
+    analyzer: Arc<dyn Analyzer>,
+) -> Result<(), ServiceError> {
+    // The runtime only moves bytes; the analysis runs on blocking threads.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("pitchside-service")
+        .enable_all()
+        .build()
+        .map_err(ServiceError::Runtime)?;
+    let listen = listen_override.unwrap_or(cfg.listen);
+    let result = rt.block_on(async {
+        // Listen for signals before binding, so that an early SIGTERM is not lost.
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = tx.send(());
+        });
+        tokio::task::yield_now().await;
+        serve(cfg, listen, analyzer, async {
+            let _ = rx.await;
+        })
+        .await
+    });
+    // An analyzer that ignores its cancel flag must not hold the process forever.
+    rt.shutdown_timeout(Duration::from_secs(5));
+    result
+}

@@ -1,0 +1,799 @@
+//! The miner service end to end: a real HTTP server on loopback serving vtest.avi (and
+//! misbehaving), the service with a stand-in analyzer, requests signed with a real sr25519 key.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pitchside_engine::service::{AuthMode, DownloadConfig, Server, ServiceConfig};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::analyzer::StandInAnalyzer;
+use support::signing::{self, Hotkey};
+use support::video_server::VideoServer;
+use support::{VTEST_FRAMES, vtest_path};
+
+struct Harness {
+    base: String,
+    server: Option<Server>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    temp: tempfile::TempDir,
+    validator: Hotkey,
+    miner: Hotkey,
+    client: reqwest::Client,
+    videos: VideoServer,
+    analyzer: Arc<StandInAnalyzer>,
+}
+
+struct Reply {
+    status: StatusCode,
+    retry_after: Option<String>,
+    body: Value,
+}
+
+impl Reply {
+    fn error(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("")
+    }
+    fn kind(&self) -> &str {
+        self.body["kind"].as_str().unwrap_or("")
+    }
+}
+
+/// Short timeouts so that failure cases take a second, not minutes.
+fn test_config(validator: &Hotkey, miner: &Hotkey, temp: &Path) -> ServiceConfig {
+    ServiceConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        auth: AuthMode::Signed,
+        miner_hotkey: Some(miner.address.clone()),
+        validators: vec![validator.address.clone()],
+        retry_after_s: 7,
+        drain_timeout_s: 30.0,
+        temp_dir: Some(temp.to_path_buf()),
+        download: DownloadConfig {
+            connect_timeout_s: 2.0,
+            read_timeout_s: 1.0,
+            total_timeout_s: 20.0,
+            retries: 2,
+            backoff_base_s: 0.05,
+            max_bytes: 64 << 20,
+            allow_private_addresses: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+impl Harness {
+    async fn start(analyzer: StandInAnalyzer, tweak: impl FnOnce(&mut ServiceConfig)) -> Harness {
+        let video =
+            std::fs::read(vtest_path()).expect("assets/vtest.avi (run scripts/fetch-assets.sh)");
+        let videos = VideoServer::start(video).await;
+        let temp = tempfile::tempdir().unwrap();
+        let validator = Hotkey::from_seed(1);
+        let miner = Hotkey::from_seed(2);
+        let mut cfg = test_config(&validator, &miner, temp.path());
+        tweak(&mut cfg);
+        let analyzer = Arc::new(analyzer);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = Server::start(cfg.clone(), cfg.listen, analyzer.clone(), async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("service starts");
+        let base = format!("http://{}", server.local_addr());
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        Harness {
+            base,
+            server: Some(server),
+            stop: Some(tx),
+            temp,
+            validator,
+            miner,
+            client,
+            videos,
+            analyzer,
+        }
+    }
+
+    fn body(&self, id: &str, url: &str) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "challenge_id": id,
+            "type": "gsr",
+            "video_url": url,
+            "created_at": "2025-01-01T00:00:00Z",
+        }))
+        .unwrap()
+    }
+
+    async fn post(&self, body: Vec<u8>, headers: Vec<(&'static str, String)>) -> Reply {
+        let mut req = self
+            .client
+            .post(format!("{}/soccer/challenge", self.base))
+            .header("content-type", "application/json")
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.expect("service answers");
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+        Reply {
+            status,
+            retry_after,
+            body,
+        }
+    }
+
+    /// A challenge for `url`, signed by the allow-listed validator.
+    async fn challenge(&self, id: &str, url: &str) -> Reply {
+        let body = self.body(id, url);
+        let headers = signing::headers(
+            &self.validator,
+            &self.miner.address,
+            &signing::nonce(),
+            &body,
+        );
+        self.post(body, headers).await
+    }
+
+    async fn get_json(&self, path: &str) -> (StatusCode, Value) {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.json().await.unwrap())
+    }
+
+    async fn available(&self) -> bool {
+        let (status, v) = self.get_json("/availability").await;
+        assert_eq!(status, StatusCode::OK);
+        v["available"].as_bool().expect("{\"available\": bool}")
+    }
+
+    async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// No download left behind in the service's temporary directory.
+    fn assert_no_temp_files(&self) {
+        let left: Vec<_> = std::fs::read_dir(self.temp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "temporary files left: {left:?}");
+    }
+
+    async fn wait_until_busy(&self) {
+        let t0 = Instant::now();
+        while self.available().await {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "challenge never started"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn assert_full_answer(r: &Reply, id: &str) {
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["challenge_id"], json!(id));
+    let frames = r.body["frames"].as_array().expect("frames");
+    assert_eq!(frames.len(), VTEST_FRAMES);
+    for (i, f) in frames.iter().enumerate() {
+        assert_eq!(f["frame_number"], json!(i));
+        assert_eq!(f["keypoints"].as_array().unwrap().len(), 32);
+    }
+    assert!(r.body["processing_time"].as_f64().unwrap() > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn happy_path_downloads_analyses_and_answers_every_frame() {
+    let h = Harness::start(StandInAnalyzer::new(), |_| {}).await;
+    let (status, health) = h.get_json("/health").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["accepting_challenges"], true);
+    assert!(h.available().await);
+
+    let r = h
+        .challenge("challenge-1", &h.videos.url("/vtest.avi"))
+        .await;
+    assert_full_answer(&r, "challenge-1");
+    assert_eq!(h.videos.hits("/vtest.avi"), 1);
+    h.assert_no_temp_files();
+    assert!(h.available().await);
+
+    let m = h.metrics().await;
+    assert!(
+        m.contains("pitchside_challenges_total{outcome=\"ok\"} 1\n"),
+        "{m}"
+    );
+    let size = std::fs::metadata(vtest_path()).unwrap().len();
+    assert!(
+        m.contains(&format!("pitchside_download_bytes_total {size}\n")),
+        "{m}"
+    );
+    for stage in ["download", "check", "analyze", "total"] {
+        assert!(
+            m.contains(&format!(
+                "pitchside_stage_duration_seconds_count{{stage=\"{stage}\"}} 1\n"
+            )),
+            "{stage}: {m}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_and_redirected_downloads_work_and_numeric_ids_are_echoed() {
+    let h = Harness::start(StandInAnalyzer::new(), |c| c.max_concurrent_challenges = 2).await;
+    let body = serde_json::to_vec(&json!({
+        "challenge_id": 42,
+        "type": "gsr",
+        "video_url": h.videos.url("/chunked.avi"),
+        "created_at": "2025-01-01T00:00:00Z",
+    }))
+    .unwrap();
+    let headers = signing::headers(&h.validator, &h.miner.address, &signing::nonce(), &body);
+    let redirect = h.videos.url("/redirect.avi");
+    let (a, b) = tokio::join!(
+        h.post(body, headers),
+        h.challenge("via-redirect", &redirect)
+    );
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body["challenge_id"], json!(42));
+    assert_eq!(a.body["frames"].as_array().unwrap().len(), VTEST_FRAMES);
+    assert_full_answer(&b, "via-redirect");
+    assert_eq!(h.videos.hits("/vtest.avi"), 1);
+    h.assert_no_temp_files();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_404_is_reported_with_url_and_status_and_not_retried() {
+    let h = Harness::start(StandInAnalyzer::new(), |_| {}).await;
+    let url = h.videos.url("/missing.avi");
+    let r = h.challenge("c404", &url).await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    assert!(r.error().contains(&url), "{}", r.error());
+    assert!(r.error().contains("HTTP 404 Not Found"), "{}", r.error());
+    assert_eq!(r.kind(), "download_http_status");
+    assert_eq!(r.body["challenge_id"], "c404");
+    assert_eq!(h.videos.hits("/missing.avi"), 1, "4xx must not be retried");
+    assert_eq!(
+        h.analyzer.started.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    h.assert_no_temp_files();
+    let m = h.metrics().await;
+    assert!(
+        m.contains("pitchside_errors_total{kind=\"download_http_status\"} 1\n"),
+        "{m}"
+    );
+    assert!(
+        m.contains("pitchside_challenges_total{outcome=\"download_failed\"} 1\n"),
+        "{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_server_times_out() {
+    let h = Harness::start(StandInAnalyzer::new(), |c| {
+        c.download.read_timeout_s = 0.5;
+        c.download.retries = 1;
+    })
+    .await;
+    let t0 = Instant::now();
+    let r = h
+        .challenge("stall-body", &h.videos.url("/stall-body.avi"))
+        .await;
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT, "{}", r.body);
+    assert!(r.error().contains("timed out"), "{}", r.error());
+    assert!(r.error().contains("after 65536 bytes"), "{}", r.error());
+    assert!(r.error().contains("(after 2 attempts)"), "{}", r.error());
+    assert_eq!(h.videos.hits("/stall-body.avi"), 2);
+
+    let r = h
+        .challenge("stall-headers", &h.videos.url("/stall-headers.avi"))
+        .await;
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT, "{}", r.body);
+    assert!(r.error().contains("response headers"), "{}", r.error());
+    assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
+    h.assert_no_temp_files();
+
+    // The total timeout bounds everything, retries included.
+    let h = Harness::start(StandInAnalyzer::new(), |c| {
+        c.download.read_timeout_s = 5.0;
+        c.download.total_timeout_s = 0.8;
+    })
+    .await;
+    let t0 = Instant::now();
+    let r = h
+        .challenge("stall-total", &h.videos.url("/stall-body.avi"))
+        .await;
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT, "{}", r.body);
+    assert!(r.error().contains("total_timeout_s"), "{}", r.error());
+    assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
+    h.assert_no_temp_files();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_cut_short_is_retried_then_reported() {
+    let h = Harness::start(StandInAnalyzer::new(), |c| c.download.retries = 1).await;
+    let url = h.videos.url("/cut.avi");
+    let r = h.challenge("cut", &url).await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.body);
+    assert!(r.error().contains("cut short"), "{}", r.error());
+    assert!(r.error().contains(&url), "{}", r.error());
+    assert_eq!(r.kind(), "download_truncated");
+    assert_eq!(h.videos.hits("/cut.avi"), 2);
+    h.assert_no_temp_files();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_that_is_not_a_video_is_refused() {
+    let h = Harness::start(StandInAnalyzer::new(), |_| {}).await;
+    let r = h.challenge("text", &h.videos.url("/text.avi")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.error().contains("not a video"), "{}", r.error());
+    assert_eq!(r.kind(), "download_not_video");
+    assert_eq!(
+        h.analyzer.started.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    h.assert_no_temp_files();
+    let m = h.metrics().await;
+    assert!(
+        m.contains("pitchside_challenges_total{outcome=\"invalid_video\"} 1\n"),
+        "{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_files_are_refused_by_length_and_while_streaming() {
+    let h = Harness::start(StandInAnalyzer::new(), |c| c.download.max_bytes = 1 << 20).await;
+    let r = h.challenge("huge", &h.videos.url("/huge.avi")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.error().contains("Content-Length 53687091200"),
+        "{}",
+        r.error()
+    );
+    assert!(r.error().contains("max_bytes"), "{}", r.error());
+    // No length announced: the running count stops it.
+    let r = h.challenge("chunked", &h.videos.url("/chunked.avi")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.error().contains("so far"), "{}", r.error());
+    assert_eq!(r.kind(), "download_too_large");
+    assert_eq!(
+        h.videos.hits("/huge.avi") + h.videos.hits("/chunked.avi"),
+        2
+    );
+    h.assert_no_temp_files();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_are_retried_with_backoff() {
+    let h = Harness::start(StandInAnalyzer::new(), |c| c.download.retries = 2).await;
+    let r = h.challenge("flaky", &h.videos.url("/flaky.avi")).await;
+    assert_full_answer(&r, "flaky");
+    assert_eq!(h.videos.hits("/flaky.avi"), 3);
+
+    let url = h.videos.url("/always-500.avi");
+    let r = h.challenge("500", &url).await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    assert!(
+        r.error()
+            .contains("HTTP 500 Internal Server Error (after 3 attempts)"),
+        "{}",
+        r.error()
+    );
+    assert!(r.error().contains(&url));
+    assert_eq!(h.videos.hits("/always-500.avi"), 3);
+    h.assert_no_temp_files();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_addresses_are_refused_unless_allowed() {
+    let h = Harness::start(StandInAnalyzer::new(), |c| {
+        c.download.allow_private_addresses = false;
+    })
+    .await;
+    let port = h.videos.addr.port();
+    for (url, what) in [
+        (format!("http://127.0.0.1:{port}/vtest.avi"), "loopback"),
+        (format!("http://localhost:{port}/vtest.avi"), "loopback"),
+        (
+            format!("http://[::ffff:127.0.0.1]:{port}/vtest.avi"),
+            "loopback",
+        ),
+        (
+            "http://169.254.169.254/latest/meta-data/".to_string(),
+            "link-local",
+        ),
+        ("http://10.0.0.1/x.mp4".to_string(), "private"),
+        ("http://[fe80::1]/x.mp4".to_string(), "link-local"),
+        ("http://0.0.0.0/x.mp4".to_string(), "unspecified"),
+    ] {
+        let r = h.challenge("private", &url).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{url}: {}", r.body);
+        assert!(r.error().contains(what), "{url}: {}", r.error());
+        assert!(
+            r.error().contains("allow_private_addresses"),
+            "{}",
+            r.error()
+        );
+        assert_eq!(r.kind(), "download_refused_address");
+    }
+    let r = h.challenge("scheme", "file:///etc/passwd").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.error().contains("scheme"), "{}", r.error());
+    assert_eq!(h.videos.hits("/vtest.avi"), 0);
+    h.assert_no_temp_files();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_nonce_is_refused() {
+    let h = Harness::start(StandInAnalyzer::new(), |_| {}).await;
+    let body = h.body("replay", &h.videos.url("/missing.avi"));
+    let headers = signing::headers(&h.validator, &h.miner.address, &signing::nonce(), &body);
+    let first = h.post(body.clone(), headers.clone()).await;
+    // Authenticated (then the download 404s, which is beside the point).
+    assert_eq!(first.status, StatusCode::BAD_GATEWAY, "{}", first.body);
+    let again = h.post(body, headers).await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED, "{}", again.body);
+    assert_eq!(again.kind(), "auth_replayed_nonce");
+    assert_eq!(h.videos.hits("/missing.avi"), 1);
+
+    // Nonces outside ±120 s, or not of the form {unix_ns}_{random}.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i128;
+    for nonce in [
+        signing::nonce_at(now - 150_000_000_000),
+        signing::nonce_at(now + 150_000_000_000),
+        "not-a-nonce".to_string(),
+    ] {
+        let body = h.body("old", &h.videos.url("/missing.avi"));
+        let headers = signing::headers(&h.validator, &h.miner.address, &nonce, &body);
+        let r = h.post(body, headers).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{nonce}: {}", r.body);
+        assert_eq!(r.kind(), "auth_bad_nonce");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_or_missing_signatures_are_401() {
+    let h = Harness::start(StandInAnalyzer::new(), |_| {}).await;
+    let url = h.videos.url("/vtest.avi");
+    let body = h.body("sig", &url);
+
+    // Signed by someone else, in the allow-listed validator's name.
+    let impostor = Hotkey::from_seed(9);
+    let mut headers = signing::headers(&impostor, &h.miner.address, &signing::nonce(), &body);
+    headers[0].1 = h.validator.address.clone();
+    let r = h.post(body.clone(), headers).await;
+    assert_eq!(
+        (r.status, r.kind()),
+        (StatusCode::UNAUTHORIZED, "auth_bad_signature")
+    );
+
+    // Body changed after signing.
+    let headers = signing::headers(&h.validator, &h.miner.address, &signing::nonce(), &body);
+    let r = h
+        .post(h.body("sig", &h.videos.url("/other.avi")), headers)
+        .await;
+    assert_eq!(
+        (r.status, r.kind()),
+        (StatusCode::UNAUTHORIZED, "auth_bad_signature")
+    );
+
+    // Garbage signature.
+    let mut headers = signing::headers(&h.validator, &h.miner.address, &signing::nonce(), &body);
+    headers[3].1 = "0xnothex".into();
+    let r = h.post(body.clone(), headers).await;
+    assert_eq!(
+        (r.status, r.kind()),
+        (StatusCode::UNAUTHORIZED, "auth_bad_signature")
+    );
+
+    // Each header missing in turn.
+    for i in 0..4 {
+        let mut headers =
+            signing::headers(&h.validator, &h.miner.address, &signing::nonce(), &body);
+        headers.remove(i);
+        let r = h.post(body.clone(), headers).await;
+        assert_eq!(
+            (r.status, r.kind()),
+            (StatusCode::UNAUTHORIZED, "auth_missing_header")
+        );
+    }
+
+    // Signed for another miner.
+    let other = Hotkey::from_seed(3);
+    let headers = signing::headers(&h.validator, &other.address, &signing::nonce(), &body);
+    let r = h.post(body.clone(), headers).await;
+    assert_eq!(
+        (r.status, r.kind()),
+        (StatusCode::UNAUTHORIZED, "auth_wrong_miner")
+    );
+
+    assert_eq!(h.videos.hits("/vtest.avi"), 0);
+    assert_eq!(h.videos.hits("/other.avi"), 0);
+    let m = h.metrics().await;
+    assert!(
+        m.contains("pitchside_challenges_total{outcome=\"unauthorized\"} 8\n"),
+        "{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_validators_are_403_and_an_empty_allow_list_refuses_all() {
+    let h = Harness::start(StandInAnalyzer::new(), |_| {}).await;
+    let stranger = Hotkey::from_seed(4);
+    let body = h.body("who", &h.videos.url("/vtest.avi"));
+    let headers = signing::headers(&stranger, &h.miner.address, &signing::nonce(), &body);
+    let r = h.post(body.clone(), headers).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(r.kind(), "auth_unknown_validator");
+    assert!(r.error().contains(&stranger.address));
+
+    let h = Harness::start(StandInAnalyzer::new(), |c| c.validators.clear()).await;
+    let (_, health) = h.get_json("/health").await;
+    assert_eq!(health["accepting_challenges"], false);
+    let headers = signing::headers(&h.validator, &h.miner.address, &signing::nonce(), &body);
+    let r = h.post(body, headers).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(r.kind(), "auth_not_configured");
+    assert_eq!(h.videos.hits("/vtest.avi"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_none_accepts_unsigned_requests_and_bodies_are_size_limited() {
+    let h = Harness::start(StandInAnalyzer::new(), |c| {
+        c.auth = AuthMode::None;
+        c.validators.clear();
+        c.miner_hotkey = None;
+        c.max_request_bytes = 4096;
+    })
+    .await;
+    let r = h
+        .post(h.body("open", &h.videos.url("/vtest.avi")), vec![])
+        .await;
+    assert_full_answer(&r, "open");
+
+    let big = h.body(&"x".repeat(5000), &h.videos.url("/vtest.avi"));
+    let r = h.post(big, vec![]).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.body);
+
+    let r = h.post(b"{\"challenge_id\": \"1\"}".to_vec(), vec![]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.error().contains("video_url"), "{}", r.error());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_challenge_while_busy_gets_503_with_retry_after() {
+    let h = Harness::start(StandInAnalyzer::slow(Duration::from_millis(3)), |_| {}).await;
+    let h = Arc::new(h);
+    let first = {
+        let h = h.clone();
+        tokio::spawn(async move { h.challenge("first", &h.videos.url("/vtest.avi")).await })
+    };
+    h.wait_until_busy().await;
+    let r = h.challenge("second", &h.videos.url("/vtest.avi")).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert_eq!(r.retry_after.as_deref(), Some("7"));
+    assert!(!h.available().await);
+    let first = first.await.unwrap();
+    assert_full_answer(&first, "first");
+    assert!(h.available().await);
+    assert_eq!(
+        h.videos.hits("/vtest.avi"),
+        1,
+        "the refused challenge downloaded nothing"
+    );
+    let m = h.metrics().await;
+    assert!(
+        m.contains("pitchside_challenges_total{outcome=\"busy\"} 1\n"),
+        "{m}"
+    );
+    h.assert_no_temp_files();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_the_running_challenge_refuses_new_ones_and_exits() {
+    let mut h = Harness::start(StandInAnalyzer::slow(Duration::from_millis(3)), |_| {}).await;
+    let url = h.videos.url("/vtest.avi");
+    let base = h.base.clone();
+    let running = {
+        let body = h.body("during-shutdown", &url);
+        let headers = signing::headers(&h.validator, &h.miner.address, &signing::nonce(), &body);
+        let client = h.client.clone();
+        let base = base.clone();
+        tokio::spawn(async move {
+            let mut req = client.post(format!("{base}/soccer/challenge")).body(body);
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            let resp = req.send().await.unwrap();
+            (resp.status(), resp.json::<Value>().await.unwrap())
+        })
+    };
+    h.wait_until_busy().await;
+    h.stop.take().unwrap().send(()).unwrap();
+    // Wait for the drain to begin, then try a new challenge.
+    let t0 = Instant::now();
+    loop {
+        let (status, health) = h.get_json("/health").await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            assert_eq!(health["status"], "draining");
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let r = h.challenge("too-late", &url).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert!(r.retry_after.is_some());
+    assert!(!h.available().await);
+
+    let (status, body) = running.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["frames"].as_array().unwrap().len(), VTEST_FRAMES);
+    assert_eq!(
+        h.analyzer
+            .cancelled
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the running challenge was not cut short"
+    );
+    let server = h.server.take().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server.wait())
+        .await
+        .expect("server exits after the drain")
+        .expect("clean exit");
+    h.assert_no_temp_files();
+    assert!(
+        h.client.get(format!("{base}/health")).send().await.is_err(),
+        "nothing listens any more"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_drain_timeout_running_challenges_are_asked_to_stop() {
+    let mut h = Harness::start(StandInAnalyzer::slow(Duration::from_millis(20)), |c| {
+        c.drain_timeout_s = 0.3;
+    })
+    .await;
+    let h_url = h.videos.url("/vtest.avi");
+    let body = h.body("cut-off", &h_url);
+    let headers = signing::headers(&h.validator, &h.miner.address, &signing::nonce(), &body);
+    let (client, base) = (h.client.clone(), h.base.clone());
+    let running = tokio::spawn(async move {
+        let mut req = client.post(format!("{base}/soccer/challenge")).body(body);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.unwrap();
+        (resp.status(), resp.json::<Value>().await.unwrap())
+    });
+    h.wait_until_busy().await;
+    let t0 = Instant::now();
+    h.stop.take().unwrap().send(()).unwrap();
+    // 795 frames at 20 ms would take 16 s; the cancel flag ends it early with partial results.
+    let (status, body) = running.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let frames = body["frames"].as_array().unwrap().len();
+    assert!(frames < VTEST_FRAMES, "{frames} frames");
+    assert_eq!(
+        h.analyzer
+            .cancelled
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+    tokio::time::timeout(Duration::from_secs(10), h.server.take().unwrap().wait())
+        .await
+        .expect("server exits")
+        .expect("clean exit");
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    h.assert_no_temp_files();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_hanging_up_stops_the_analysis_and_frees_the_slot() {
+    let h = Harness::start(StandInAnalyzer::slow(Duration::from_millis(20)), |_| {}).await;
+    let body = h.body("hang-up", &h.videos.url("/vtest.avi"));
+    let headers = signing::headers(&h.validator, &h.miner.address, &signing::nonce(), &body);
+    let mut req = h
+        .client
+        .post(format!("{}/soccer/challenge", h.base))
+        .timeout(Duration::from_millis(1500))
+        .body(body);
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    let t0 = Instant::now();
+    assert!(req.send().await.unwrap_err().is_timeout());
+    // The full analysis would take 16 s; the slot must come back long before.
+    while !h.available().await {
+        assert!(t0.elapsed() < Duration::from_secs(8), "slot not freed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        h.analyzer
+            .cancelled
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+    h.assert_no_temp_files();
+    let m = h.metrics().await;
+    assert!(
+        m.contains("pitchside_challenges_total{outcome=\"abandoned\"} 1\n"),
+        "{m}"
+    );
+}
+
+/// Needs the internet: the default download path (public DNS through the address guard,
+/// TLS with rustls) against a real host. PITCHSIDE_PUBLIC_URL overrides the URL.
+#[tokio::test]
+#[ignore = "needs the internet"]
+async fn downloads_over_https_from_a_public_host() {
+    use pitchside_engine::service::download::Downloader;
+    let url = std::env::var("PITCHSIDE_PUBLIC_URL")
+        .unwrap_or_else(|_| "https://pypi.org/simple/pip/".to_string());
+    let temp = tempfile::tempdir().unwrap();
+    let d = Downloader::new(&DownloadConfig::default(), temp.path().to_path_buf()).unwrap();
+    let got = d.fetch(&url).await.expect("downloads");
+    assert!(got.bytes > 0);
+    assert_eq!(std::fs::metadata(got.file.path()).unwrap().len(), got.bytes);
+    drop(got);
+    assert_eq!(std::fs::read_dir(temp.path()).unwrap().count(), 0);
+}
+
+/// Not a test: runs the service with the stand-in analyzer until SIGTERM, for
+/// tools/load_test/load_test.py. Environment: PITCHSIDE_LISTEN (default 127.0.0.1:8000),
+/// PITCHSIDE_MAX_CONCURRENT (1), PITCHSIDE_STAND_IN_FRAME_MS (0).
+#[test]
+#[ignore = "a server for tools/load_test, not a test"]
+fn stand_in_server() {
+    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+    let listen: SocketAddr = env("PITCHSIDE_LISTEN", "127.0.0.1:8000").parse().unwrap();
+    let max: usize = env("PITCHSIDE_MAX_CONCURRENT", "1").parse().unwrap();
+    let frame_ms: u64 = env("PITCHSIDE_STAND_IN_FRAME_MS", "0").parse().unwrap();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(env("RUST_LOG", "info")))
+        .with_writer(std::io::stderr)
+        .try_init();
+    let cfg = ServiceConfig {
+        auth: AuthMode::None,
+        max_concurrent_challenges: max,
+        download: DownloadConfig {
+            allow_private_addresses: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let analyzer = Arc::new(StandInAnalyzer::slow(Duration::from_millis(frame_ms)));
+    pitchside_engine::service::run(cfg, Some(listen), analyzer).unwrap();
+}

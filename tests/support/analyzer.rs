@@ -1,0 +1,75 @@
+//! A stand-in for the analysis pipeline: really decodes the video with OpenCV and returns one
+//! empty frame entry per decoded frame. Swap in the pipeline's analyzer where this is built.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use opencv::prelude::*;
+use opencv::videoio::{self, VideoCapture};
+use pitchside_engine::service::{AnalyzeError, Analyzer};
+use serde_json::{Value, json};
+
+#[derive(Debug, Default)]
+pub struct StandInAnalyzer {
+    /// Sleep after each frame, to make a challenge last (busy and shutdown tests).
+    per_frame: Duration,
+    /// Analyses started / stopped early because of the cancel flag.
+    pub started: AtomicUsize,
+    pub cancelled: AtomicUsize,
+}
+
+impl StandInAnalyzer {
+    pub fn new() -> StandInAnalyzer {
+        StandInAnalyzer::default()
+    }
+
+    pub fn slow(per_frame: Duration) -> StandInAnalyzer {
+        StandInAnalyzer {
+            per_frame,
+            ..Default::default()
+        }
+    }
+}
+
+impl Analyzer for StandInAnalyzer {
+    fn analyze(
+        &self,
+        video: &Path,
+        challenge_id: &str,
+        cancel: &AtomicBool,
+    ) -> Result<Value, AnalyzeError> {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        let t0 = Instant::now();
+        let decode = |e: opencv::Error| AnalyzeError::new("decode", e.to_string());
+        let mut cap =
+            VideoCapture::from_file(&*video.to_string_lossy(), videoio::CAP_ANY).map_err(decode)?;
+        if !cap.is_opened().map_err(decode)? {
+            return Err(AnalyzeError::new(
+                "decode",
+                format!("{}: not a video", video.display()),
+            ));
+        }
+        let mut frames = Vec::new();
+        let mut mat = opencv::core::Mat::default();
+        while cap.read(&mut mat).map_err(decode)? && !mat.empty() {
+            if cancel.load(Ordering::SeqCst) {
+                self.cancelled.fetch_add(1, Ordering::SeqCst);
+                break;
+            }
+            frames.push(json!({
+                "frame_number": frames.len(),
+                "keypoints": vec![[0, 0]; 32],
+                "objects": [],
+            }));
+            if !self.per_frame.is_zero() {
+                std::thread::sleep(self.per_frame);
+            }
+        }
+        Ok(json!({
+            "challenge_id": challenge_id,
+            "frames": frames,
+            "processing_time": t0.elapsed().as_secs_f64(),
+        }))
+    }
+}

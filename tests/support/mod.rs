@@ -1,0 +1,15 @@
+//! Test support for tests/service.rs: a stand-in analyzer, a loopback video server with
+//! misbehaving modes, and validator request signing.
+
+pub mod analyzer;
+pub mod signing;
+pub mod video_server;
+
+use std::path::PathBuf;
+
+/// The real test clip (scripts/fetch-assets.sh): 768x576, 795 frames, XVID AVI.
+pub fn vtest_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/vtest.avi")
+}
+
+pub const VTEST_FRAMES: usize = 795;
