@@ -10,7 +10,11 @@ use pitchside_engine::device::{
 };
 
 #[derive(Parser)]
-#[command(name = "pitchside", version, about = "Soccer video analysis: detection, pitch keypoints, tracking")]
+#[command(
+    name = "pitchside",
+    version,
+    about = "Soccer video analysis: detection, pitch keypoints, tracking"
+)]
 struct Cli {
     /// Log filter (also RUST_LOG), e.g. `info`, `pitchside=debug`.
     #[arg(long, global = true, default_value = "info")]
@@ -212,7 +216,8 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(p) = &config {
                 cfg.resolve_paths(p.parent().unwrap_or(std::path::Path::new(".")));
             }
-            let analyzer = std::sync::Arc::new(pitchside_engine::pipeline::PipelineAnalyzer::new(pipeline));
+            let analyzer =
+                std::sync::Arc::new(pitchside_engine::pipeline::PipelineAnalyzer::new(pipeline));
             pitchside_engine::service::run(cfg, listen, analyzer)?;
             Ok(())
         }
@@ -223,7 +228,10 @@ fn run(cli: Cli) -> Result<()> {
                 Some(p) => Some(Deployment::from_file(p)?),
                 None => None,
             };
-            println!("{:<10} {:<12} {:<9} {:<4} source", "kind", "name", "version", "abi");
+            println!(
+                "{:<10} {:<12} {:<9} {:<4} source",
+                "kind", "name", "version", "abi"
+            );
             for row in pitchside_engine::plugin_host::list_plugins(deployment.as_ref()) {
                 match row {
                     Ok(p) => println!(
@@ -231,7 +239,9 @@ fn run(cli: Cli) -> Result<()> {
                         p.info.kind.to_string(),
                         p.info.name,
                         p.info.version,
-                        p.abi_version.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+                        p.abi_version
+                            .map(|v| v.to_string())
+                            .unwrap_or_else(|| "-".into()),
                         p.source
                     ),
                     Err(e) => println!("error: {e}"),
@@ -257,7 +267,9 @@ fn load_pipeline(
         stride = effective.profile.frame_stride,
         "loading models"
     );
-    Ok(pitchside_engine::pipeline::Pipeline::load(deployment, effective, backend)?)
+    Ok(pitchside_engine::pipeline::Pipeline::load(
+        deployment, effective, backend,
+    )?)
 }
 
 fn run_video(args: RunArgs) -> Result<()> {
@@ -300,7 +312,9 @@ fn run_video(args: RunArgs) -> Result<()> {
     }
     let json = serde_json::to_string(&response)?;
     match &args.out {
-        Some(p) => std::fs::write(p, json).with_context(|| format!("cannot write {}", p.display()))?,
+        Some(p) => {
+            std::fs::write(p, json).with_context(|| format!("cannot write {}", p.display()))?
+        }
         None => println!("{json}"),
     }
     if let Some(out) = &args.annotate {
@@ -332,7 +346,8 @@ fn bench(args: BenchArgs) -> Result<()> {
         e.profile_name
     );
     eprintln!("{:<28} {:>10} {:>12}", "stage", "total s", "ms/frame");
-    let row = |name: &str, s: f64, per: f64| eprintln!("{name:<28} {s:>10.3} {:>12.2}", s * 1000.0 / per);
+    let row =
+        |name: &str, s: f64, per: f64| eprintln!("{name:<28} {s:>10.3} {:>12.2}", s * 1000.0 / per);
     row("decode (decoder thread)", stats.decode_s, n);
     row("decode wait (pipeline)", stats.decode_wait_s, np);
     for (role, d) in &stats.detectors {
@@ -349,7 +364,8 @@ fn bench(args: BenchArgs) -> Result<()> {
         "end-to-end: {:.2} source fps, {:.2} processed fps; peak RSS {}; partial: {}",
         n / stats.wall_s.max(1e-9),
         np / stats.wall_s.max(1e-9),
-        peak.map(|b| format!("{:.0} MiB", b as f64 / 1048576.0)).unwrap_or_else(|| "?".into()),
+        peak.map(|b| format!("{:.0} MiB", b as f64 / 1048576.0))
+            .unwrap_or_else(|| "?".into()),
         response.partial
     );
     let json = serde_json::json!({
@@ -403,7 +419,8 @@ fn bench_model(model_path: &std::path::Path, args: &BenchArgs) -> Result<()> {
     let fwd = med(&|s| s.forward.as_secs_f64());
     let post = med(&|s| s.postprocess.as_secs_f64());
     let total = med(&|s| (s.preprocess + s.forward + s.postprocess).as_secs_f64());
-    let lb = pitchside_models::Letterbox::new(image.width, image.height, args.imgsz, !args.square, 32);
+    let lb =
+        pitchside_models::Letterbox::new(image.width, image.height, args.imgsz, !args.square, 32);
     eprintln!(
         "{} on {} ({}x{} input), median of {}: preprocess {pre:.1} ms, forward {fwd:.1} ms, postprocess {post:.2} ms, total {total:.1} ms (load {load_s:.2} s)",
         model_path.display(),
@@ -430,7 +447,7 @@ fn detect(args: DetectArgs) -> Result<()> {
     use pitchside_engine::media::{annotate_detections, read_image};
     use pitchside_models::{NmsOptions, PredictOptions, YoloModel};
 
-    if args.imgsz == 0 || args.imgsz % 32 != 0 {
+    if args.imgsz == 0 || !args.imgsz.is_multiple_of(32) {
         anyhow::bail!("--imgsz {} is not a positive multiple of 32", args.imgsz);
     }
     for (name, v) in [("--conf", args.conf), ("--iou", args.iou)] {
@@ -442,7 +459,10 @@ fn detect(args: DetectArgs) -> Result<()> {
     let request = args.device.or(env.device).unwrap_or_default();
     let sel = select_device(request, CompiledBackends::this_build(), &SystemProbe)?;
     tracing::info!(device = %sel.backend, reason = %sel.reason, "device selected");
-    let model = YoloModel::load(&args.model, pitchside_engine::model_device(sel.backend, args.half))?;
+    let model = YoloModel::load(
+        &args.model,
+        pitchside_engine::model_device(sel.backend, args.half),
+    )?;
     let opts = PredictOptions {
         imgsz: args.imgsz,
         nms: NmsOptions {
@@ -463,8 +483,17 @@ fn detect(args: DetectArgs) -> Result<()> {
         let dets = dets.pop().unwrap_or_default();
         tracing::debug!(image = %path.display(), ?times, n = dets.len(), "detected");
         if let Some(dir) = &args.annotate {
-            let name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-            let names = |c: u32| model.names.get(&c).cloned().unwrap_or_else(|| c.to_string());
+            let name = path
+                .file_name()
+                .map(|n| n.to_os_string())
+                .unwrap_or_default();
+            let names = |c: u32| {
+                model
+                    .names
+                    .get(&c)
+                    .cloned()
+                    .unwrap_or_else(|| c.to_string())
+            };
             annotate_detections(&image, &dets, &names, &dir.join(name))?;
         }
         let detections: Vec<serde_json::Value> = dets
@@ -507,7 +536,11 @@ fn load_deployment(config: Option<&PathBuf>) -> Result<(Deployment, EnvOverrides
 }
 
 /// `--device` beats `PITCHSIDE_DEVICE`, which beats the deployment's `device:`.
-fn choose_device(cli: Option<DeviceRequest>, d: &Deployment, env: &EnvOverrides) -> Result<Backend> {
+fn choose_device(
+    cli: Option<DeviceRequest>,
+    d: &Deployment,
+    env: &EnvOverrides,
+) -> Result<Backend> {
     let request = cli.or(env.device).unwrap_or(d.file.device);
     let sel = select_device(request, CompiledBackends::this_build(), &SystemProbe)?;
     tracing::info!(device = %sel.backend, reason = %sel.reason, "device selected");

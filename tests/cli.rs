@@ -55,7 +55,11 @@ fn config_show_applies_img_size_to_every_model_of_the_active_profile() {
 fn config_show_of_a_file_and_env_overrides() {
     let out = ok(&pitchside(
         &["config", "show", "--config", "configs/cpu.yaml"],
-        &[("BATCH_SIZE", "3"), ("FRAME_STRIDE", "1"), ("CONF_THRESHOLD", "0.5")],
+        &[
+            ("BATCH_SIZE", "3"),
+            ("FRAME_STRIDE", "1"),
+            ("CONF_THRESHOLD", "0.5"),
+        ],
     ));
     let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&out).unwrap();
     assert_eq!(v["settings"]["batch_size"].as_u64(), Some(3));
@@ -74,7 +78,11 @@ fn bad_input_is_a_clear_error_not_a_panic() {
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yaml");
-    std::fs::write(&bad, "models:\n  players:\n    path: x.pt\n    tsk: detect\n").unwrap();
+    std::fs::write(
+        &bad,
+        "models:\n  players:\n    path: x.pt\n    tsk: detect\n",
+    )
+    .unwrap();
     let o = pitchside(&["config", "show", "--config", bad.to_str().unwrap()], &[]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("bad.yaml:4:5"), "{err}");
@@ -82,16 +90,28 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     let o = pitchside(&["config", "show", "--device", "cuda"], &[]);
     let err = String::from_utf8_lossy(&o.stderr);
     if !cfg!(feature = "cuda") {
-        assert!(!o.status.success() && err.contains("--features cuda"), "{err}");
+        assert!(
+            !o.status.success() && err.contains("--features cuda"),
+            "{err}"
+        );
     }
 
-    let o = pitchside(&["detect", "--model", "assets/nothing.pt", "assets/bus.jpg"], &[]);
+    let o = pitchside(
+        &["detect", "--model", "assets/nothing.pt", "assets/bus.jpg"],
+        &[],
+    );
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("nothing.pt") && !err.contains("panicked"), "{err}");
+    assert!(
+        !o.status.success() && err.contains("nothing.pt") && !err.contains("panicked"),
+        "{err}"
+    );
 
     let o = pitchside(&["detect", "--model", "README.md", "assets/bus.jpg"], &[]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("README.md") && !err.contains("panicked"), "{err}");
+    assert!(
+        !o.status.success() && err.contains("README.md") && !err.contains("panicked"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -107,7 +127,15 @@ fn devices_lists_compiled_backends() {
 #[test]
 fn detect_prints_ultralytics_equal_json() {
     let out = ok(&pitchside(
-        &["detect", "--model", "assets/yolo11n-pose.pt", "--device", "cpu", "assets/bus.jpg", "assets/zidane.jpg"],
+        &[
+            "detect",
+            "--model",
+            "assets/yolo11n-pose.pt",
+            "--device",
+            "cpu",
+            "assets/bus.jpg",
+            "assets/zidane.jpg",
+        ],
         &[],
     ));
     let got: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -117,17 +145,27 @@ fn detect_prints_ultralytics_equal_json() {
     .unwrap();
     for (i, name) in ["bus.jpg", "zidane.jpg"].iter().enumerate() {
         let g = &got[i];
-        let want = fx["images"].as_array().unwrap().iter().find(|x| x["image"] == *name).unwrap();
+        let want = fx["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["image"] == *name)
+            .unwrap();
         assert_eq!(g["width"], want["width"]);
         assert_eq!(g["height"], want["height"]);
-        let (gd, wd) = (g["detections"].as_array().unwrap(), want["detections"].as_array().unwrap());
+        let (gd, wd) = (
+            g["detections"].as_array().unwrap(),
+            want["detections"].as_array().unwrap(),
+        );
         assert_eq!(gd.len(), wd.len(), "{name}");
         for (a, b) in gd.iter().zip(wd) {
             assert_eq!(a["class_id"], b["class_id"]);
             assert!((a["score"].as_f64().unwrap() - b["score"].as_f64().unwrap()).abs() < 1e-3);
             assert_eq!(a["keypoints"].as_array().unwrap().len(), 17);
             for k in 0..4 {
-                assert!((a["bbox"][k].as_f64().unwrap() - b["bbox"][k].as_f64().unwrap()).abs() < 1.0);
+                assert!(
+                    (a["bbox"][k].as_f64().unwrap() - b["bbox"][k].as_f64().unwrap()).abs() < 1.0
+                );
             }
         }
     }
@@ -137,7 +175,14 @@ fn detect_prints_ultralytics_equal_json() {
 fn detect_annotates_images() {
     let dir = tempfile::tempdir().unwrap();
     ok(&pitchside(
-        &["detect", "--model", "assets/yolov8s-fall.pt", "--annotate", dir.path().to_str().unwrap(), "assets/bus.jpg"],
+        &[
+            "detect",
+            "--model",
+            "assets/yolov8s-fall.pt",
+            "--annotate",
+            dir.path().to_str().unwrap(),
+            "assets/bus.jpg",
+        ],
         &[],
     ));
     let img = opencv::imgcodecs::imread(

@@ -14,7 +14,11 @@ fn root() -> PathBuf {
 
 fn vtest() -> PathBuf {
     let p = root().join("assets/vtest.avi");
-    assert!(p.is_file(), "{} is missing: run scripts/fetch-assets.sh", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/fetch-assets.sh",
+        p.display()
+    );
     p
 }
 
@@ -61,9 +65,17 @@ fn check_schema(r: &Response, frames: u64, keypoints: usize) {
             assert_eq!(obj.len(), 3, "objects have id, bbox, class_id: {o}");
             assert!(o["id"].as_u64().unwrap() >= 1);
             let c = o["class_id"].as_u64().unwrap();
-            assert!(c <= 3 && c >= last_class, "frame {i}: objects ordered by class");
+            assert!(
+                c <= 3 && c >= last_class,
+                "frame {i}: objects ordered by class"
+            );
             last_class = c;
-            let b: Vec<f64> = o["bbox"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+            let b: Vec<f64> = o["bbox"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
             assert!(b[0] <= b[2] && b[1] <= b[3] && b[0] >= 0.0 && b[2] <= 768.0 && b[3] <= 576.0);
             for x in b {
                 assert_eq!((x * 100.0).round() / 100.0, x, "2-decimal rounding");
@@ -103,7 +115,10 @@ fn vtest_stride_1_and_2_cover_every_source_frame_and_keep_ids() {
     assert!(!r1.partial, "{:?}", r1.error);
     check_schema(&r1, 795, 17);
     let (id, run1) = longest_track(&r1, 1);
-    assert!(run1 >= 50, "a walking person keeps id {id} for only {run1} frames");
+    assert!(
+        run1 >= 50,
+        "a walking person keeps id {id} for only {run1} frames"
+    );
     let objects: usize = r1.frames.iter().map(|f| f.objects.len()).sum();
     assert!(objects > 795, "people are detected: {objects} objects");
 
@@ -112,25 +127,51 @@ fn vtest_stride_1_and_2_cover_every_source_frame_and_keep_ids() {
     assert!(!r2.partial, "{:?}", r2.error);
     check_schema(&r2, 795, 17);
     let (id, run2) = longest_track(&r2, 2);
-    assert!(run2 >= 25, "stride 2: id {id} kept for only {run2} processed frames");
+    assert!(
+        run2 >= 25,
+        "stride 2: id {id} kept for only {run2} processed frames"
+    );
     // Skipped frames carry interpolated boxes of tracks seen on both sides.
     let odd_with_objects = r2
         .frames
         .iter()
         .filter(|f| f.frame_number % 2 == 1 && !f.objects.is_empty())
         .count();
-    assert!(odd_with_objects > 300, "interpolated frames: {odd_with_objects}");
+    assert!(
+        odd_with_objects > 300,
+        "interpolated frames: {odd_with_objects}"
+    );
     // An interpolated box lies between its neighbours.
     let by_frame: BTreeMap<u64, &pitchside_engine::pipeline::FrameResult> =
         r2.frames.iter().map(|f| (f.frame_number, f)).collect();
-    for f in r2.frames.iter().filter(|f| f.frame_number % 2 == 1 && f.frame_number < 793) {
+    for f in r2
+        .frames
+        .iter()
+        .filter(|f| f.frame_number % 2 == 1 && f.frame_number < 793)
+    {
         for o in &f.objects {
-            let a = by_frame[&(f.frame_number - 1)].objects.iter().find(|x| x.id == o.id);
-            let b = by_frame[&(f.frame_number + 1)].objects.iter().find(|x| x.id == o.id);
-            let (a, b) = (a.expect("track on the previous frame"), b.expect("and the next"));
+            let a = by_frame[&(f.frame_number - 1)]
+                .objects
+                .iter()
+                .find(|x| x.id == o.id);
+            let b = by_frame[&(f.frame_number + 1)]
+                .objects
+                .iter()
+                .find(|x| x.id == o.id);
+            let (a, b) = (
+                a.expect("track on the previous frame"),
+                b.expect("and the next"),
+            );
             for k in 0..4 {
                 let mid = (a.bbox[k] + b.bbox[k]) / 2.0;
-                assert!((o.bbox[k] - mid).abs() <= 0.011, "frame {}: {:?} vs {:?}/{:?}", f.frame_number, o.bbox, a.bbox, b.bbox);
+                assert!(
+                    (o.bbox[k] - mid).abs() <= 0.011,
+                    "frame {}: {:?} vs {:?}/{:?}",
+                    f.frame_number,
+                    o.bbox,
+                    a.bbox,
+                    b.bbox
+                );
             }
         }
     }
@@ -141,7 +182,11 @@ fn a_timeout_returns_the_frames_done_so_far() {
     let mut p = pipeline(&[], "    timeout_s: 2\n");
     let r = run(&mut p, &vtest());
     assert!(r.partial);
-    assert!(r.error.as_deref().unwrap().contains("timed out"), "{:?}", r.error);
+    assert!(
+        r.error.as_deref().unwrap().contains("timed out"),
+        "{:?}",
+        r.error
+    );
     let n = r.frames.len();
     assert!(n > 0 && n < 795, "{n} frames");
     check_schema(&r, n as u64, 17);
@@ -158,7 +203,11 @@ fn a_truncated_file_ends_cleanly_with_an_error_flag() {
     let n = r.frames.len();
     assert!(n > 50 && n < 795, "{n} frames");
     assert!(r.partial, "the result says it is incomplete");
-    assert!(r.error.as_deref().unwrap().contains("truncated"), "{:?}", r.error);
+    assert!(
+        r.error.as_deref().unwrap().contains("truncated"),
+        "{:?}",
+        r.error
+    );
     check_schema(&r, n as u64, 17);
 }
 
@@ -168,8 +217,15 @@ fn non_video_and_empty_files_are_clear_errors() {
     let text = dir.path().join("readme.mp4");
     std::fs::write(&text, "not a video\n".repeat(100)).unwrap();
     let mut p = pipeline(&[], "");
-    let e = p.run(&text, &RunOptions::default()).err().unwrap().to_string();
-    assert!(e.contains("readme.mp4") && (e.contains("not a video") || e.contains("no decodable")), "{e}");
+    let e = p
+        .run(&text, &RunOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("readme.mp4") && (e.contains("not a video") || e.contains("no decodable")),
+        "{e}"
+    );
 
     // A real container with zero frames.
     let empty = dir.path().join("empty.avi");
@@ -186,10 +242,21 @@ fn non_video_and_empty_files_are_clear_errors() {
         .unwrap();
         w.release().unwrap();
     }
-    let e = p.run(&empty, &RunOptions::default()).err().unwrap().to_string();
+    let e = p
+        .run(&empty, &RunOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("empty.avi"), "{e}");
-    assert!(e.contains("no decodable frame") || e.contains("not a video"), "{e}");
+    assert!(
+        e.contains("no decodable frame") || e.contains("not a video"),
+        "{e}"
+    );
 
-    let e = p.run(Path::new("/no/such/video.mp4"), &RunOptions::default()).err().unwrap().to_string();
+    let e = p
+        .run(Path::new("/no/such/video.mp4"), &RunOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("no such file"), "{e}");
 }

@@ -23,7 +23,13 @@ fn colour_plugin() -> &'static PathBuf {
         let target = exe.ancestors().nth(3).unwrap().join("plugin-tests");
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--lib", "-p", "colour-ball-detector", "--manifest-path"])
+            .args([
+                "build",
+                "--lib",
+                "-p",
+                "colour-ball-detector",
+                "--manifest-path",
+            ])
             .arg(root().join("Cargo.toml"))
             .arg("--target-dir")
             .arg(&target)
@@ -46,7 +52,10 @@ fn panning_clip(dir: &Path, frames: i32) -> PathBuf {
         opencv::imgcodecs::IMREAD_COLOR,
     )
     .unwrap();
-    assert!(!src.empty(), "assets/messi5.jpg missing: run scripts/fetch-assets.sh");
+    assert!(
+        !src.empty(),
+        "assets/messi5.jpg missing: run scripts/fetch-assets.sh"
+    );
     let (w, h) = (src.cols() - frames * 2, src.rows());
     let out = dir.join("pan.avi");
     let fourcc = opencv::videoio::VideoWriter::fourcc('M', 'J', 'P', 'G').unwrap();
@@ -95,8 +104,15 @@ fn a_shared_library_detector_runs_a_clip_via_yaml() {
         .skip(1)
         .filter_map(|f| f.objects.iter().find(|o| o.class_id == 0).map(|o| o.id))
         .collect();
-    assert!(ball_ids.len() >= 10, "ball seen on {} frames", ball_ids.len());
-    assert!(ball_ids.windows(2).all(|w| w[0] == w[1]), "ball ids {ball_ids:?}");
+    assert!(
+        ball_ids.len() >= 10,
+        "ball seen on {} frames",
+        ball_ids.len()
+    );
+    assert!(
+        ball_ids.windows(2).all(|w| w[0] == w[1]),
+        "ball ids {ball_ids:?}"
+    );
 }
 
 #[test]
@@ -109,11 +125,21 @@ fn plugins_list_shows_builtin_and_configured_plugins() {
         .arg(&cfg)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s = String::from_utf8(out.stdout).unwrap();
-    assert!(s.contains("detector") && s.contains("yolo") && s.contains("built-in"), "{s}");
+    assert!(
+        s.contains("detector") && s.contains("yolo") && s.contains("built-in"),
+        "{s}"
+    );
     assert!(s.contains("tracker") && s.contains("bytetrack"), "{s}");
-    assert!(s.contains("colour") && s.contains("libcolour_ball_detector"), "{s}");
+    assert!(
+        s.contains("colour") && s.contains("libcolour_ball_detector"),
+        "{s}"
+    );
 }
 
 #[test]
@@ -123,5 +149,8 @@ fn a_missing_library_is_named_in_the_error() {
     std::fs::write(&cfg, deployment_yaml(&dir.path().join("libnothere.so"))).unwrap();
     let d = Deployment::from_file(&cfg).unwrap();
     let msg = d.check_files().unwrap_err().to_string();
-    assert!(msg.contains("libnothere.so") && msg.contains("bad.yaml:"), "{msg}");
+    assert!(
+        msg.contains("libnothere.so") && msg.contains("bad.yaml:"),
+        "{msg}"
+    );
 }

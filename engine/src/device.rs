@@ -235,7 +235,9 @@ pub fn probe_cuda() -> ProbeResult {
             .or_else(|_| libloading::Library::new("libcuda.so"))
         {
             Ok(l) => l,
-            Err(_) => return ProbeResult::Missing("no CUDA driver (libcuda.so.1 not found)".into()),
+            Err(_) => {
+                return ProbeResult::Missing("no CUDA driver (libcuda.so.1 not found)".into());
+            }
         };
         let init: libloading::Symbol<CuInit> = match lib.get(b"cuInit\0") {
             Ok(f) => f,

@@ -17,7 +17,7 @@ pub fn model_device(backend: Backend, half: bool) -> ModelDevice {
         Backend::Cpu => ModelDevice::Cpu,
     }
 }
-pub mod service;
 pub mod pipeline;
 pub mod plugin_host;
+pub mod service;
 pub mod video;

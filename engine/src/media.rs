@@ -41,7 +41,11 @@ impl Image {
 
     /// Copies a BGR `Mat` (continuous or not).
     pub fn from_mat(m: &Mat) -> opencv::Result<Image> {
-        let m = if m.is_continuous() { m.clone() } else { m.try_clone()? };
+        let m = if m.is_continuous() {
+            m.clone()
+        } else {
+            m.try_clone()?
+        };
         Ok(Image {
             data: m.data_bytes()?.to_vec(),
             width: m.cols() as u32,
@@ -50,11 +54,8 @@ impl Image {
     }
 
     pub fn to_mat(&self) -> opencv::Result<Mat> {
-        let m = Mat::new_rows_cols_with_data(
-            self.height as i32,
-            (self.width * 3) as i32,
-            &self.data,
-        )?;
+        let m =
+            Mat::new_rows_cols_with_data(self.height as i32, (self.width * 3) as i32, &self.data)?;
         m.reshape(3, self.height as i32)?.try_clone()
     }
 }
@@ -149,13 +150,13 @@ pub fn annotate_detections(
             draw_box(&mut m, d.bbox, &label, colour(d.class_id as u64))?;
             draw_keypoints(&mut m, &d.keypoints, 0.5)?;
         }
-        let ok = opencv::imgcodecs::imwrite(
-            &*out.to_string_lossy(),
-            &m,
-            &opencv::core::Vector::new(),
-        )?;
+        let ok =
+            opencv::imgcodecs::imwrite(&*out.to_string_lossy(), &m, &opencv::core::Vector::new())?;
         if !ok {
-            return Err(opencv::Error::new(0, "imwrite refused the file name".to_string()));
+            return Err(opencv::Error::new(
+                0,
+                "imwrite refused the file name".to_string(),
+            ));
         }
         Ok(())
     };
@@ -195,8 +196,13 @@ pub fn annotate_video(
         }
         for o in &f.objects {
             let b = o.bbox.map(|v| v as f32);
-            draw_box(&mut m, b, &format!("#{} c{}", o.id, o.class_id), colour(o.id))
-                .map_err(|x| e(x.to_string()))?;
+            draw_box(
+                &mut m,
+                b,
+                &format!("#{} c{}", o.id, o.class_id),
+                colour(o.id),
+            )
+            .map_err(|x| e(x.to_string()))?;
         }
         let kps: Vec<[f32; 3]> = f
             .keypoints

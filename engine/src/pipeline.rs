@@ -155,13 +155,21 @@ impl Pipeline {
     }
 
     /// Runs a video file through the pipeline.
-    pub fn run(&mut self, path: &Path, opts: &RunOptions<'_>) -> Result<(Response, RunStats), PipelineError> {
+    pub fn run(
+        &mut self,
+        path: &Path,
+        opts: &RunOptions<'_>,
+    ) -> Result<(Response, RunStats), PipelineError> {
         let start = Instant::now();
         let p = self.effective.profile.clone();
         let stride = p.frame_stride.max(1);
         let decoder = Decoder::start(path, stride, p.prefetch_frames as usize)?;
         let info = decoder.info;
-        let fps = if info.fps.is_finite() && info.fps > 0.0 { info.fps } else { 30.0 };
+        let fps = if info.fps.is_finite() && info.fps > 0.0 {
+            info.fps
+        } else {
+            30.0
+        };
         // Trackers count processed frames: with a stride their frame rate is the video's / stride.
         let rate = fps / stride as f64;
         let mut tracker = build_tracker(&self.deployment, &self.effective.pipeline.tracker, rate)?;
@@ -203,8 +211,10 @@ impl Pipeline {
             }
             stats.decode_wait_s += wait.elapsed().as_secs_f64();
             if !batch.is_empty() {
-                let frames: Vec<FrameRef<'_>> =
-                    batch.iter().map(|f| f.image.frame(f.frame_number)).collect();
+                let frames: Vec<FrameRef<'_>> = batch
+                    .iter()
+                    .map(|f| f.image.frame(f.frame_number))
+                    .collect();
                 let t = Instant::now();
                 let results = detect_concurrently(&mut self.detectors, &frames, &mut call_time);
                 stats.detect_wall_s += t.elapsed().as_secs_f64();
@@ -259,7 +269,8 @@ impl Pipeline {
                             keypoints,
                         }),
                         Err(e) => {
-                            error = Some(format!("tracker failed at frame {}: {e}", f.frame_number));
+                            error =
+                                Some(format!("tracker failed at frame {}: {e}", f.frame_number));
                             break 'outer;
                         }
                     }
@@ -273,7 +284,10 @@ impl Pipeline {
                 break;
             }
             if Instant::now() > deadline {
-                error = Some(format!("timed out after {} s (profile timeout)", p.timeout_s));
+                error = Some(format!(
+                    "timed out after {} s (profile timeout)",
+                    p.timeout_s
+                ));
                 break;
             }
             if opts.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
@@ -297,7 +311,10 @@ impl Pipeline {
         stats.assemble_s = t.elapsed().as_secs_f64();
         for slot in &self.detectors {
             let mut d = DetectorStats {
-                calls_s: call_time.get(&slot.role).map(|t| t.as_secs_f64()).unwrap_or(0.0),
+                calls_s: call_time
+                    .get(&slot.role)
+                    .map(|t| t.as_secs_f64())
+                    .unwrap_or(0.0),
                 ..Default::default()
             };
             if let Some(times) = &slot.yolo_times {
@@ -327,12 +344,15 @@ impl Pipeline {
     }
 }
 
+/// One detector's answer for a batch: detections per frame.
+type DetectResult = Result<Vec<Vec<Detection>>, PluginError>;
+
 /// Runs every detector on the batch at once, one thread each.
 fn detect_concurrently(
     detectors: &mut [DetectorSlot],
     frames: &[FrameRef<'_>],
     call_time: &mut HashMap<Role, Duration>,
-) -> Vec<(Role, Result<Vec<Vec<Detection>>, PluginError>)> {
+) -> Vec<(Role, DetectResult)> {
     let timed = |slot: &mut DetectorSlot| {
         let t = Instant::now();
         let r = slot.detector.detect(frames);
@@ -501,14 +521,16 @@ fn assemble(processed: &[Processed], total: u64) -> Vec<FrameResult> {
                     .iter()
                     .filter_map(|a| {
                         let b = next.objects.iter().find(|b| b.id == a.id)?;
-                        let mut bbox = [0f32; 4];
-                        for k in 0..4 {
-                            bbox[k] = a.bbox[k] + (b.bbox[k] - a.bbox[k]) * t;
-                        }
+                        let bbox: [f32; 4] =
+                            std::array::from_fn(|k| a.bbox[k] + (b.bbox[k] - a.bbox[k]) * t);
                         Some(Tracked { bbox, ..a.clone() })
                     })
                     .collect();
-                let nearest = if f - prev.frame_number <= next.frame_number - f { prev } else { next };
+                let nearest = if f - prev.frame_number <= next.frame_number - f {
+                    prev
+                } else {
+                    next
+                };
                 (objects, &nearest.keypoints)
             }
             None => (prev.objects.clone(), &prev.keypoints),
@@ -528,6 +550,50 @@ pub fn peak_rss_bytes() -> Option<u64> {
     let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// The miner service's analyzer: one loaded pipeline, one video at a time (the service's
+/// slot count decides how many challenges wait for it).
+pub struct PipelineAnalyzer {
+    pipeline: std::sync::Mutex<Pipeline>,
+}
+
+impl PipelineAnalyzer {
+    pub fn new(pipeline: Pipeline) -> PipelineAnalyzer {
+        PipelineAnalyzer {
+            pipeline: std::sync::Mutex::new(pipeline),
+        }
+    }
+}
+
+impl crate::service::Analyzer for PipelineAnalyzer {
+    fn analyze(
+        &self,
+        video: &Path,
+        challenge_id: &str,
+        cancel: &AtomicBool,
+    ) -> Result<serde_json::Value, crate::service::AnalyzeError> {
+        use crate::service::AnalyzeError;
+        // A panic in an earlier challenge poisons the lock, not the models: keep serving.
+        let mut p = self.pipeline.lock().unwrap_or_else(|e| e.into_inner());
+        let opts = RunOptions {
+            challenge_id: challenge_id.to_string(),
+            cancel: Some(cancel),
+            progress: None,
+        };
+        let (response, stats) = p.run(video, &opts).map_err(|e| match &e {
+            PipelineError::Video(_) => AnalyzeError::new("video", e.to_string()),
+            PipelineError::Host(_) => AnalyzeError::new("plugin", e.to_string()),
+        })?;
+        tracing::info!(
+            challenge_id,
+            frames = response.frames.len(),
+            seconds = stats.wall_s,
+            partial = response.partial,
+            "challenge analysed"
+        );
+        serde_json::to_value(&response).map_err(|e| AnalyzeError::new("serialize", e.to_string()))
+    }
 }
 
 #[cfg(test)]
@@ -576,7 +642,10 @@ mod tests {
 
     #[test]
     fn uneven_gaps_interpolate_linearly_and_pick_nearest_keypoints() {
-        let processed = vec![p(0, vec![t(7, 0.0, 2, 0.5)], 1.0), p(3, vec![t(7, 30.0, 2, 0.5)], 2.0)];
+        let processed = vec![
+            p(0, vec![t(7, 0.0, 2, 0.5)], 1.0),
+            p(3, vec![t(7, 30.0, 2, 0.5)], 2.0),
+        ];
         let frames = assemble(&processed, 4);
         assert_eq!(frames[1].objects[0].bbox[0], 10.0);
         assert_eq!(frames[2].objects[0].bbox[0], 20.0);
@@ -617,49 +686,5 @@ mod tests {
         assert_eq!(ids.get(1, 5), 2);
         assert_eq!(ids.get(0, 5), 1);
         assert_eq!(ids.get(0, 9), 3);
-    }
-}
-
-/// The miner service's analyzer: one loaded pipeline, one video at a time (the service's
-/// slot count decides how many challenges wait for it).
-pub struct PipelineAnalyzer {
-    pipeline: std::sync::Mutex<Pipeline>,
-}
-
-impl PipelineAnalyzer {
-    pub fn new(pipeline: Pipeline) -> PipelineAnalyzer {
-        PipelineAnalyzer {
-            pipeline: std::sync::Mutex::new(pipeline),
-        }
-    }
-}
-
-impl crate::service::Analyzer for PipelineAnalyzer {
-    fn analyze(
-        &self,
-        video: &Path,
-        challenge_id: &str,
-        cancel: &AtomicBool,
-    ) -> Result<serde_json::Value, crate::service::AnalyzeError> {
-        use crate::service::AnalyzeError;
-        // A panic in an earlier challenge poisons the lock, not the models: keep serving.
-        let mut p = self.pipeline.lock().unwrap_or_else(|e| e.into_inner());
-        let opts = RunOptions {
-            challenge_id: challenge_id.to_string(),
-            cancel: Some(cancel),
-            progress: None,
-        };
-        let (response, stats) = p.run(video, &opts).map_err(|e| match &e {
-            PipelineError::Video(_) => AnalyzeError::new("video", e.to_string()),
-            PipelineError::Host(_) => AnalyzeError::new("plugin", e.to_string()),
-        })?;
-        tracing::info!(
-            challenge_id,
-            frames = response.frames.len(),
-            seconds = stats.wall_s,
-            partial = response.partial,
-            "challenge analysed"
-        );
-        serde_json::to_value(&response).map_err(|e| AnalyzeError::new("serialize", e.to_string()))
     }
 }

@@ -141,7 +141,8 @@ pub fn build_tracker(
             {
                 obj.insert("frame_rate".into(), serde_json::json!(frame_rate));
             }
-            let t = pitchside_bytetrack::ByteTrack::from_json(&params).map_err(|e| err(e.to_string()))?;
+            let t = pitchside_bytetrack::ByteTrack::from_json(&params)
+                .map_err(|e| err(e.to_string()))?;
             Ok(Box::new(t))
         }
         other => Err(err(format!("unknown tracker plugin {other:?}"))),

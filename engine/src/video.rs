@@ -130,7 +130,15 @@ impl Decoder {
         let handle = std::thread::Builder::new()
             .name("pitchside-decode".into())
             .spawn(move || {
-                decode_loop(cap, first, first_time, stride.max(1) as u64, expected, tx, stop2)
+                decode_loop(
+                    cap,
+                    first,
+                    first_time,
+                    stride.max(1) as u64,
+                    expected,
+                    tx,
+                    stop2,
+                )
             })
             .expect("spawn decoder thread");
         Ok(Decoder {
@@ -187,7 +195,7 @@ fn decode_loop(
             break;
         }
         let t = Instant::now();
-        let wanted = n % stride == 0;
+        let wanted = n.is_multiple_of(stride);
         // Skipped frames are grabbed only: demuxed and decoded, never converted or copied.
         let ok = if wanted {
             cap.read(&mut mat).unwrap_or(false) && !mat.empty()
@@ -237,14 +245,19 @@ mod tests {
 
     #[test]
     fn missing_and_non_video_files_are_clear_errors() {
-        let e = Decoder::start(Path::new("/no/such/clip.mp4"), 1, 4).err().unwrap();
+        let e = Decoder::start(Path::new("/no/such/clip.mp4"), 1, 4)
+            .err()
+            .unwrap();
         assert!(matches!(e, VideoError::NotFound { .. }), "{e}");
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("notes.mp4");
         std::fs::write(&p, b"this is not a video at all, just some text").unwrap();
         let e = Decoder::start(&p, 1, 4).err().unwrap();
         assert!(
-            matches!(e, VideoError::NotAVideo { .. } | VideoError::NoFrames { .. }),
+            matches!(
+                e,
+                VideoError::NotAVideo { .. } | VideoError::NoFrames { .. }
+            ),
             "{e}"
         );
         assert!(e.to_string().contains("notes.mp4"), "{e}");

@@ -82,10 +82,13 @@ fn load_pt(path: &Path) -> Result<Checkpoint, ModelError> {
         .ok_or_else(|| bad(path, "no data.pkl in the archive: not a PyTorch checkpoint"))?;
     let prefix = pkl_name.trim_end_matches("data.pkl").to_string();
     let pickle = pickle::read_entry(&mut archive, &pkl_name).map_err(|e| bad(path, e))?;
-    let root = pickle::parse(&pickle)
-        .map_err(|e| bad(path, format!("cannot parse {pkl_name}: {e}")))?;
+    let root =
+        pickle::parse(&pickle).map_err(|e| bad(path, format!("cannot parse {pkl_name}: {e}")))?;
     if !matches!(root, Value::Dict(_)) {
-        return Err(bad(path, "the pickle is not a dict: not an ultralytics checkpoint"));
+        return Err(bad(
+            path,
+            "the pickle is not a dict: not an ultralytics checkpoint",
+        ));
     }
     // Trainers save `ema` and `model`; stripped checkpoints keep only `model`.
     let model = ["model", "ema"]
@@ -100,7 +103,10 @@ fn load_pt(path: &Path) -> Result<Checkpoint, ModelError> {
         .get("yaml")
         .map(|v| to_json(&v))
         .ok_or_else(|| bad(path, "the model has no `yaml` architecture description"))?;
-    let names = state.get("names").map(|v| parse_names(&v)).unwrap_or_default();
+    let names = state
+        .get("names")
+        .map(|v| parse_names(&v))
+        .unwrap_or_default();
 
     let mut walk = Walk::default();
     walk.module(&model, "");
@@ -110,8 +116,12 @@ fn load_pt(path: &Path) -> Result<Checkpoint, ModelError> {
     for (name, t) in walk.tensors {
         if !storages.contains_key(&t.storage) {
             let entry = format!("{prefix}data/{}", t.storage);
-            let bytes = pickle::read_entry(&mut archive, &entry)
-                .map_err(|e| bad(path, format!("cannot read tensor {name}: {e} (truncated file?)")))?;
+            let bytes = pickle::read_entry(&mut archive, &entry).map_err(|e| {
+                bad(
+                    path,
+                    format!("cannot read tensor {name}: {e} (truncated file?)"),
+                )
+            })?;
             storages.insert(t.storage.clone(), bytes);
         }
         let values = pickle::tensor_values(&t, &storages[&t.storage])
@@ -150,7 +160,8 @@ impl Walk {
             return;
         };
         if let Some(c) = o.class_name() {
-            self.classes.insert(prefix.trim_end_matches('.').to_string(), c.to_string());
+            self.classes
+                .insert(prefix.trim_end_matches('.').to_string(), c.to_string());
         }
         if let Some(Value::Float(eps)) = state.get("eps") {
             self.attrs.insert(format!("{prefix}eps"), eps);
@@ -213,7 +224,9 @@ pub fn to_json(v: &Value) -> serde_json::Value {
         Value::None => J::Null,
         Value::Bool(b) => J::Bool(*b),
         Value::Int(i) => J::from(*i),
-        Value::Float(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
+        Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map(J::Number)
+            .unwrap_or(J::Null),
         Value::Str(s) => J::String(s.clone()),
         Value::Tuple(t) => J::Array(t.iter().map(to_json).collect()),
         Value::List(l) => J::Array(l.borrow().iter().map(to_json).collect()),
@@ -259,7 +272,12 @@ fn load_safetensors(path: &Path) -> Result<Checkpoint, ModelError> {
                 .chunks_exact(8)
                 .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32)
                 .collect(),
-            other => return Err(bad(path, format!("tensor {name} has unsupported dtype {other:?}"))),
+            other => {
+                return Err(bad(
+                    path,
+                    format!("tensor {name} has unsupported dtype {other:?}"),
+                ));
+            }
         };
         let name = name.strip_prefix("model.").unwrap_or(&name).to_string();
         tensors.insert(name, TensorData::new(values, shape));

@@ -6,6 +6,7 @@ pub mod pickle;
 pub mod postprocess;
 pub mod preprocess;
 pub mod runtime;
+pub mod synthetic;
 pub mod yolo;
 
 use std::path::PathBuf;

@@ -220,12 +220,20 @@ impl<'a> Machine<'a> {
                     self.stack.push(Value::Int(v as i64))
                 }
                 0x8a | 0x8b => {
-                    let n = if op == 0x8a { self.u8()? as usize } else { self.u32()? as usize };
+                    let n = if op == 0x8a {
+                        self.u8()? as usize
+                    } else {
+                        self.u32()? as usize
+                    };
                     let b = self.take(n)?;
                     if n > 8 {
                         return Err(self.bad("integer wider than 64 bits"));
                     }
-                    let mut buf = [if b.last().is_some_and(|x| x & 0x80 != 0) { 0xff } else { 0 }; 8];
+                    let mut buf = [if b.last().is_some_and(|x| x & 0x80 != 0) {
+                        0xff
+                    } else {
+                        0
+                    }; 8];
                     buf[..n].copy_from_slice(b);
                     self.stack.push(Value::Int(i64::from_le_bytes(buf)));
                 }
@@ -240,15 +248,18 @@ impl<'a> Machine<'a> {
                 }
                 b'L' => {
                     let l = self.line()?.trim_end_matches('L');
-                    self.stack.push(Value::Int(l.parse().map_err(|_| self.bad("bad LONG"))?));
+                    self.stack
+                        .push(Value::Int(l.parse().map_err(|_| self.bad("bad LONG"))?));
                 }
                 b'G' => {
                     let b = self.take(8)?;
-                    self.stack.push(Value::Float(f64::from_be_bytes(b.try_into().expect("8"))));
+                    self.stack
+                        .push(Value::Float(f64::from_be_bytes(b.try_into().expect("8"))));
                 }
                 b'F' => {
                     let l = self.line()?;
-                    self.stack.push(Value::Float(l.parse().map_err(|_| self.bad("bad FLOAT"))?));
+                    self.stack
+                        .push(Value::Float(l.parse().map_err(|_| self.bad("bad FLOAT"))?));
                 }
                 b'X' | 0x8c | 0x8d => {
                     let n = match op {
@@ -261,9 +272,14 @@ impl<'a> Machine<'a> {
                     self.stack.push(Value::Str(s));
                 }
                 b'T' | b'U' => {
-                    let n = if op == b'T' { self.u32()? as usize } else { self.u8()? as usize };
+                    let n = if op == b'T' {
+                        self.u32()? as usize
+                    } else {
+                        self.u8()? as usize
+                    };
                     let b = self.take(n)?;
-                    self.stack.push(Value::Str(String::from_utf8_lossy(b).into_owned()));
+                    self.stack
+                        .push(Value::Str(String::from_utf8_lossy(b).into_owned()));
                 }
                 b'V' | b'S' => {
                     let l = self.line()?.trim_matches('\'').to_string();
@@ -279,9 +295,15 @@ impl<'a> Machine<'a> {
                     self.stack.push(Value::Bytes(b));
                 }
                 b')' => self.stack.push(Value::Tuple(Rc::new(Vec::new()))),
-                b']' => self.stack.push(Value::List(Rc::new(RefCell::new(Vec::new())))),
-                b'}' => self.stack.push(Value::Dict(Rc::new(RefCell::new(Vec::new())))),
-                0x8f => self.stack.push(Value::List(Rc::new(RefCell::new(Vec::new())))),
+                b']' => self
+                    .stack
+                    .push(Value::List(Rc::new(RefCell::new(Vec::new())))),
+                b'}' => self
+                    .stack
+                    .push(Value::Dict(Rc::new(RefCell::new(Vec::new())))),
+                0x8f => self
+                    .stack
+                    .push(Value::List(Rc::new(RefCell::new(Vec::new())))),
                 b't' => {
                     let items = self.pop_mark()?;
                     self.stack.push(Value::Tuple(Rc::new(items)));
@@ -452,7 +474,8 @@ impl<'a> Machine<'a> {
                     let module = self.line()?.to_string();
                     let name = self.line()?.to_string();
                     let args = self.pop_mark()?;
-                    let v = self.instantiate(Value::Global(module, name), Value::Tuple(Rc::new(args)));
+                    let v =
+                        self.instantiate(Value::Global(module, name), Value::Tuple(Rc::new(args)));
                     self.stack.push(v);
                 }
                 b'o' => {
@@ -507,10 +530,13 @@ impl<'a> Machine<'a> {
             ("collections", "OrderedDict") | ("builtins", "dict") | ("__builtin__", "dict") => {
                 Value::Dict(Rc::new(RefCell::new(Vec::new())))
             }
-            ("builtins", "set") | ("__builtin__", "set") | ("builtins", "frozenset")
-            | ("builtins", "list") | ("__builtin__", "frozenset") => {
-                Value::List(Rc::new(RefCell::new(a.first().map(Value::items).unwrap_or_default())))
-            }
+            ("builtins", "set")
+            | ("__builtin__", "set")
+            | ("builtins", "frozenset")
+            | ("builtins", "list")
+            | ("__builtin__", "frozenset") => Value::List(Rc::new(RefCell::new(
+                a.first().map(Value::items).unwrap_or_default(),
+            ))),
             _ => self.instantiate(f, args),
         })
     }
@@ -650,7 +676,10 @@ mod tests {
         };
         let storage: Vec<u8> = (0..6).flat_map(|i| (i as f32).to_le_bytes()).collect();
         // Transposed view starting at element 1: [[1, 3], [2, 4]].
-        assert_eq!(tensor_values(&t, &storage).unwrap(), vec![1.0, 3.0, 2.0, 4.0]);
+        assert_eq!(
+            tensor_values(&t, &storage).unwrap(),
+            vec![1.0, 3.0, 2.0, 4.0]
+        );
         assert!(tensor_values(&TensorRef { offset: 5, ..t }, &storage).is_err());
     }
 }

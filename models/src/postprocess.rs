@@ -41,7 +41,13 @@ pub struct Candidate {
 
 /// Runs NMS on one image's raw head output, laid out channel-major: `pred[c * n + a]` for
 /// channel `c` (4 box xywh, `nc` classes, then extras) and anchor `a`.
-pub fn nms(pred: &[f32], channels: usize, n: usize, nc: usize, opts: &NmsOptions) -> Vec<Candidate> {
+pub fn nms(
+    pred: &[f32],
+    channels: usize,
+    n: usize,
+    nc: usize,
+    opts: &NmsOptions,
+) -> Vec<Candidate> {
     debug_assert_eq!(pred.len(), channels * n);
     let mut cands: Vec<Candidate> = Vec::new();
     for a in 0..n {
@@ -55,7 +61,8 @@ pub fn nms(pred: &[f32], channels: usize, n: usize, nc: usize, opts: &NmsOptions
                 cls = c;
             }
         }
-        if !(best > opts.conf) {
+        // NaN scores never pass.
+        if best.partial_cmp(&opts.conf) != Some(std::cmp::Ordering::Greater) {
             continue;
         }
         let (cx, cy, w, h) = (pred[a], pred[n + a], pred[2 * n + a], pred[3 * n + a]);
@@ -70,7 +77,13 @@ pub fn nms(pred: &[f32], channels: usize, n: usize, nc: usize, opts: &NmsOptions
     // Descending score; stable, so ties keep anchor order.
     cands.sort_by(|a, b| b.score.total_cmp(&a.score));
     cands.truncate(MAX_NMS);
-    let offset = |c: &Candidate| if opts.agnostic { 0.0 } else { c.class_id as f32 * MAX_WH };
+    let offset = |c: &Candidate| {
+        if opts.agnostic {
+            0.0
+        } else {
+            c.class_id as f32 * MAX_WH
+        }
+    };
     let boxes: Vec<[f32; 4]> = cands
         .iter()
         .map(|c| {
@@ -78,7 +91,10 @@ pub fn nms(pred: &[f32], channels: usize, n: usize, nc: usize, opts: &NmsOptions
             [c.xyxy[0] + o, c.xyxy[1] + o, c.xyxy[2] + o, c.xyxy[3] + o]
         })
         .collect();
-    let areas: Vec<f32> = boxes.iter().map(|b| (b[2] - b[0]) * (b[3] - b[1])).collect();
+    let areas: Vec<f32> = boxes
+        .iter()
+        .map(|b| (b[2] - b[0]) * (b[3] - b[1]))
+        .collect();
     let mut suppressed = vec![false; cands.len()];
     let mut keep = Vec::new();
     for i in 0..cands.len() {
@@ -178,7 +194,16 @@ mod tests {
         assert_eq!(k[0].xyxy, [0.0, 0.0, 10.0, 10.0]);
         assert_eq!(k[1].class_id, 1);
         // Agnostic: the class-1 box overlaps the first too.
-        let k = nms(&p, 4 + nc, 4, nc, &NmsOptions { agnostic: true, ..opts });
+        let k = nms(
+            &p,
+            4 + nc,
+            4,
+            nc,
+            &NmsOptions {
+                agnostic: true,
+                ..opts
+            },
+        );
         assert_eq!(k.iter().map(|c| c.anchor).collect::<Vec<_>>(), vec![0]);
         // A higher IoU threshold keeps the overlapping box.
         let k = nms(&p, 4 + nc, 4, nc, &NmsOptions { iou: 0.85, ..opts });
@@ -187,7 +212,17 @@ mod tests {
         let k = nms(&p, 4 + nc, 4, nc, &NmsOptions { conf: 0.9, ..opts });
         assert!(k.is_empty());
         // max_det caps the result.
-        let k = nms(&p, 4 + nc, 4, nc, &NmsOptions { iou: 0.99, max_det: 2, ..opts });
+        let k = nms(
+            &p,
+            4 + nc,
+            4,
+            nc,
+            &NmsOptions {
+                iou: 0.99,
+                max_det: 2,
+                ..opts
+            },
+        );
         assert_eq!(k.len(), 2);
     }
 

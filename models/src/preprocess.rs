@@ -71,7 +71,12 @@ impl Letterbox {
         let new_w = (w0 * gain).round_ties_even().max(1.0);
         let pad_x = ((iw - new_w) / 2.0 - 0.1).round_ties_even();
         let pad_y = ((ih - new_h) / 2.0 - 0.1).round_ties_even();
-        ((new_w / w0) as f32, (new_h / h0) as f32, pad_x as f32, pad_y as f32)
+        (
+            (new_w / w0) as f32,
+            (new_h / h0) as f32,
+            pad_x as f32,
+            pad_y as f32,
+        )
     }
 }
 
@@ -80,7 +85,11 @@ fn cv(e: opencv::Error) -> ModelError {
 }
 
 /// Letterboxes `frame` into `out` (3 × out_h × out_w, RGB planes, values / 255).
-pub fn letterbox_into(frame: &FrameRef<'_>, lb: &Letterbox, out: &mut [f32]) -> Result<(), ModelError> {
+pub fn letterbox_into(
+    frame: &FrameRef<'_>,
+    lb: &Letterbox,
+    out: &mut [f32],
+) -> Result<(), ModelError> {
     frame
         .validate()
         .map_err(|e| ModelError::Image(e.to_string()))?;
@@ -182,7 +191,10 @@ mod tests {
         assert_eq!((lb.out_w(), lb.out_h()), (480, 640));
         // 768x576 at 640: 640x480 exactly.
         let lb = Letterbox::new(768, 576, 640, true, 32);
-        assert_eq!((lb.new_w, lb.new_h, lb.out_w(), lb.out_h()), (640, 480, 640, 480));
+        assert_eq!(
+            (lb.new_w, lb.new_h, lb.out_w(), lb.out_h()),
+            (640, 480, 640, 480)
+        );
         // 101x37 at 64 square: r=0.6337 -> 64x23, dh=41 -> 20.5 -> top 20, bottom 21.
         let lb = Letterbox::new(101, 37, 64, false, 32);
         assert_eq!((lb.new_w, lb.new_h), (64, 23));

@@ -8,11 +8,11 @@ use burn::tensor::backend::Backend;
 use pitchside_plugin::{Detection, FrameRef};
 use rayon::prelude::*;
 
+use crate::ModelError;
 use crate::checkpoint::Checkpoint;
 use crate::postprocess::{NmsOptions, nms, to_detections};
 use crate::preprocess::{Letterbox, letterbox_into};
 use crate::yolo::{Yolo, YoloTask, build, host_tensor};
-use crate::ModelError;
 
 /// Where a model runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +22,9 @@ pub enum ModelDevice {
     /// burn-ndarray, kept for comparison benchmarks (`ndarray` feature).
     NdArray,
     Wgpu,
-    Cuda { half: bool },
+    Cuda {
+        half: bool,
+    },
 }
 
 impl ModelDevice {
@@ -200,7 +202,11 @@ impl YoloModel {
     }
 
     /// Runs the network on a preprocessed batch; returns the raw head output.
-    pub fn forward(&self, input: Vec<f32>, shape: [usize; 4]) -> Result<(Vec<f32>, [usize; 3]), ModelError> {
+    pub fn forward(
+        &self,
+        input: Vec<f32>,
+        shape: [usize; 4],
+    ) -> Result<(Vec<f32>, [usize; 3]), ModelError> {
         fn run<B: Backend>(
             net: &Yolo<B>,
             input: Vec<f32>,
@@ -232,7 +238,11 @@ impl YoloModel {
     }
 
     /// Letterbox + forward, for checks against ultralytics' raw head output.
-    pub fn forward_raw(&self, frames: &[FrameRef<'_>], opts: &PredictOptions) -> Result<RawOutput, ModelError> {
+    pub fn forward_raw(
+        &self,
+        frames: &[FrameRef<'_>],
+        opts: &PredictOptions,
+    ) -> Result<RawOutput, ModelError> {
         let (input, shape, letterbox) = Self::preprocess(frames, opts)?;
         let (values, dims) = self.forward(input, shape)?;
         Ok(RawOutput {

@@ -19,7 +19,10 @@ use crate::checkpoint::Checkpoint;
 pub enum YoloTask {
     Detect,
     /// Keypoints per detection and values per keypoint (2: x, y; 3: x, y, confidence).
-    Pose { keypoints: usize, dims: usize },
+    Pose {
+        keypoints: usize,
+        dims: usize,
+    },
 }
 
 /// Conv2d (+ folded BatchNorm) (+ SiLU).
@@ -128,7 +131,14 @@ impl<B: Backend> Sppf<B> {
         for _ in 0..self.n {
             let last = ys.last().expect("nonempty").clone();
             let p = self.k / 2;
-            ys.push(max_pool2d(last, [self.k, self.k], [1, 1], [p, p], [1, 1], false));
+            ys.push(max_pool2d(
+                last,
+                [self.k, self.k],
+                [1, 1],
+                [p, p],
+                [1, 1],
+                false,
+            ));
         }
         let y = self.cv2.forward(Tensor::cat(ys, 1));
         if self.add { x + y } else { y }
@@ -247,7 +257,11 @@ impl<B: Backend> Head<B> {
             }
         }
         let n = anchors.len();
-        let ax: Vec<f32> = anchors.iter().map(|a| a.0).chain(anchors.iter().map(|a| a.1)).collect();
+        let ax: Vec<f32> = anchors
+            .iter()
+            .map(|a| a.0)
+            .chain(anchors.iter().map(|a| a.1))
+            .collect();
         let anchor_t = host_tensor::<B, 2>(ax, [2, n], &device);
         let stride_t = host_tensor::<B, 2>(strides, [1, n], &device);
 
@@ -342,7 +356,11 @@ impl<B: Backend> Yolo<B> {
                     return head.forward(xs, [h, w]);
                 }
             };
-            outputs.push(if self.save.contains(&i) { Some(y.clone()) } else { None });
+            outputs.push(if self.save.contains(&i) {
+                Some(y.clone())
+            } else {
+                None
+            });
             last = y;
         }
         unreachable!("the architecture ends with a head (checked at load)")
@@ -355,7 +373,10 @@ pub fn host_tensor<B: Backend, const D: usize>(
     shape: [usize; D],
     device: &B::Device,
 ) -> Tensor<B, D> {
-    Tensor::from_data(TensorData::new(values, shape).convert::<B::FloatElem>(), device)
+    Tensor::from_data(
+        TensorData::new(values, shape).convert::<B::FloatElem>(),
+        device,
+    )
 }
 
 /// Nearest-neighbour upsampling by an integer factor, exact for any backend.
@@ -405,12 +426,15 @@ pub fn build<B: Backend>(ck: &mut Checkpoint, device: &B::Device) -> Result<Yolo
         .ok_or_else(|| bad(format!("layer {i}: bad `from` {}", spec[0])))?;
         let repeats = spec[1].as_i64().unwrap_or(1).max(1) as f64;
         let n = if repeats > 1.0 {
-            ((repeats * depth).round() as usize).max(1)
+            // Python's round(): halves to even.
+            ((repeats * depth).round_ties_even() as usize).max(1)
         } else {
             1
         };
         let module = spec[2].as_str().unwrap_or("?");
-        let module = module.trim_start_matches("torch.").trim_start_matches("nn.");
+        let module = module
+            .trim_start_matches("torch.")
+            .trim_start_matches("nn.");
         let args = spec[3].as_array().cloned().unwrap_or_default();
         let c_in_of = |j: usize| -> usize { if j == usize::MAX { 3 } else { ch[j] } };
         let c1 = from.first().map(|&j| c_in_of(j)).unwrap_or(3);
@@ -431,7 +455,12 @@ pub fn build<B: Backend>(ck: &mut Checkpoint, device: &B::Device) -> Result<Yolo
                 let c2f_shortcut = if module == "C2f" {
                     args.get(1).and_then(Value::as_bool).unwrap_or(false)
                 } else {
-                    args.get(4).and_then(Value::as_bool).unwrap_or(true)
+                    // C3k2(c2, c3k, e, g, shortcut) up to 8.3; 8.4 inserts `attn` before g.
+                    match (args.get(5), args.get(4)) {
+                        (Some(Value::Bool(b)), _) => *b,
+                        (None, Some(Value::Bool(b))) => *b,
+                        _ => true,
+                    }
                 };
                 let cv1 = loader.conv(&format!("{p}.cv1"), c1, 1, true)?;
                 let c = cv1.c_out / 2;
@@ -463,7 +492,16 @@ pub fn build<B: Backend>(ck: &mut Checkpoint, device: &B::Device) -> Result<Yolo
                 let cv2 = loader.conv(&format!("{p}.cv2"), cv1.c_out * (reps + 1), 1, true)?;
                 let co = cv2.c_out;
                 let add = shortcut && co == c1;
-                (Layer::Sppf(Sppf { cv1, cv2, k, n: reps, add }), co)
+                (
+                    Layer::Sppf(Sppf {
+                        cv1,
+                        cv2,
+                        k,
+                        n: reps,
+                        add,
+                    }),
+                    co,
+                )
             }
             "C2PSA" => {
                 let cv1 = loader.conv(&format!("{p}.cv1"), c1, 1, true)?;
@@ -479,7 +517,9 @@ pub fn build<B: Backend>(ck: &mut Checkpoint, device: &B::Device) -> Result<Yolo
             "Concat" => {
                 let dim = args.first().and_then(Value::as_i64).unwrap_or(1);
                 if dim != 1 {
-                    return Err(bad(format!("layer {i}: Concat over dim {dim} is not supported")));
+                    return Err(bad(format!(
+                        "layer {i}: Concat over dim {dim} is not supported"
+                    )));
                 }
                 (Layer::Concat, from.iter().map(|&j| c_in_of(j)).sum())
             }
@@ -515,7 +555,9 @@ pub fn build<B: Backend>(ck: &mut Checkpoint, device: &B::Device) -> Result<Yolo
         nodes.push(Node { from, layer });
     }
     if !matches!(nodes.last().map(|n| &n.layer), Some(Layer::Head(_))) {
-        return Err(bad("the architecture does not end with a Detect or Pose head".into()));
+        return Err(bad(
+            "the architecture does not end with a Detect or Pose head".into(),
+        ));
     }
     Ok(Yolo {
         nodes,
@@ -530,7 +572,11 @@ fn resolve_from(v: &Value, i: usize) -> Option<usize> {
     if f < 0 {
         let j = i as i64 + f;
         // -1 at layer 0 means the input image.
-        if j < 0 { Some(usize::MAX) } else { Some(j as usize) }
+        if j < 0 {
+            Some(usize::MAX)
+        } else {
+            Some(j as usize)
+        }
     } else if (f as usize) < i {
         Some(f as usize)
     } else {
@@ -552,7 +598,11 @@ fn depth_multiple(arch: &Value) -> f64 {
             .unwrap_or(1.0),
         (None, Some(m)) if !m.is_empty() => {
             // ultralytics takes the first scale when none is named.
-            m.values().next().and_then(|v| v.get(0)).and_then(Value::as_f64).unwrap_or(1.0)
+            m.values()
+                .next()
+                .and_then(|v| v.get(0))
+                .and_then(Value::as_f64)
+                .unwrap_or(1.0)
         }
         _ => 1.0,
     }
@@ -572,7 +622,13 @@ impl<B: Backend> Loader<'_, B> {
     }
 
     /// Loads a `Conv` block (`{p}.conv`, `{p}.bn`) or a plain `nn.Conv2d` (`{p}.weight`).
-    fn conv(&mut self, p: &str, c_in: usize, stride: usize, act: bool) -> Result<ConvBn<B>, ModelError> {
+    fn conv(
+        &mut self,
+        p: &str,
+        c_in: usize,
+        stride: usize,
+        act: bool,
+    ) -> Result<ConvBn<B>, ModelError> {
         let (w_name, b_name, bn, act) = if self.ck.has(&format!("{p}.conv.weight")) {
             let act = match self.ck.classes.get(&format!("{p}.act")).map(String::as_str) {
                 Some("SiLU") => true,
@@ -582,7 +638,12 @@ impl<B: Backend> Loader<'_, B> {
                 }
                 None => act,
             };
-            (format!("{p}.conv.weight"), format!("{p}.conv.bias"), Some(format!("{p}.bn")), act)
+            (
+                format!("{p}.conv.weight"),
+                format!("{p}.conv.bias"),
+                Some(format!("{p}.bn")),
+                act,
+            )
         } else {
             (format!("{p}.weight"), format!("{p}.bias"), None, false)
         };
@@ -591,14 +652,16 @@ impl<B: Backend> Loader<'_, B> {
             return Err(self.bad(format!("{w_name} has shape {:?}, expected 4 dims", w.shape)));
         }
         let [c_out, c_in_g, kh, kw] = [w.shape[0], w.shape[1], w.shape[2], w.shape[3]];
-        if c_in_g == 0 || c_in % c_in_g != 0 || kh != kw {
+        if c_in_g == 0 || !c_in.is_multiple_of(c_in_g) || kh != kw {
             return Err(self.bad(format!(
                 "{w_name} has shape {:?}, which does not fit {c_in} input channels",
                 w.shape
             )));
         }
         let groups = c_in / c_in_g;
-        let mut weight: Vec<f32> = w.to_vec().map_err(|e| self.bad(format!("{w_name}: {e:?}")))?;
+        let mut weight: Vec<f32> = w
+            .to_vec()
+            .map_err(|e| self.bad(format!("{w_name}: {e:?}")))?;
         let mut bias = if self.ck.has(&b_name) {
             self.vec(&b_name, c_out)?
         } else {
@@ -611,7 +674,12 @@ impl<B: Backend> Loader<'_, B> {
             let var = self.vec(&format!("{bn}.running_var"), c_out)?;
             self.ck.tensors.remove(&format!("{bn}.num_batches_tracked"));
             // ultralytics sets BatchNorm eps to 1e-3 at construction; the pickle has it.
-            let eps = self.ck.attrs.get(&format!("{bn}.eps")).copied().unwrap_or(1e-3);
+            let eps = self
+                .ck
+                .attrs
+                .get(&format!("{bn}.eps"))
+                .copied()
+                .unwrap_or(1e-3);
             let per = c_in_g * kh * kw;
             for o in 0..c_out {
                 let s = gamma[o] as f64 / (var[o] as f64 + eps).sqrt();
@@ -641,7 +709,12 @@ impl<B: Backend> Loader<'_, B> {
         Ok(v)
     }
 
-    fn bottleneck(&mut self, p: &str, c: usize, shortcut: bool) -> Result<Bottleneck<B>, ModelError> {
+    fn bottleneck(
+        &mut self,
+        p: &str,
+        c: usize,
+        shortcut: bool,
+    ) -> Result<Bottleneck<B>, ModelError> {
         let cv1 = self.conv(&format!("{p}.cv1"), c, 1, true)?;
         let cv2 = self.conv(&format!("{p}.cv2"), cv1.c_out, 1, true)?;
         let add = shortcut && cv2.c_out == c;
@@ -668,7 +741,10 @@ impl<B: Backend> Loader<'_, B> {
         // qkv has c + 2 * num_heads * key_dim outputs.
         let key_dim = (qkv.c_out.saturating_sub(c)) / (2 * num_heads);
         if key_dim == 0 || c + 2 * num_heads * key_dim != qkv.c_out {
-            return Err(self.bad(format!("{p}.attn.qkv: {} outputs do not fit {c} channels", qkv.c_out)));
+            return Err(self.bad(format!(
+                "{p}.attn.qkv: {} outputs do not fit {c} channels",
+                qkv.c_out
+            )));
         }
         let proj = self.conv(&format!("{p}.attn.proj"), c, 1, false)?;
         let pe = self.conv(&format!("{p}.attn.pe"), c, 1, false)?;
@@ -701,7 +777,9 @@ impl<B: Backend> Loader<'_, B> {
                 let c = self.conv(&q, c_in, 1, act)?;
                 c_in = c.c_out;
                 out.push(c);
-            } else if self.ck.has(&format!("{q}.0.conv.weight")) || self.ck.has(&format!("{q}.0.weight")) {
+            } else if self.ck.has(&format!("{q}.0.conv.weight"))
+                || self.ck.has(&format!("{q}.0.weight"))
+            {
                 let inner = self.branch(&q, c_in)?;
                 c_in = inner.last().map(|c| c.c_out).unwrap_or(c_in);
                 out.extend(inner);
@@ -716,7 +794,13 @@ impl<B: Backend> Loader<'_, B> {
         Ok(out)
     }
 
-    fn head(&mut self, p: &str, chs: &[usize], pose: bool, arch: &Value) -> Result<Head<B>, ModelError> {
+    fn head(
+        &mut self,
+        p: &str,
+        chs: &[usize],
+        pose: bool,
+        arch: &Value,
+    ) -> Result<Head<B>, ModelError> {
         let mut box_branch = Vec::new();
         let mut cls_branch = Vec::new();
         let mut kpt_branch = Vec::new();
@@ -740,14 +824,20 @@ impl<B: Backend> Loader<'_, B> {
         if let Some(arch_nc) = arch.get("nc").and_then(Value::as_u64)
             && arch_nc as usize != nc
         {
-            tracing::debug!(arch_nc, nc, "architecture nc differs from the head; using the head");
+            tracing::debug!(
+                arch_nc,
+                nc,
+                "architecture nc differs from the head; using the head"
+            );
         }
         let task = if pose {
             let ks = arch
                 .get("kpt_shape")
                 .and_then(Value::as_array)
                 .and_then(|a| Some((a.first()?.as_u64()? as usize, a.get(1)?.as_u64()? as usize)))
-                .ok_or_else(|| self.bad("a Pose head needs `kpt_shape` in the architecture".into()))?;
+                .ok_or_else(|| {
+                    self.bad("a Pose head needs `kpt_shape` in the architecture".into())
+                })?;
             let nk = kpt_branch[0].last().expect("nonempty").c_out;
             if ks.0 * ks.1 != nk || !(ks.1 == 2 || ks.1 == 3) {
                 return Err(self.bad(format!(

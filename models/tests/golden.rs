@@ -94,7 +94,11 @@ fn check(fixture_name: &str, device: ModelDevice, only_first_image: bool) {
         rect: true,
     };
     let images = fx["images"].as_array().unwrap();
-    let images = if only_first_image { &images[..1] } else { &images[..] };
+    let images = if only_first_image {
+        &images[..1]
+    } else {
+        &images[..]
+    };
     for img in images {
         let name = img["image"].as_str().unwrap();
         let bgr = imread(&image_path(img));
@@ -116,7 +120,11 @@ fn check(fixture_name: &str, device: ModelDevice, only_first_image: bool) {
                 let got = raw.values[ch * n + a];
                 let w = f(w);
                 // Box and keypoint channels are pixels; scores are probabilities.
-                let tol = if (4..4 + model.num_classes).contains(&ch) { 1e-3 } else { 0.05 };
+                let tol = if (4..4 + model.num_classes).contains(&ch) {
+                    1e-3
+                } else {
+                    0.05
+                };
                 assert!(
                     (got - w).abs() <= tol + 1e-4 * w.abs(),
                     "{ctx}: raw anchor {a} channel {ch}/{c}: got {got}, ultralytics {w}"
@@ -131,7 +139,9 @@ fn check(fixture_name: &str, device: ModelDevice, only_first_image: bool) {
             dets.len(),
             want.len(),
             "{ctx}: detection count (got {:?})",
-            dets.iter().map(|d| (d.class_id, d.score)).collect::<Vec<_>>()
+            dets.iter()
+                .map(|d| (d.class_id, d.score))
+                .collect::<Vec<_>>()
         );
         let mut used = vec![false; dets.len()];
         for w in want {
@@ -147,9 +157,17 @@ fn check(fixture_name: &str, device: ModelDevice, only_first_image: bool) {
                 .unwrap_or_else(|| panic!("{ctx}: no class-{wc} detection for {wb:?}"));
             used[best] = true;
             let d = &dets[best];
-            assert!(best_iou >= 0.99, "{ctx}: box {:?} vs {wb:?} IoU {best_iou}", d.bbox);
+            assert!(
+                best_iou >= 0.99,
+                "{ctx}: box {:?} vs {wb:?} IoU {best_iou}",
+                d.bbox
+            );
             let ws = f(&w["score"]);
-            assert!((d.score - ws).abs() <= 1e-3, "{ctx}: score {} vs {ws}", d.score);
+            assert!(
+                (d.score - ws).abs() <= 1e-3,
+                "{ctx}: score {} vs {ws}",
+                d.score
+            );
             if let Some(kps) = w.get("keypoints").and_then(Value::as_array) {
                 assert_eq!(d.keypoints.len(), kps.len(), "{ctx}: keypoint count");
                 for (k, (got, wk)) in d.keypoints.iter().zip(kps).enumerate() {

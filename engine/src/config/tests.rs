@@ -65,11 +65,20 @@ fn shipped_configs_parse() {
 #[test]
 fn profile_defaults_match_the_python_miner() {
     let c = Profile::defaults(ProfileName::Cuda);
-    assert_eq!((c.imgsz.players, c.imgsz.pitch, c.imgsz.ball), (640, 640, 640));
+    assert_eq!(
+        (c.imgsz.players, c.imgsz.pitch, c.imgsz.ball),
+        (640, 640, 640)
+    );
     assert_eq!((c.conf_threshold, c.iou_threshold), (0.35, 0.5));
-    assert_eq!((c.max_detections, c.half, c.agnostic_nms), (150, true, false));
+    assert_eq!(
+        (c.max_detections, c.half, c.agnostic_nms),
+        (150, true, false)
+    );
     assert_eq!((c.batch_size, c.timeout_s), (32, 900));
-    assert_eq!((c.prefetch_frames, c.frame_stride, c.cpu_threads), (64, 2, 0));
+    assert_eq!(
+        (c.prefetch_frames, c.frame_stride, c.cpu_threads),
+        (64, 2, 0)
+    );
 
     let m = Profile::defaults(ProfileName::Mps);
     assert_eq!(
@@ -77,16 +86,31 @@ fn profile_defaults_match_the_python_miner() {
         (1280, 1024, 1024)
     );
     assert_eq!((m.conf_threshold, m.iou_threshold), (0.25, 0.45));
-    assert_eq!((m.max_detections, m.half, m.agnostic_nms), (300, false, false));
+    assert_eq!(
+        (m.max_detections, m.half, m.agnostic_nms),
+        (300, false, false)
+    );
     assert_eq!((m.batch_size, m.timeout_s), (2, 1800));
-    assert_eq!((m.prefetch_frames, m.frame_stride, m.cpu_threads), (64, 2, 0));
+    assert_eq!(
+        (m.prefetch_frames, m.frame_stride, m.cpu_threads),
+        (64, 2, 0)
+    );
 
     let p = Profile::defaults(ProfileName::Cpu);
-    assert_eq!((p.imgsz.players, p.imgsz.pitch, p.imgsz.ball), (1024, 896, 896));
+    assert_eq!(
+        (p.imgsz.players, p.imgsz.pitch, p.imgsz.ball),
+        (1024, 896, 896)
+    );
     assert_eq!((p.conf_threshold, p.iou_threshold), (0.25, 0.45));
-    assert_eq!((p.max_detections, p.half, p.agnostic_nms), (300, false, false));
+    assert_eq!(
+        (p.max_detections, p.half, p.agnostic_nms),
+        (300, false, false)
+    );
     assert_eq!((p.batch_size, p.timeout_s), (1, 10800));
-    assert_eq!((p.prefetch_frames, p.frame_stride, p.cpu_threads), (64, 2, 0));
+    assert_eq!(
+        (p.prefetch_frames, p.frame_stride, p.cpu_threads),
+        (64, 2, 0)
+    );
 }
 
 #[test]
@@ -105,7 +129,10 @@ fn profile_follows_device_unless_pinned() {
     }
     let pinned = parse(&format!("profile: mps\n{MINIMAL}")).unwrap();
     assert_eq!(
-        pinned.effective(Backend::Cpu, &no_env()).unwrap().profile_name,
+        pinned
+            .effective(Backend::Cpu, &no_env())
+            .unwrap()
+            .profile_name,
         ProfileName::Mps
     );
 }
@@ -160,7 +187,10 @@ fn img_size_beats_a_pinned_model_size() {
     let e = d.effective(Backend::Cpu, &no_env()).unwrap();
     assert_eq!(e.models[&Role::Players].imgsz, 1280);
     let o = EnvOverrides::read(&[("IMG_SIZE", "512")][..]).unwrap();
-    assert_eq!(d.effective(Backend::Cpu, &o).unwrap().models[&Role::Players].imgsz, 512);
+    assert_eq!(
+        d.effective(Backend::Cpu, &o).unwrap().models[&Role::Players].imgsz,
+        512
+    );
 }
 
 #[test]
@@ -259,8 +289,14 @@ fn missing_model_file_is_reported_with_its_path() {
 
 #[test]
 fn locate_key_finds_nested_keys() {
-    assert_eq!(locate_key(MINIMAL, &["models", "pitch", "task"]), Some((7, 5)));
-    assert_eq!(locate_key(MINIMAL, &["pipeline", "tracker", "plugin"]), Some((15, 5)));
+    assert_eq!(
+        locate_key(MINIMAL, &["models", "pitch", "task"]),
+        Some((7, 5))
+    );
+    assert_eq!(
+        locate_key(MINIMAL, &["pipeline", "tracker", "plugin"]),
+        Some((15, 5))
+    );
     // Only a prefix present: the deepest key found.
     assert_eq!(locate_key(MINIMAL, &["pipeline", "nothing"]), Some((8, 1)));
     assert_eq!(locate_key(MINIMAL, &["nothing"]), None);

@@ -97,6 +97,9 @@ mod tests {
         };
         let mut dets = vec![d(0), d(2), d(5)];
         apply_class_map(&mut dets, &BTreeMap::from([(2, 2), (5, 0)]));
-        assert_eq!(dets.iter().map(|d| d.class_id).collect::<Vec<_>>(), vec![2, 0]);
+        assert_eq!(
+            dets.iter().map(|d| d.class_id).collect::<Vec<_>>(),
+            vec![2, 0]
+        );
     }
 }
