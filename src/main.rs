@@ -108,6 +108,9 @@ struct BenchArgs {
     /// With --model: square input (imgsz x imgsz) instead of ultralytics' minimal rectangle.
     #[arg(long)]
     square: bool,
+    /// Pipeline bench: only the first N source frames.
+    #[arg(long)]
+    frames: Option<u64>,
     /// A video (pipeline bench) or an image (--model bench).
     source: PathBuf,
 }
@@ -295,6 +298,7 @@ fn run_video(args: RunArgs) -> Result<()> {
         challenge_id: args.challenge_id.clone(),
         cancel: None,
         progress: Some(&progress),
+        max_frames: None,
     };
     let (response, stats) = pipeline.run(&args.source, &opts)?;
     if let Some(b) = &bar {
@@ -329,7 +333,10 @@ fn bench(args: BenchArgs) -> Result<()> {
         return bench_model(model, &args);
     }
     let mut pipeline = load_pipeline(args.config.as_ref(), args.device)?;
-    let opts = pitchside_engine::pipeline::RunOptions::default();
+    let opts = pitchside_engine::pipeline::RunOptions {
+        max_frames: args.frames,
+        ..Default::default()
+    };
     let (response, stats) = pipeline.run(&args.source, &opts)?;
     let peak = pitchside_engine::pipeline::peak_rss_bytes();
     let n = stats.source_frames as f64;

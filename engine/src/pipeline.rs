@@ -114,6 +114,8 @@ pub struct RunOptions<'a> {
     pub cancel: Option<&'a AtomicBool>,
     /// Called after each batch with (source frames read so far, container frame count).
     pub progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
+    /// Read at most this many source frames (benchmarks on a prefix of a clip).
+    pub max_frames: Option<u64>,
 }
 
 /// A loaded pipeline: detectors stay loaded across videos; trackers are made per video.
@@ -163,7 +165,8 @@ impl Pipeline {
         let start = Instant::now();
         let p = self.effective.profile.clone();
         let stride = p.frame_stride.max(1);
-        let decoder = Decoder::start(path, stride, p.prefetch_frames as usize)?;
+        let decoder =
+            Decoder::start_limited(path, stride, p.prefetch_frames as usize, opts.max_frames)?;
         let info = decoder.info;
         let fps = if info.fps.is_finite() && info.fps > 0.0 {
             info.fps
@@ -580,6 +583,7 @@ impl crate::service::Analyzer for PipelineAnalyzer {
             challenge_id: challenge_id.to_string(),
             cancel: Some(cancel),
             progress: None,
+            max_frames: None,
         };
         let (response, stats) = p.run(video, &opts).map_err(|e| match &e {
             PipelineError::Video(_) => AnalyzeError::new("video", e.to_string()),

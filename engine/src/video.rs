@@ -101,6 +101,16 @@ impl Decoder {
     /// Fails early (before the thread starts) on a missing file, a non-video, or a video
     /// whose first frame cannot be decoded.
     pub fn start(path: &Path, stride: u32, prefetch: usize) -> Result<Decoder, VideoError> {
+        Self::start_limited(path, stride, prefetch, None)
+    }
+
+    /// As `start`, reading at most `max_frames` source frames (benchmarks on a prefix).
+    pub fn start_limited(
+        path: &Path,
+        stride: u32,
+        prefetch: usize,
+        max_frames: Option<u64>,
+    ) -> Result<Decoder, VideoError> {
         let mut cap = open(path)?;
         let get = |cap: &VideoCapture, p| cap.get(p).unwrap_or(0.0);
         let info = VideoInfo {
@@ -130,12 +140,14 @@ impl Decoder {
         let handle = std::thread::Builder::new()
             .name("pitchside-decode".into())
             .spawn(move || {
+                let limit = max_frames.unwrap_or(u64::MAX).max(1);
                 decode_loop(
                     cap,
                     first,
                     first_time,
                     stride.max(1) as u64,
-                    expected,
+                    expected.min(limit),
+                    limit,
                     tx,
                     stop2,
                 )
@@ -167,12 +179,14 @@ impl Drop for Decoder {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn decode_loop(
     mut cap: VideoCapture,
     first: Image,
     first_time: Duration,
     stride: u64,
     expected: u64,
+    limit: u64,
     tx: SyncSender<DecoderEvent>,
     stop: Arc<AtomicBool>,
 ) {
@@ -189,7 +203,7 @@ fn decode_loop(
     let mut n: u64 = 1;
     let mut mat = Mat::default();
     let mut error = None;
-    loop {
+    while n < limit {
         if stop.load(Ordering::Relaxed) {
             error = Some(format!("stopped early after {n} frames"));
             break;
