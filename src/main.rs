@@ -93,7 +93,8 @@ struct BenchArgs {
     config: Option<PathBuf>,
     #[arg(long)]
     device: Option<DeviceRequest>,
-    /// Benchmark one model on one image instead of the pipeline on a video.
+    /// Benchmark one model on one image instead of the pipeline on a video: a checkpoint,
+    /// or an architecture YAML (e.g. models/archs/yolov8.yaml named yolov8x.yaml) with random weights.
     #[arg(long)]
     model: Option<PathBuf>,
     /// With --model: image size.
@@ -108,6 +109,18 @@ struct BenchArgs {
     /// With --model: square input (imgsz x imgsz) instead of ultralytics' minimal rectangle.
     #[arg(long)]
     square: bool,
+    /// With --model: frames per forward pass (copies of the image).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// With --model: fp16 where the device supports it (CUDA).
+    #[arg(long)]
+    half: bool,
+    /// With --model ARCH.yaml (random weights): number of classes.
+    #[arg(long)]
+    nc: Option<u32>,
+    /// With --model ARCH.yaml (random weights): keypoints per object of a pose model (x, y, conf each).
+    #[arg(long)]
+    keypoints: Option<u32>,
     /// Pipeline bench: only the first N source frames.
     #[arg(long)]
     frames: Option<u64>,
@@ -399,23 +412,40 @@ fn bench_model(model_path: &std::path::Path, args: &BenchArgs) -> Result<()> {
         let env = EnvOverrides::read(&ProcessEnv)?;
         let request = args.device.or(env.device).unwrap_or_default();
         let sel = select_device(request, CompiledBackends::this_build(), &SystemProbe)?;
-        pitchside_engine::model_device(sel.backend, false)
+        pitchside_engine::model_device(sel.backend, args.half)
     };
     let t = std::time::Instant::now();
-    let model = YoloModel::load(model_path, device)?;
+    let is_arch = model_path
+        .extension()
+        .is_some_and(|e| e == "yaml" || e == "yml");
+    let model = if is_arch {
+        // An architecture description alone: random weights, for speed measurements.
+        use pitchside_models::synthetic::{load_arch_yaml, synthetic_checkpoint};
+        let mut arch = load_arch_yaml(model_path)?;
+        if let Some(nc) = args.nc {
+            arch["nc"] = nc.into();
+        }
+        if let Some(k) = args.keypoints {
+            arch["kpt_shape"] = serde_json::json!([k, 3]);
+        }
+        YoloModel::from_checkpoint(synthetic_checkpoint(arch, None, 0)?, device)?
+    } else {
+        YoloModel::load(model_path, device)?
+    };
     let load_s = t.elapsed().as_secs_f64();
     let opts = PredictOptions {
         imgsz: args.imgsz,
         rect: !args.square,
         ..Default::default()
     };
-    let frame = image.frame(0);
+    let frames = vec![image.frame(0); args.batch.max(1)];
+    // Warm-up: first runs compile kernels (and autotune on GPUs).
     for _ in 0..2 {
-        model.predict(&[frame], &opts)?;
+        model.predict(&frames, &opts)?;
     }
     let mut all: Vec<StageTimes> = Vec::new();
     for _ in 0..args.iterations.max(1) {
-        all.push(model.predict(&[frame], &opts)?.1);
+        all.push(model.predict(&frames, &opts)?.1);
     }
     let med = |f: &dyn Fn(&StageTimes) -> f64| {
         let mut v: Vec<f64> = all.iter().map(f).collect();
@@ -428,13 +458,15 @@ fn bench_model(model_path: &std::path::Path, args: &BenchArgs) -> Result<()> {
     let total = med(&|s| (s.preprocess + s.forward + s.postprocess).as_secs_f64());
     let lb =
         pitchside_models::Letterbox::new(image.width, image.height, args.imgsz, !args.square, 32);
+    let batch = args.batch.max(1);
     eprintln!(
-        "{} on {} ({}x{} input), median of {}: preprocess {pre:.1} ms, forward {fwd:.1} ms, postprocess {post:.2} ms, total {total:.1} ms (load {load_s:.2} s)",
+        "{} on {} ({}x{} input, batch {batch}), median of {}: preprocess {pre:.1} ms, forward {fwd:.1} ms, postprocess {post:.2} ms, total {total:.1} ms per batch = {:.1} img/s (load {load_s:.2} s)",
         model_path.display(),
         device.name(),
         lb.out_w(),
         lb.out_h(),
-        args.iterations
+        args.iterations,
+        batch as f64 * 1000.0 / total
     );
     println!(
         "{}",
@@ -443,6 +475,8 @@ fn bench_model(model_path: &std::path::Path, args: &BenchArgs) -> Result<()> {
             "device": device.name(),
             "input": [lb.out_h(), lb.out_w()],
             "iterations": args.iterations,
+            "batch": batch,
+            "images_per_s": batch as f64 * 1000.0 / total,
             "median_ms": {"preprocess": pre, "forward": fwd, "postprocess": post, "total": total},
             "load_s": load_s,
         }))?

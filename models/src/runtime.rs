@@ -122,7 +122,14 @@ fn load_on<B: Backend>(ck: &mut Checkpoint, device: &B::Device) -> Result<Yolo<B
 
 impl YoloModel {
     pub fn load(path: &Path, device: ModelDevice) -> Result<YoloModel, ModelError> {
-        let mut ck = Checkpoint::load(path)?;
+        Self::from_checkpoint(Checkpoint::load(path)?, device)
+    }
+
+    /// Builds a model from an already loaded (or synthesised) checkpoint.
+    pub fn from_checkpoint(
+        mut ck: Checkpoint,
+        device: ModelDevice,
+    ) -> Result<YoloModel, ModelError> {
         let names = ck.names.clone();
         let net = match device {
             #[cfg(feature = "cpu")]
