@@ -220,18 +220,11 @@ fn run(cli: Cli) -> Result<()> {
             device,
             listen,
         } => {
-            let mut cfg = match &config {
-                Some(p) => Deployment::from_file(p)?,
-                None => Deployment::embedded(std::env::current_dir()?)?,
-            }
-            .file
-            .service
-            .clone()
-            .unwrap_or_default();
-            let pipeline = load_pipeline(config.as_ref(), device)?;
-            if let Some(p) = &config {
-                cfg.resolve_paths(p.parent().unwrap_or(std::path::Path::new(".")));
-            }
+            let (deployment, env) = load_deployment(config.as_ref())?;
+            let mut cfg = deployment.file.service.clone().unwrap_or_default();
+            // A relative temp_dir is relative to the YAML file, like every other path.
+            cfg.resolve_paths(&deployment.base_dir);
+            let pipeline = build_pipeline(deployment, env, device)?;
             let analyzer =
                 std::sync::Arc::new(pitchside_engine::pipeline::PipelineAnalyzer::new(pipeline));
             pitchside_engine::service::run(cfg, listen, analyzer)?;
@@ -274,6 +267,15 @@ fn load_pipeline(
     device: Option<DeviceRequest>,
 ) -> Result<pitchside_engine::pipeline::Pipeline> {
     let (deployment, env) = load_deployment(config)?;
+    build_pipeline(deployment, env, device)
+}
+
+/// Picks the device, checks files and builds the pipeline of a loaded deployment.
+fn build_pipeline(
+    deployment: Deployment,
+    env: EnvOverrides,
+    device: Option<DeviceRequest>,
+) -> Result<pitchside_engine::pipeline::Pipeline> {
     let backend = choose_device(device, &deployment, &env)?;
     let effective = deployment.effective(backend, &env)?;
     deployment.check_files()?;

@@ -255,16 +255,7 @@ pub fn synthetic_checkpoint(
         None => "SiLU".to_string(),
     };
 
-    let layers: Vec<Value> = ["backbone", "head"]
-        .iter()
-        .map(|k| {
-            obj.get(*k)
-                .and_then(Value::as_array)
-                .cloned()
-                .ok_or_else(|| bad(format!("the architecture has no `{k}` list")))
-        })
-        .collect::<Result<Vec<_>, _>>()?
-        .concat();
+    let layers = crate::yolo::arch_layers(obj).map_err(bad)?;
 
     let mut g = Gen {
         rng: Rng::new(seed),
@@ -298,12 +289,7 @@ pub fn synthetic_checkpoint(
             .as_i64()
             .filter(|&n| n >= 1)
             .ok_or_else(|| bad(format!("layer {i}: bad repeats {}", spec[1])))?;
-        // Python's round() rounds halves to even.
-        let n = if repeats > 1 {
-            ((repeats as f64 * depth).round_ties_even() as usize).max(1)
-        } else {
-            1
-        };
+        let n = crate::yolo::scaled_repeats(repeats, depth);
         let module = spec[2].as_str().unwrap_or("?");
         let module = module
             .trim_start_matches("torch.")

@@ -395,16 +395,11 @@ pub fn build<B: Backend>(ck: &mut Checkpoint, device: &B::Device) -> Result<Yolo
         path: path.clone(),
         message: msg,
     };
-    let layers: Vec<Value> = ["backbone", "head"]
-        .iter()
-        .map(|k| {
-            arch.get(*k)
-                .and_then(Value::as_array)
-                .cloned()
-                .ok_or_else(|| bad(format!("architecture has no `{k}` list")))
-        })
-        .collect::<Result<Vec<_>, _>>()?
-        .concat();
+    let layers = arch
+        .as_object()
+        .ok_or_else(|| "the architecture is not a mapping".to_string())
+        .and_then(arch_layers)
+        .map_err(bad)?;
     let depth = depth_multiple(&arch);
 
     let mut loader = Loader { ck, device };
@@ -425,12 +420,7 @@ pub fn build<B: Backend>(ck: &mut Checkpoint, device: &B::Device) -> Result<Yolo
         }
         .ok_or_else(|| bad(format!("layer {i}: bad `from` {}", spec[0])))?;
         let repeats = spec[1].as_i64().unwrap_or(1).max(1) as f64;
-        let n = if repeats > 1.0 {
-            // Python's round(): halves to even.
-            ((repeats * depth).round_ties_even() as usize).max(1)
-        } else {
-            1
-        };
+        let n = scaled_repeats(repeats as i64, depth);
         let module = spec[2].as_str().unwrap_or("?");
         let module = module
             .trim_start_matches("torch.")
@@ -565,6 +555,30 @@ pub fn build<B: Backend>(ck: &mut Checkpoint, device: &B::Device) -> Result<Yolo
         task,
         num_classes,
     })
+}
+
+/// The `backbone` and `head` layer lists of an architecture description, in order.
+pub(crate) fn arch_layers(arch: &serde_json::Map<String, Value>) -> Result<Vec<Value>, String> {
+    ["backbone", "head"]
+        .iter()
+        .map(|k| {
+            arch.get(*k)
+                .and_then(Value::as_array)
+                .cloned()
+                .ok_or_else(|| format!("the architecture has no `{k}` list"))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(|lists| lists.concat())
+}
+
+/// A layer's repeat count at a depth multiple, as ultralytics' `parse_model` computes it
+/// (Python's round(): halves to even).
+pub(crate) fn scaled_repeats(repeats: i64, depth: f64) -> usize {
+    if repeats > 1 {
+        ((repeats as f64 * depth).round_ties_even() as usize).max(1)
+    } else {
+        1
+    }
 }
 
 fn resolve_from(v: &Value, i: usize) -> Option<usize> {

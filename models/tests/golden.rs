@@ -8,19 +8,8 @@ use pitchside_models::{ModelDevice, NmsOptions, PredictOptions, YoloModel};
 use pitchside_plugin::{Detection, FrameRef, PixelFormat};
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn asset(name: &str) -> PathBuf {
-    let p = root().join("assets").join(name);
-    assert!(
-        p.is_file(),
-        "{} is missing: run scripts/fetch-assets.sh",
-        p.display()
-    );
-    p
-}
+mod common;
+use common::{asset, root};
 
 struct Bgr {
     data: Vec<u8>,

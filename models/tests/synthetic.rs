@@ -3,25 +3,14 @@
 //! weights for, and a sane forward pass through `yolo::build`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use pitchside_models::Checkpoint;
 use pitchside_models::synthetic::{load_arch_yaml, synthetic_checkpoint};
 use serde_json::{Value, json};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn asset(name: &str) -> PathBuf {
-    let p = root().join("assets").join(name);
-    assert!(
-        p.is_file(),
-        "{} is missing: run scripts/fetch-assets.sh",
-        p.display()
-    );
-    p
-}
+mod common;
+use common::asset;
 
 /// An architecture from models/archs by scaled name (`yolov8x.yaml` reads yolov8.yaml).
 fn arch(name: &str, nc: u64, kpt_shape: Option<[u64; 2]>) -> Value {

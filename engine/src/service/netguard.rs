@@ -49,21 +49,9 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
     if ip.is_loopback() {
         return Some("a loopback address");
     }
-    if s[..6] == [0, 0, 0, 0, 0, 0] {
-        return forbidden_v4(Ipv4Addr::new(
-            (s[6] >> 8) as u8,
-            s[6] as u8,
-            (s[7] >> 8) as u8,
-            s[7] as u8,
-        ));
-    }
-    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        return forbidden_v4(Ipv4Addr::new(
-            (s[6] >> 8) as u8,
-            s[6] as u8,
-            (s[7] >> 8) as u8,
-            s[7] as u8,
-        ));
+    if s[..6] == [0, 0, 0, 0, 0, 0] || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        // The embedded IPv4 address is the last 32 bits.
+        return forbidden_v4(Ipv4Addr::from(((s[6] as u32) << 16) | s[7] as u32));
     }
     if (s[0] & 0xffc0) == 0xfe80 {
         Some("a link-local address")
