@@ -106,6 +106,9 @@ struct BenchArgs {
     /// With --model: run on the NdArray CPU backend (build with --features ndarray).
     #[arg(long)]
     ndarray: bool,
+    /// With --model: run on burn-flex alone instead of the CPU executor (for comparisons).
+    #[arg(long, conflicts_with = "ndarray")]
+    flex: bool,
     /// With --model: square input (imgsz x imgsz) instead of ultralytics' minimal rectangle.
     #[arg(long)]
     square: bool,
@@ -410,6 +413,8 @@ fn bench_model(model_path: &std::path::Path, args: &BenchArgs) -> Result<()> {
     let image = pitchside_engine::media::read_image(&args.source)?;
     let device = if args.ndarray {
         ModelDevice::NdArray
+    } else if args.flex {
+        ModelDevice::Flex
     } else {
         let env = EnvOverrides::read(&ProcessEnv)?;
         let request = args.device.or(env.device).unwrap_or_default();

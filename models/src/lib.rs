@@ -2,6 +2,8 @@
 //! loaded directly, with ultralytics-exact letterbox, decode and NMS.
 
 pub mod checkpoint;
+#[cfg(feature = "cpu")]
+pub mod nhwc;
 pub mod pickle;
 pub mod postprocess;
 pub mod preprocess;

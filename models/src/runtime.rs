@@ -17,8 +17,11 @@ use crate::yolo::{Yolo, YoloTask, build, host_tensor};
 /// Where a model runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelDevice {
-    /// The default CPU backend (burn-flex).
+    /// The CPU: Pitchside's NHWC executor ([`crate::nhwc`]) over the network Burn builds;
+    /// burn-flex where the executor lacks a module.
     Cpu,
+    /// burn-flex alone, kept for comparison benchmarks.
+    Flex,
     /// burn-ndarray, kept for comparison benchmarks (`ndarray` feature).
     NdArray,
     Wgpu,
@@ -30,7 +33,8 @@ pub enum ModelDevice {
 impl ModelDevice {
     pub fn name(&self) -> &'static str {
         match self {
-            ModelDevice::Cpu => "cpu (flex)",
+            ModelDevice::Cpu => "cpu",
+            ModelDevice::Flex => "cpu (burn-flex)",
             ModelDevice::NdArray => "cpu (ndarray)",
             ModelDevice::Wgpu => "wgpu",
             ModelDevice::Cuda { half: false } => "cuda fp32",
@@ -40,6 +44,8 @@ impl ModelDevice {
 }
 
 enum Net {
+    #[cfg(feature = "cpu")]
+    Nhwc(crate::nhwc::NhwcYolo),
     #[cfg(feature = "cpu")]
     Flex(Yolo<burn::backend::Flex>),
     #[cfg(feature = "ndarray")]
@@ -133,7 +139,18 @@ impl YoloModel {
         let names = ck.names.clone();
         let net = match device {
             #[cfg(feature = "cpu")]
-            ModelDevice::Cpu => Net::Flex(load_on(&mut ck, &Default::default())?),
+            ModelDevice::Cpu => {
+                let net = load_on::<burn::backend::Flex>(&mut ck, &Default::default())?;
+                match crate::nhwc::NhwcYolo::new(&net) {
+                    Ok(fast) => Net::Nhwc(fast),
+                    Err(why) => {
+                        tracing::warn!(%why, "the CPU executor cannot run this model; using burn-flex");
+                        Net::Flex(net)
+                    }
+                }
+            }
+            #[cfg(feature = "cpu")]
+            ModelDevice::Flex => Net::Flex(load_on(&mut ck, &Default::default())?),
             #[cfg(feature = "ndarray")]
             ModelDevice::NdArray => Net::NdArray(load_on(&mut ck, &Default::default())?),
             #[cfg(feature = "wgpu")]
@@ -155,6 +172,8 @@ impl YoloModel {
             other => return Err(ModelError::DeviceNotCompiled(other.name())),
         };
         let (task, num_classes) = match &net {
+            #[cfg(feature = "cpu")]
+            Net::Nhwc(m) => (m.task, m.num_classes),
             #[cfg(feature = "cpu")]
             Net::Flex(m) => (m.task, m.num_classes),
             #[cfg(feature = "ndarray")]
@@ -231,6 +250,8 @@ impl YoloModel {
             Ok((values, dims))
         }
         match &self.net {
+            #[cfg(feature = "cpu")]
+            Net::Nhwc(m) => Ok(m.forward(&input, shape)),
             #[cfg(feature = "cpu")]
             Net::Flex(m) => run(m, input, shape, &Default::default()),
             #[cfg(feature = "ndarray")]

@@ -27,14 +27,14 @@ pub enum YoloTask {
 
 /// Conv2d (+ folded BatchNorm) (+ SiLU).
 #[derive(Debug, Clone)]
-struct ConvBn<B: Backend> {
-    weight: Tensor<B, 4>,
-    bias: Tensor<B, 1>,
-    stride: usize,
-    padding: usize,
-    groups: usize,
-    act: bool,
-    c_out: usize,
+pub(crate) struct ConvBn<B: Backend> {
+    pub(crate) weight: Tensor<B, 4>,
+    pub(crate) bias: Tensor<B, 1>,
+    pub(crate) stride: usize,
+    pub(crate) padding: usize,
+    pub(crate) groups: usize,
+    pub(crate) act: bool,
+    pub(crate) c_out: usize,
 }
 
 impl<B: Backend> ConvBn<B> {
@@ -55,10 +55,10 @@ impl<B: Backend> ConvBn<B> {
 }
 
 #[derive(Debug, Clone)]
-struct Bottleneck<B: Backend> {
-    cv1: ConvBn<B>,
-    cv2: ConvBn<B>,
-    add: bool,
+pub(crate) struct Bottleneck<B: Backend> {
+    pub(crate) cv1: ConvBn<B>,
+    pub(crate) cv2: ConvBn<B>,
+    pub(crate) add: bool,
 }
 
 impl<B: Backend> Bottleneck<B> {
@@ -69,11 +69,11 @@ impl<B: Backend> Bottleneck<B> {
 }
 
 #[derive(Debug, Clone)]
-struct C3k<B: Backend> {
-    cv1: ConvBn<B>,
-    cv2: ConvBn<B>,
-    cv3: ConvBn<B>,
-    m: Vec<Bottleneck<B>>,
+pub(crate) struct C3k<B: Backend> {
+    pub(crate) cv1: ConvBn<B>,
+    pub(crate) cv2: ConvBn<B>,
+    pub(crate) cv3: ConvBn<B>,
+    pub(crate) m: Vec<Bottleneck<B>>,
 }
 
 impl<B: Backend> C3k<B> {
@@ -88,17 +88,17 @@ impl<B: Backend> C3k<B> {
 }
 
 #[derive(Debug, Clone)]
-enum Inner<B: Backend> {
+pub(crate) enum Inner<B: Backend> {
     Bottleneck(Bottleneck<B>),
     C3k(C3k<B>),
 }
 
 /// C2f, and C3k2 (same data flow, inner blocks may be C3k).
 #[derive(Debug, Clone)]
-struct C2f<B: Backend> {
-    cv1: ConvBn<B>,
-    cv2: ConvBn<B>,
-    m: Vec<Inner<B>>,
+pub(crate) struct C2f<B: Backend> {
+    pub(crate) cv1: ConvBn<B>,
+    pub(crate) cv2: ConvBn<B>,
+    pub(crate) m: Vec<Inner<B>>,
 }
 
 impl<B: Backend> C2f<B> {
@@ -117,12 +117,12 @@ impl<B: Backend> C2f<B> {
 }
 
 #[derive(Debug, Clone)]
-struct Sppf<B: Backend> {
-    cv1: ConvBn<B>,
-    cv2: ConvBn<B>,
-    k: usize,
-    n: usize,
-    add: bool,
+pub(crate) struct Sppf<B: Backend> {
+    pub(crate) cv1: ConvBn<B>,
+    pub(crate) cv2: ConvBn<B>,
+    pub(crate) k: usize,
+    pub(crate) n: usize,
+    pub(crate) add: bool,
 }
 
 impl<B: Backend> Sppf<B> {
@@ -146,13 +146,13 @@ impl<B: Backend> Sppf<B> {
 }
 
 #[derive(Debug, Clone)]
-struct Attention<B: Backend> {
-    qkv: ConvBn<B>,
-    proj: ConvBn<B>,
-    pe: ConvBn<B>,
-    num_heads: usize,
-    key_dim: usize,
-    head_dim: usize,
+pub(crate) struct Attention<B: Backend> {
+    pub(crate) qkv: ConvBn<B>,
+    pub(crate) proj: ConvBn<B>,
+    pub(crate) pe: ConvBn<B>,
+    pub(crate) num_heads: usize,
+    pub(crate) key_dim: usize,
+    pub(crate) head_dim: usize,
 }
 
 impl<B: Backend> Attention<B> {
@@ -173,11 +173,11 @@ impl<B: Backend> Attention<B> {
 }
 
 #[derive(Debug, Clone)]
-struct PsaBlock<B: Backend> {
-    attn: Attention<B>,
-    ffn1: ConvBn<B>,
-    ffn2: ConvBn<B>,
-    add: bool,
+pub(crate) struct PsaBlock<B: Backend> {
+    pub(crate) attn: Attention<B>,
+    pub(crate) ffn1: ConvBn<B>,
+    pub(crate) ffn2: ConvBn<B>,
+    pub(crate) add: bool,
 }
 
 impl<B: Backend> PsaBlock<B> {
@@ -190,11 +190,11 @@ impl<B: Backend> PsaBlock<B> {
 }
 
 #[derive(Debug, Clone)]
-struct C2psa<B: Backend> {
-    cv1: ConvBn<B>,
-    cv2: ConvBn<B>,
-    m: Vec<PsaBlock<B>>,
-    c: usize,
+pub(crate) struct C2psa<B: Backend> {
+    pub(crate) cv1: ConvBn<B>,
+    pub(crate) cv2: ConvBn<B>,
+    pub(crate) m: Vec<PsaBlock<B>>,
+    pub(crate) c: usize,
 }
 
 impl<B: Backend> C2psa<B> {
@@ -211,13 +211,13 @@ impl<B: Backend> C2psa<B> {
 
 /// Detect / Pose head: box regression (DFL), class scores, optional keypoints.
 #[derive(Debug, Clone)]
-struct Head<B: Backend> {
-    box_branch: Vec<Vec<ConvBn<B>>>,
-    cls_branch: Vec<Vec<ConvBn<B>>>,
-    kpt_branch: Option<Vec<Vec<ConvBn<B>>>>,
-    nc: usize,
-    reg_max: usize,
-    task: YoloTask,
+pub(crate) struct Head<B: Backend> {
+    pub(crate) box_branch: Vec<Vec<ConvBn<B>>>,
+    pub(crate) cls_branch: Vec<Vec<ConvBn<B>>>,
+    pub(crate) kpt_branch: Option<Vec<Vec<ConvBn<B>>>>,
+    pub(crate) nc: usize,
+    pub(crate) reg_max: usize,
+    pub(crate) task: YoloTask,
 }
 
 fn seq<B: Backend>(layers: &[ConvBn<B>], mut x: Tensor<B, 4>) -> Tensor<B, 4> {
@@ -304,7 +304,7 @@ fn dfl<B: Backend>(x: Tensor<B, 3>, reg_max: usize) -> Tensor<B, 3> {
 }
 
 #[derive(Debug, Clone)]
-enum Layer<B: Backend> {
+pub(crate) enum Layer<B: Backend> {
     Conv(ConvBn<B>),
     C2f(C2f<B>),
     Sppf(Sppf<B>),
@@ -315,16 +315,16 @@ enum Layer<B: Backend> {
 }
 
 #[derive(Debug, Clone)]
-struct Node<B: Backend> {
-    from: Vec<usize>,
-    layer: Layer<B>,
+pub(crate) struct Node<B: Backend> {
+    pub(crate) from: Vec<usize>,
+    pub(crate) layer: Layer<B>,
 }
 
 /// A loaded YOLO network.
 #[derive(Debug, Clone)]
 pub struct Yolo<B: Backend> {
-    nodes: Vec<Node<B>>,
-    save: BTreeSet<usize>,
+    pub(crate) nodes: Vec<Node<B>>,
+    pub(crate) save: BTreeSet<usize>,
     pub task: YoloTask,
     pub num_classes: usize,
 }

@@ -190,6 +190,14 @@ fn yolo11n_pose_matches_ultralytics() {
     check("yolo11n-pose.conf005.json", ModelDevice::Cpu, false);
 }
 
+#[test]
+fn burn_flex_matches_ultralytics_too() {
+    // The Burn network the CPU executor is built from, run by burn-flex itself: YOLOv8
+    // (conf 0.05, many boxes) and YOLO11 pose (C2PSA attention, depthwise head convs).
+    check("yolov8n-railway.conf005.json", ModelDevice::Flex, false);
+    check("yolo11n-pose.json", ModelDevice::Flex, true);
+}
+
 #[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_matches_ultralytics_on_one_image() {

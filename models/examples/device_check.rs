@@ -1,0 +1,226 @@
+//! Model-only checks for a GPU machine that has no OpenCV: this binary reads no images and
+//! links no OpenCV code, so it travels alone (see scripts/gpu/device-check.sh).
+//!
+//! ```text
+//! device_check parity DEVICE DIR STEM   # Burn vs ultralytics' full raw head output
+//! device_check bench DEVICE ARCH.yaml BATCH [IMGSZ] [ITERS] [NC] [KPTS]
+//! ```
+//! DEVICE: cpu | cuda | cuda-half. Each run prints one JSON line on stdout.
+//!
+//! `parity` reads `DIR/STEM.pt` (an ultralytics checkpoint), `DIR/STEM.input.f32` (the
+//! exact tensor ultralytics fed its network, letterboxed by ultralytics) and
+//! `DIR/STEM.raw.f32` (its head output, fp32 on CPU), both described by `DIR/STEM.json`
+//! (written by tools/gpu/make_parity_inputs.py), runs the Burn network on the same input
+//! and compares every value. `bench` times the forward pass with the input already on the
+//! device and the device synchronised after the last batch, as CUDA-event timings in
+//! PyTorch do.
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, Tensor};
+use pitchside_models::synthetic::{load_arch_yaml, synthetic_checkpoint};
+use pitchside_models::yolo::{Yolo, build, host_tensor};
+use pitchside_models::{Checkpoint, YoloTask};
+use serde_json::{Value, json};
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn read_f32(path: &Path) -> Res<Vec<f32>> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+fn dims<const D: usize>(v: &Value) -> Res<[usize; D]> {
+    let a: Vec<usize> = serde_json::from_value(v.clone())?;
+    a.try_into()
+        .map_err(|_| format!("expected {D} dims").into())
+}
+
+/// Per-channel-group worst differences between Burn's and ultralytics' head outputs.
+fn compare(ours: &[f32], theirs: &[f32], c: usize, n: usize, nc: usize) -> Value {
+    let mut box_abs = 0f32;
+    let mut cls_abs = 0f32;
+    let mut kpt_abs = 0f32;
+    let mut non_finite = 0usize;
+    for ch in 0..c {
+        for a in 0..n {
+            let (x, y) = (ours[ch * n + a], theirs[ch * n + a]);
+            if !x.is_finite() {
+                non_finite += 1;
+                continue;
+            }
+            let d = (x - y).abs();
+            let slot = if ch < 4 {
+                &mut box_abs
+            } else if ch < 4 + nc {
+                &mut cls_abs
+            } else {
+                &mut kpt_abs
+            };
+            *slot = slot.max(d);
+        }
+    }
+    json!({"max_abs_box_px": box_abs, "max_abs_score": cls_abs,
+           "max_abs_keypoint": kpt_abs, "non_finite": non_finite})
+}
+
+fn parity<B: Backend>(device: &B::Device, dir: &Path, stem: &str, half: bool) -> Res<Value> {
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{stem}.json")))?)?;
+    let in_shape: [usize; 4] = dims(&meta["input_shape"])?;
+    let [_, c, n]: [usize; 3] = dims(&meta["raw_shape"])?;
+    let input = read_f32(&dir.join(format!("{stem}.input.f32")))?;
+    let reference = read_f32(&dir.join(format!("{stem}.raw.f32")))?;
+    let mut ck = Checkpoint::load(&dir.join(format!("{stem}.pt")))?;
+    let net: Yolo<B> = build(&mut ck, device)?;
+    let nc = net.num_classes;
+    let t = Instant::now();
+    let y = net.forward(host_tensor(input.clone(), in_shape, device));
+    let ours = y
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .map_err(|e| format!("{e:?}"))?;
+    let first_s = t.elapsed().as_secs_f64();
+    if ours.len() != c * n {
+        return Err(format!("output has {} values, ultralytics' {}", ours.len(), c * n).into());
+    }
+    let mut out = compare(&ours, &reference, c, n, nc);
+    // fp16 carries ~3 significant digits through ~100 layers: looser bounds, still tight
+    // enough to catch a wrong layout, a missing layer or a mis-folded BatchNorm.
+    let (box_tol, score_tol) = if half { (1.0, 0.02) } else { (0.05, 1e-3) };
+    let pass = out["non_finite"] == 0
+        && out["max_abs_box_px"].as_f64().unwrap_or(f64::MAX) <= box_tol
+        && out["max_abs_score"].as_f64().unwrap_or(f64::MAX) <= score_tol
+        && out["max_abs_keypoint"].as_f64().unwrap_or(f64::MAX) <= box_tol.max(0.05);
+    out["pass"] = pass.into();
+    out["tolerance"] = json!({"box_px": box_tol, "score": score_tol});
+    out["first_forward_s"] = first_s.into();
+    out["shape"] = json!([in_shape, [1, c, n]]);
+    Ok(out)
+}
+
+fn bench<B: Backend>(
+    device: &B::Device,
+    arch_path: &Path,
+    batch: usize,
+    imgsz: usize,
+    iters: usize,
+    nc: Option<u64>,
+    kpts: Option<u64>,
+) -> Res<Value> {
+    let mut arch = load_arch_yaml(arch_path)?;
+    if let Some(nc) = nc {
+        arch["nc"] = nc.into();
+    }
+    if let Some(k) = kpts {
+        arch["kpt_shape"] = json!([k, 3]);
+    }
+    let mut ck = synthetic_checkpoint(arch, None, 0)?;
+    let net: Yolo<B> = build(&mut ck, device)?;
+    let x: Tensor<B, 4> = Tensor::random(
+        [batch, 3, imgsz, imgsz],
+        Distribution::Uniform(0.0, 1.0),
+        device,
+    );
+    // First calls compile kernels and autotune every new shape.
+    let t = Instant::now();
+    let _ = net.forward(x.clone()).into_data();
+    let first_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for _ in 0..2 {
+        let _ = net.forward(x.clone());
+    }
+    B::sync(device).map_err(|e| format!("{e:?}"))?;
+    let warm_s = t.elapsed().as_secs_f64();
+    let mut per_batch_ms = Vec::with_capacity(iters);
+    let t_all = Instant::now();
+    for _ in 0..iters {
+        let t = Instant::now();
+        let y = net.forward(x.clone());
+        B::sync(device).map_err(|e| format!("{e:?}"))?;
+        drop(y);
+        per_batch_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let total_s = t_all.elapsed().as_secs_f64();
+    // Back to back without a sync per batch: what a pipeline that queues batches gets.
+    let t = Instant::now();
+    let mut last = None;
+    for _ in 0..iters {
+        last = Some(net.forward(x.clone()));
+    }
+    B::sync(device).map_err(|e| format!("{e:?}"))?;
+    drop(last);
+    let queued_s = t.elapsed().as_secs_f64();
+    per_batch_ms.sort_by(f64::total_cmp);
+    let median = per_batch_ms[per_batch_ms.len() / 2];
+    let kpt = match net.task {
+        YoloTask::Detect => 0,
+        YoloTask::Pose { keypoints, .. } => keypoints,
+    };
+    Ok(json!({
+        "arch": arch_path.display().to_string(), "batch": batch, "imgsz": imgsz,
+        "iters": iters, "nc": net.num_classes, "keypoints": kpt,
+        "first_forward_s": first_s, "warmup_s": warm_s,
+        "median_batch_ms": median, "min_batch_ms": per_batch_ms[0],
+        "img_per_s_synced": (batch * iters) as f64 / total_s,
+        "img_per_s_median": batch as f64 / (median / 1e3),
+        "img_per_s_queued": (batch * iters) as f64 / queued_s,
+    }))
+}
+
+fn run<B: Backend>(device: &B::Device, args: &[String], half: bool) -> Res<Value> {
+    let arg = |i: usize| -> Res<&str> {
+        args.get(i)
+            .map(String::as_str)
+            .ok_or_else(|| format!("missing argument {i}; see the file's header").into())
+    };
+    match arg(0)? {
+        "parity" => parity::<B>(device, Path::new(arg(2)?), arg(3)?, half),
+        "bench" => {
+            let num = |i: usize, d: usize| -> Res<usize> {
+                Ok(args.get(i).map(|s| s.parse()).transpose()?.unwrap_or(d))
+            };
+            let opt =
+                |i: usize| -> Res<Option<u64>> { Ok(args.get(i).map(|s| s.parse()).transpose()?) };
+            bench::<B>(
+                device,
+                Path::new(arg(2)?),
+                num(3, 1)?,
+                num(4, 640)?,
+                num(5, 20)?,
+                opt(6)?,
+                opt(7)?,
+            )
+        }
+        other => Err(format!("unknown command `{other}`").into()),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let device = args.get(1).cloned().unwrap_or_default();
+    let result: Res<Value> = match device.as_str() {
+        #[cfg(feature = "cpu")]
+        "cpu" => run::<burn::backend::Flex>(&Default::default(), &args, false),
+        #[cfg(feature = "cuda")]
+        "cuda" => run::<burn::backend::Cuda>(&Default::default(), &args, false),
+        #[cfg(feature = "cuda")]
+        "cuda-half" => run::<burn::backend::Cuda<half::f16>>(&Default::default(), &args, true),
+        other => Err(format!("device `{other}` is not compiled into this build").into()),
+    };
+    let mut line = match result {
+        Ok(v) => v,
+        Err(e) => json!({"error": e.to_string()}),
+    };
+    line["command"] = json!(args);
+    println!("{line}");
+    if line.get("error").is_some() || line.get("pass") == Some(&Value::Bool(false)) {
+        std::process::exit(1);
+    }
+}

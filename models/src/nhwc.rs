@@ -1,0 +1,1142 @@
+//! The CPU executor: the network Burn built, run with NHWC activations and Pitchside's own
+//! kernels, because burn-flex's generic conv2d spends most of its time outside the matrix
+//! product (per call: the weights re-packed, the input transposed NCHW→NHWC on one thread,
+//! the result scattered back to NCHW, then bias and SiLU as separate passes that each
+//! allocate; see BENCHMARKS.md). Here activations stay NHWC from the first layer to the
+//! head, a convolution is one matrix product per tile of output pixels (1×1 convolutions
+//! read their input in place, also a channel slice of it, so C2f's split costs nothing),
+//! and bias + SiLU run on each tile while it is still in cache. Weights are packed once, at
+//! load. Everything the network computes is the same as [`Yolo::forward`]; the golden tests
+//! check both against ultralytics.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+use gemm::{Parallelism, gemm};
+use rayon::prelude::*;
+
+use crate::yolo::{
+    Attention, Bottleneck, C2f, C2psa, C3k, ConvBn, Head, Inner, Layer, PsaBlock, Sppf, Yolo,
+    YoloTask,
+};
+
+/// Activations of a batch: `[n, h, w, c]`, contiguous.
+#[derive(Debug, Clone)]
+struct Act {
+    n: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+    data: Vec<f32>,
+}
+
+/// Some channels of an [`Act`]: pixel `p` holds `data[p * stride + off..][..c]`.
+#[derive(Debug, Clone, Copy)]
+struct View<'a> {
+    data: &'a [f32],
+    n: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+    stride: usize,
+    off: usize,
+}
+
+impl Act {
+    fn zeros(n: usize, h: usize, w: usize, c: usize) -> Act {
+        Act {
+            n,
+            h,
+            w,
+            c,
+            data: vec![0.0; n * h * w * c],
+        }
+    }
+
+    fn view(&self) -> View<'_> {
+        self.channels(0, self.c)
+    }
+
+    fn channels(&self, off: usize, c: usize) -> View<'_> {
+        debug_assert!(off + c <= self.c);
+        View {
+            data: &self.data,
+            n: self.n,
+            h: self.h,
+            w: self.w,
+            c,
+            stride: self.c,
+            off,
+        }
+    }
+}
+
+impl View<'_> {
+    fn pixel(&self, p: usize) -> &[f32] {
+        &self.data[p * self.stride + self.off..][..self.c]
+    }
+
+    fn to_act(self) -> Act {
+        concat(&[self])
+    }
+}
+
+/// Channel concatenation.
+fn concat(parts: &[View<'_>]) -> Act {
+    let first = parts[0];
+    let c: usize = parts.iter().map(|v| v.c).sum();
+    let mut out = Act::zeros(first.n, first.h, first.w, c);
+    out.data
+        .par_chunks_mut(c * 64)
+        .enumerate()
+        .for_each(|(t, dst)| {
+            for (r, row) in dst.chunks_mut(c).enumerate() {
+                let p = t * 64 + r;
+                let mut o = 0;
+                for v in parts {
+                    row[o..o + v.c].copy_from_slice(v.pixel(p));
+                    o += v.c;
+                }
+            }
+        });
+    out
+}
+
+/// `a + b`, same shape.
+fn add(mut a: Act, b: View<'_>) -> Act {
+    let c = a.c;
+    a.data
+        .par_chunks_mut(c * 64)
+        .enumerate()
+        .for_each(|(t, dst)| {
+            for (r, row) in dst.chunks_mut(c).enumerate() {
+                for (x, y) in row.iter_mut().zip(b.pixel(t * 64 + r)) {
+                    *x += y;
+                }
+            }
+        });
+    a
+}
+
+// ---------------------------------------------------------------------------------------
+// Element-wise math, compiled once per instruction set and chosen at run time (the crate is
+// built for baseline x86-64, where these loops would run 4 floats wide).
+
+/// e^x for f32 in straight-line, vectorisable code (Cephes' expf: 2^n · p(r), ~1 ulp).
+#[inline(always)]
+fn exp_approx(x: f32) -> f32 {
+    let x = x.clamp(-87.0, 88.0);
+    let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
+    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
+    let p = 1.987_569_1e-4_f32;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 5e-1;
+    let e = p * r * r + r + 1.0;
+    e * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+#[inline(always)]
+fn silu(x: f32) -> f32 {
+    x / (1.0 + exp_approx(-x))
+}
+
+#[inline(always)]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + exp_approx(-x))
+}
+
+/// Adds the bias to every row of `rows` (row length = `bias.len()`), then SiLU if `act`.
+#[inline(always)]
+fn bias_act_generic(rows: &mut [f32], bias: &[f32], act: bool) {
+    for row in rows.chunks_exact_mut(bias.len()) {
+        if act {
+            for (v, b) in row.iter_mut().zip(bias) {
+                *v = silu(*v + b);
+            }
+        } else {
+            for (v, b) in row.iter_mut().zip(bias) {
+                *v += b;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn bias_act_avx512(rows: &mut [f32], bias: &[f32], act: bool) {
+    bias_act_generic(rows, bias, act)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn bias_act_avx2(rows: &mut [f32], bias: &[f32], act: bool) {
+    bias_act_generic(rows, bias, act)
+}
+
+fn bias_act(rows: &mut [f32], bias: &[f32], act: bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has the features the function was compiled for.
+            return unsafe { bias_act_avx512(rows, bias, act) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: as above.
+            return unsafe { bias_act_avx2(rows, bias, act) };
+        }
+    }
+    bias_act_generic(rows, bias, act)
+}
+
+// ---------------------------------------------------------------------------------------
+// Convolution.
+
+/// Bytes of im2col rows per tile: a tile and its output stay in L2.
+const TILE_BYTES: usize = 256 * 1024;
+
+/// A convolution (+ folded BatchNorm) (+ SiLU), weights packed for NHWC.
+#[derive(Debug, Clone)]
+struct Conv {
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    depthwise: bool,
+    /// Dense: `[k * k * cin, cout]`, rows ordered (ky, kx, ci) as im2col writes them.
+    /// Depthwise: `[k * k, c]`.
+    w: Vec<f32>,
+    b: Vec<f32>,
+    act: bool,
+}
+
+fn host<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Result<Vec<f32>, String> {
+    t.clone()
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .map_err(|e| format!("{e:?}"))
+}
+
+impl Conv {
+    fn new<B: Backend>(c: &ConvBn<B>) -> Result<Conv, String> {
+        let [co, cig, kh, kw] = c.weight.dims();
+        let src = host(&c.weight)?;
+        let b = host(&c.bias)?;
+        let cin = cig * c.groups;
+        let k = kh;
+        if kh != kw {
+            return Err(format!("{kh}x{kw} kernels"));
+        }
+        let (depthwise, w) = if c.groups == 1 {
+            let mut w = vec![0.0; k * k * cin * co];
+            for o in 0..co {
+                for ci in 0..cin {
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            w[((ky * k + kx) * cin + ci) * co + o] =
+                                src[((o * cin + ci) * k + ky) * k + kx];
+                        }
+                    }
+                }
+            }
+            (false, w)
+        } else if cig == 1 && c.groups == co {
+            let mut w = vec![0.0; k * k * co];
+            for ch in 0..co {
+                for t in 0..k * k {
+                    w[t * co + ch] = src[ch * k * k + t];
+                }
+            }
+            (true, w)
+        } else {
+            return Err(format!("grouped convolution ({} groups)", c.groups));
+        };
+        Ok(Conv {
+            cin,
+            cout: co,
+            k,
+            stride: c.stride,
+            pad: c.padding,
+            depthwise,
+            w,
+            b,
+            act: c.act,
+        })
+    }
+
+    fn out_hw(&self, h: usize, w: usize) -> (usize, usize) {
+        (
+            (h + 2 * self.pad - self.k) / self.stride + 1,
+            (w + 2 * self.pad - self.k) / self.stride + 1,
+        )
+    }
+
+    fn forward(&self, x: View<'_>) -> Act {
+        debug_assert_eq!(x.c, self.cin);
+        let (ho, wo) = self.out_hw(x.h, x.w);
+        let mut out = Act::zeros(x.n, ho, wo, self.cout);
+        if self.depthwise {
+            self.depthwise(x, &mut out);
+        } else {
+            self.dense(x, &mut out);
+        }
+        out
+    }
+
+    fn dense(&self, x: View<'_>, out: &mut Act) {
+        let cout = self.cout;
+        let kk = self.k * self.k * self.cin;
+        let direct = self.k == 1 && self.stride == 1 && self.pad == 0;
+        let tile = if direct {
+            256
+        } else {
+            (TILE_BYTES / (4 * kk)).clamp(16, 1024)
+        };
+        let (ho, wo) = (out.h, out.w);
+        out.data
+            .par_chunks_mut(tile * cout)
+            .enumerate()
+            .for_each_init(Vec::new, |col: &mut Vec<f32>, (t, dst)| {
+                let row0 = t * tile;
+                let rows = dst.len() / cout;
+                let (lhs, lhs_rs) = if direct {
+                    (x.data[row0 * x.stride + x.off..].as_ptr(), x.stride)
+                } else {
+                    col.resize(rows * kk, 0.0);
+                    self.im2col(x, row0, rows, ho, wo, col);
+                    (col.as_ptr(), kk)
+                };
+                // SAFETY: dst is rows × cout (row stride cout); lhs is rows × kk with row
+                // stride lhs_rs inside x.data or col (checked by the slicing above: the last
+                // row of a direct tile ends within x.data as x.off + cin <= x.stride);
+                // self.w is kk × cout.
+                unsafe {
+                    gemm(
+                        rows,
+                        cout,
+                        kk,
+                        dst.as_mut_ptr(),
+                        1,
+                        cout as isize,
+                        false,
+                        lhs,
+                        1,
+                        lhs_rs as isize,
+                        self.w.as_ptr(),
+                        1,
+                        cout as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        Parallelism::None,
+                    );
+                }
+                bias_act(dst, &self.b, self.act);
+            });
+    }
+
+    /// Rows `row0..row0 + rows` of the im2col matrix: one output pixel's receptive field per
+    /// row, ordered (ky, kx, ci), zeros where it falls on the padding.
+    fn im2col(&self, x: View<'_>, row0: usize, rows: usize, ho: usize, wo: usize, col: &mut [f32]) {
+        let (k, cin) = (self.k, self.cin);
+        let kk = k * k * cin;
+        for r in 0..rows {
+            let p = row0 + r;
+            let (b, rem) = (p / (ho * wo), p % (ho * wo));
+            let (oy, ox) = (rem / wo, rem % wo);
+            let dst = &mut col[r * kk..(r + 1) * kk];
+            for ky in 0..k {
+                let iy = (oy * self.stride + ky) as isize - self.pad as isize;
+                for kx in 0..k {
+                    let ix = (ox * self.stride + kx) as isize - self.pad as isize;
+                    let seg = &mut dst[(ky * k + kx) * cin..][..cin];
+                    if iy < 0 || iy >= x.h as isize || ix < 0 || ix >= x.w as isize {
+                        seg.fill(0.0);
+                    } else {
+                        seg.copy_from_slice(x.pixel((b * x.h + iy as usize) * x.w + ix as usize));
+                    }
+                }
+            }
+        }
+    }
+
+    fn depthwise(&self, x: View<'_>, out: &mut Act) {
+        let (c, k) = (self.cout, self.k);
+        let (ho, wo) = (out.h, out.w);
+        out.data
+            .par_chunks_mut(wo * c)
+            .enumerate()
+            .for_each(|(row, dst)| {
+                let (b, oy) = (row / ho, row % ho);
+                for ox in 0..wo {
+                    let o = &mut dst[ox * c..][..c];
+                    o.fill(0.0);
+                    for ky in 0..k {
+                        let iy = (oy * self.stride + ky) as isize - self.pad as isize;
+                        if iy < 0 || iy >= x.h as isize {
+                            continue;
+                        }
+                        for kx in 0..k {
+                            let ix = (ox * self.stride + kx) as isize - self.pad as isize;
+                            if ix < 0 || ix >= x.w as isize {
+                                continue;
+                            }
+                            let xi = x.pixel((b * x.h + iy as usize) * x.w + ix as usize);
+                            let wk = &self.w[(ky * k + kx) * c..][..c];
+                            for ((o, xv), wv) in o.iter_mut().zip(xi).zip(wk) {
+                                *o += xv * wv;
+                            }
+                        }
+                    }
+                }
+                bias_act(dst, &self.b, self.act);
+            });
+    }
+}
+
+fn convs<B: Backend>(cs: &[ConvBn<B>]) -> Result<Vec<Conv>, String> {
+    cs.iter().map(Conv::new).collect()
+}
+
+fn run_seq(cs: &[Conv], x: View<'_>) -> Act {
+    let mut y = cs[0].forward(x);
+    for c in &cs[1..] {
+        y = c.forward(y.view());
+    }
+    y
+}
+
+/// Max pooling, `k`×`k`, stride 1, padding `k / 2` (SPPF): rows, then columns.
+fn max_pool(x: &Act, k: usize) -> Act {
+    let p = k / 2;
+    let (h, w, c) = (x.h, x.w, x.c);
+    let mut horiz = Act::zeros(x.n, h, w, c);
+    horiz
+        .data
+        .par_chunks_mut(w * c)
+        .enumerate()
+        .for_each(|(row, dst)| {
+            let src = &x.data[row * w * c..][..w * c];
+            for ox in 0..w {
+                let o = &mut dst[ox * c..][..c];
+                o.fill(f32::NEG_INFINITY);
+                for ix in ox.saturating_sub(p)..(ox + p + 1).min(w) {
+                    for (a, b) in o.iter_mut().zip(&src[ix * c..][..c]) {
+                        *a = a.max(*b);
+                    }
+                }
+            }
+        });
+    let mut out = Act::zeros(x.n, h, w, c);
+    out.data
+        .par_chunks_mut(w * c)
+        .enumerate()
+        .for_each(|(row, dst)| {
+            let (b, oy) = (row / h, row % h);
+            dst.fill(f32::NEG_INFINITY);
+            for iy in oy.saturating_sub(p)..(oy + p + 1).min(h) {
+                let src = &horiz.data[(b * h + iy) * w * c..][..w * c];
+                for (a, s) in dst.iter_mut().zip(src) {
+                    *a = a.max(*s);
+                }
+            }
+        });
+    out
+}
+
+/// Nearest-neighbour upsampling by an integer factor.
+fn upsample(x: &Act, f: usize) -> Act {
+    let (h, w, c) = (x.h * f, x.w * f, x.c);
+    let mut out = Act::zeros(x.n, h, w, c);
+    out.data
+        .par_chunks_mut(w * c)
+        .enumerate()
+        .for_each(|(row, dst)| {
+            let (b, oy) = (row / h, row % h);
+            let src = &x.data[(b * x.h + oy / f) * x.w * c..][..x.w * c];
+            for ox in 0..w {
+                dst[ox * c..][..c].copy_from_slice(&src[(ox / f) * c..][..c]);
+            }
+        });
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// Blocks.
+
+#[derive(Debug, Clone)]
+struct BottleneckX {
+    cv1: Conv,
+    cv2: Conv,
+    add: bool,
+}
+
+impl BottleneckX {
+    fn new<B: Backend>(b: &Bottleneck<B>) -> Result<Self, String> {
+        Ok(BottleneckX {
+            cv1: Conv::new(&b.cv1)?,
+            cv2: Conv::new(&b.cv2)?,
+            add: b.add,
+        })
+    }
+
+    fn forward(&self, x: View<'_>) -> Act {
+        let y = self.cv2.forward(self.cv1.forward(x).view());
+        if self.add { add(y, x) } else { y }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct C3kX {
+    cv1: Conv,
+    cv2: Conv,
+    cv3: Conv,
+    m: Vec<BottleneckX>,
+}
+
+impl C3kX {
+    fn new<B: Backend>(c: &C3k<B>) -> Result<Self, String> {
+        Ok(C3kX {
+            cv1: Conv::new(&c.cv1)?,
+            cv2: Conv::new(&c.cv2)?,
+            cv3: Conv::new(&c.cv3)?,
+            m: c.m.iter().map(BottleneckX::new).collect::<Result<_, _>>()?,
+        })
+    }
+
+    fn forward(&self, x: View<'_>) -> Act {
+        let mut a = self.cv1.forward(x);
+        for b in &self.m {
+            a = b.forward(a.view());
+        }
+        let b = self.cv2.forward(x);
+        self.cv3.forward(concat(&[a.view(), b.view()]).view())
+    }
+}
+
+#[derive(Debug, Clone)]
+enum InnerX {
+    Bottleneck(BottleneckX),
+    C3k(C3kX),
+}
+
+#[derive(Debug, Clone)]
+struct C2fX {
+    cv1: Conv,
+    cv2: Conv,
+    m: Vec<InnerX>,
+}
+
+impl C2fX {
+    fn new<B: Backend>(c: &C2f<B>) -> Result<Self, String> {
+        Ok(C2fX {
+            cv1: Conv::new(&c.cv1)?,
+            cv2: Conv::new(&c.cv2)?,
+            m: c.m
+                .iter()
+                .map(|i| {
+                    Ok(match i {
+                        Inner::Bottleneck(b) => InnerX::Bottleneck(BottleneckX::new(b)?),
+                        Inner::C3k(c) => InnerX::C3k(C3kX::new(c)?),
+                    })
+                })
+                .collect::<Result<_, String>>()?,
+        })
+    }
+
+    fn forward(&self, x: View<'_>) -> Act {
+        let y = self.cv1.forward(x);
+        let half = y.c / 2;
+        let mut outs: Vec<Act> = Vec::with_capacity(self.m.len());
+        for block in &self.m {
+            // The second half of cv1's output is a channel slice: read in place.
+            let last = outs.last().map_or(y.channels(half, half), Act::view);
+            outs.push(match block {
+                InnerX::Bottleneck(b) => b.forward(last),
+                InnerX::C3k(c) => c.forward(last),
+            });
+        }
+        let mut parts = vec![y.view()];
+        parts.extend(outs.iter().map(Act::view));
+        self.cv2.forward(concat(&parts).view())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct SppfX {
+    cv1: Conv,
+    cv2: Conv,
+    k: usize,
+    n: usize,
+    add: bool,
+}
+
+impl SppfX {
+    fn forward(&self, x: View<'_>) -> Act {
+        let mut ys = vec![self.cv1.forward(x)];
+        for _ in 0..self.n {
+            let next = max_pool(ys.last().expect("nonempty"), self.k);
+            ys.push(next);
+        }
+        let parts: Vec<View<'_>> = ys.iter().map(Act::view).collect();
+        let y = self.cv2.forward(concat(&parts).view());
+        if self.add { add(y, x) } else { y }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct AttentionX {
+    qkv: Conv,
+    proj: Conv,
+    pe: Conv,
+    heads: usize,
+    key_dim: usize,
+    head_dim: usize,
+}
+
+impl AttentionX {
+    fn new<B: Backend>(a: &Attention<B>) -> Result<Self, String> {
+        Ok(AttentionX {
+            qkv: Conv::new(&a.qkv)?,
+            proj: Conv::new(&a.proj)?,
+            pe: Conv::new(&a.pe)?,
+            heads: a.num_heads,
+            key_dim: a.key_dim,
+            head_dim: a.head_dim,
+        })
+    }
+
+    /// ultralytics' Attention: per head, softmax(qᵀk · key_dim^-½) weighs v; plus a
+    /// depthwise positional encoding of v; then a 1×1 projection.
+    fn forward(&self, x: View<'_>) -> Act {
+        let (kd, hd, nh) = (self.key_dim, self.head_dim, self.heads);
+        let per = 2 * kd + hd;
+        let qkv = self.qkv.forward(x);
+        let ctot = qkv.c;
+        let n = x.h * x.w;
+        let c = nh * hd;
+        let scale = (kd as f32).powf(-0.5);
+        let mut attended = Act::zeros(x.n, x.h, x.w, c);
+        // v in NHWC, heads side by side: channel head * hd + d, as the reshape to
+        // [b, c, h, w] orders them.
+        let mut v = Act::zeros(x.n, x.h, x.w, c);
+        for p in 0..x.n * n {
+            for h in 0..nh {
+                v.data[p * c + h * hd..][..hd]
+                    .copy_from_slice(&qkv.data[p * ctot + h * per + 2 * kd..][..hd]);
+            }
+        }
+        let mut scores = vec![0f32; n * n];
+        for b in 0..x.n {
+            for h in 0..nh {
+                let base = b * n * ctot + h * per;
+                let q = qkv.data[base..].as_ptr();
+                let k = qkv.data[base + kd..].as_ptr();
+                let vv = qkv.data[base + 2 * kd..].as_ptr();
+                // SAFETY: q, k, v are n rows of row stride ctot inside qkv.data (the last
+                // head's v ends at channel ctot); scores is n × n; attended's rows for
+                // image b, channels h*hd.. are n rows of stride c.
+                unsafe {
+                    // scores[i, j] = Σ_d q[i, d] · k[j, d]
+                    gemm(
+                        n,
+                        n,
+                        kd,
+                        scores.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        false,
+                        q,
+                        1,
+                        ctot as isize,
+                        k,
+                        ctot as isize,
+                        1,
+                        0.0,
+                        scale,
+                        false,
+                        false,
+                        false,
+                        Parallelism::Rayon(0),
+                    );
+                }
+                scores.par_chunks_mut(n).for_each(|row| {
+                    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let mut s = 0.0;
+                    for v in row.iter_mut() {
+                        *v = (*v - m).exp();
+                        s += *v;
+                    }
+                    for v in row.iter_mut() {
+                        *v /= s;
+                    }
+                });
+                unsafe {
+                    // attended[i, d] = Σ_j scores[i, j] · v[j, d]
+                    gemm(
+                        n,
+                        hd,
+                        n,
+                        attended.data[b * n * c + h * hd..].as_mut_ptr(),
+                        1,
+                        c as isize,
+                        false,
+                        scores.as_ptr(),
+                        1,
+                        n as isize,
+                        vv,
+                        1,
+                        ctot as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        Parallelism::Rayon(0),
+                    );
+                }
+            }
+        }
+        let pe = self.pe.forward(v.view());
+        self.proj.forward(add(attended, pe.view()).view())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct PsaBlockX {
+    attn: AttentionX,
+    ffn1: Conv,
+    ffn2: Conv,
+    add: bool,
+}
+
+impl PsaBlockX {
+    fn forward(&self, x: View<'_>) -> Act {
+        let a = self.attn.forward(x);
+        let x = if self.add { add(a, x) } else { a };
+        let f = self.ffn2.forward(self.ffn1.forward(x.view()).view());
+        if self.add { add(f, x.view()) } else { f }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct C2psaX {
+    cv1: Conv,
+    cv2: Conv,
+    m: Vec<PsaBlockX>,
+    c: usize,
+}
+
+impl C2psaX {
+    fn new<B: Backend>(c: &C2psa<B>) -> Result<Self, String> {
+        Ok(C2psaX {
+            cv1: Conv::new(&c.cv1)?,
+            cv2: Conv::new(&c.cv2)?,
+            m: c.m
+                .iter()
+                .map(|p: &PsaBlock<B>| {
+                    Ok(PsaBlockX {
+                        attn: AttentionX::new(&p.attn)?,
+                        ffn1: Conv::new(&p.ffn1)?,
+                        ffn2: Conv::new(&p.ffn2)?,
+                        add: p.add,
+                    })
+                })
+                .collect::<Result<_, String>>()?,
+            c: c.c,
+        })
+    }
+
+    fn forward(&self, x: View<'_>) -> Act {
+        let y = self.cv1.forward(x);
+        let mut b = y.channels(self.c, self.c).to_act();
+        for blk in &self.m {
+            b = blk.forward(b.view());
+        }
+        self.cv2
+            .forward(concat(&[y.channels(0, self.c), b.view()]).view())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct HeadX {
+    box_branch: Vec<Vec<Conv>>,
+    cls_branch: Vec<Vec<Conv>>,
+    kpt_branch: Option<Vec<Vec<Conv>>>,
+    nc: usize,
+    reg_max: usize,
+    task: YoloTask,
+}
+
+impl HeadX {
+    fn new<B: Backend>(h: &Head<B>) -> Result<Self, String> {
+        let branches = |bs: &[Vec<ConvBn<B>>]| -> Result<Vec<Vec<Conv>>, String> {
+            bs.iter().map(|b| convs(b)).collect()
+        };
+        Ok(HeadX {
+            box_branch: branches(&h.box_branch)?,
+            cls_branch: branches(&h.cls_branch)?,
+            kpt_branch: h.kpt_branch.as_deref().map(branches).transpose()?,
+            nc: h.nc,
+            reg_max: h.reg_max,
+            task: h.task,
+        })
+    }
+
+    /// `[batch, 4 + nc (+ nk), anchors]`, channel-major: what [`Head::forward`] returns.
+    fn forward(&self, xs: &[&Act], input_h: usize) -> (Vec<f32>, [usize; 3]) {
+        let b = xs[0].n;
+        let nk = match self.task {
+            YoloTask::Detect => 0,
+            YoloTask::Pose { keypoints, dims } => keypoints * dims,
+        };
+        let ch = 4 + self.nc + nk;
+        let n: usize = xs.iter().map(|x| x.h * x.w).sum();
+        let mut out = vec![0f32; b * ch * n];
+        let mut a0 = 0;
+        for (i, x) in xs.iter().enumerate() {
+            let boxes = run_seq(&self.box_branch[i], x.view());
+            let cls = run_seq(&self.cls_branch[i], x.view());
+            let kpts = self.kpt_branch.as_ref().map(|k| run_seq(&k[i], x.view()));
+            let (h, w) = (x.h, x.w);
+            let stride = (input_h / h) as f32;
+            let rm = self.reg_max;
+            let hw = h * w;
+            out.par_chunks_mut(ch * n)
+                .enumerate()
+                .for_each(|(bi, img)| {
+                    let mut prob = vec![0f32; rm];
+                    for p in 0..hw {
+                        let a = a0 + p;
+                        let (ax, ay) = ((p % w) as f32 + 0.5, (p / w) as f32 + 0.5);
+                        let px = bi * hw + p;
+                        // DFL: softmax over the bins, then the expected bin, per side.
+                        let bx = &boxes.data[px * 4 * rm..][..4 * rm];
+                        let mut dist = [0f32; 4];
+                        for (s, d) in dist.iter_mut().enumerate() {
+                            let bins = &bx[s * rm..][..rm];
+                            let m = bins.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                            let mut sum = 0.0;
+                            for (q, v) in prob.iter_mut().zip(bins) {
+                                *q = (v - m).exp();
+                                sum += *q;
+                            }
+                            *d = prob
+                                .iter()
+                                .enumerate()
+                                .map(|(j, q)| j as f32 * q)
+                                .sum::<f32>()
+                                / sum;
+                        }
+                        let (x1, y1, x2, y2) =
+                            (ax - dist[0], ay - dist[1], ax + dist[2], ay + dist[3]);
+                        img[a] = (x1 + x2) / 2.0 * stride;
+                        img[n + a] = (y1 + y2) / 2.0 * stride;
+                        img[2 * n + a] = (x2 - x1) * stride;
+                        img[3 * n + a] = (y2 - y1) * stride;
+                        for (j, v) in cls.data[px * self.nc..][..self.nc].iter().enumerate() {
+                            img[(4 + j) * n + a] = sigmoid(*v);
+                        }
+                        if let (Some(kp), YoloTask::Pose { keypoints, dims }) = (&kpts, self.task) {
+                            let src = &kp.data[px * nk..][..nk];
+                            for k in 0..keypoints {
+                                let o = 4 + self.nc + k * dims;
+                                img[o * n + a] = (src[k * dims] * 2.0 + ax - 0.5) * stride;
+                                img[(o + 1) * n + a] =
+                                    (src[k * dims + 1] * 2.0 + ay - 0.5) * stride;
+                                if dims == 3 {
+                                    img[(o + 2) * n + a] = sigmoid(src[k * dims + 2]);
+                                }
+                            }
+                        }
+                    }
+                });
+            a0 += hw;
+        }
+        (out, [b, ch, n])
+    }
+}
+
+#[derive(Debug, Clone)]
+enum LayerX {
+    Conv(Conv),
+    C2f(C2fX),
+    Sppf(SppfX),
+    C2psa(C2psaX),
+    Concat,
+    Upsample(usize),
+    Head(HeadX),
+}
+
+/// A YOLO network ready for the CPU executor.
+#[derive(Debug, Clone)]
+pub struct NhwcYolo {
+    nodes: Vec<(Vec<usize>, LayerX)>,
+    save: BTreeSet<usize>,
+    pub task: YoloTask,
+    pub num_classes: usize,
+}
+
+impl NhwcYolo {
+    /// Packs the weights of a network Burn built; an error names what this executor does not
+    /// run (the caller then keeps the Burn network).
+    pub fn new<B: Backend>(net: &Yolo<B>) -> Result<NhwcYolo, String> {
+        let nodes = net
+            .nodes
+            .iter()
+            .map(|node| {
+                let layer = match &node.layer {
+                    Layer::Conv(c) => LayerX::Conv(Conv::new(c)?),
+                    Layer::C2f(c) => LayerX::C2f(C2fX::new(c)?),
+                    Layer::Sppf(s) => LayerX::Sppf(sppf(s)?),
+                    Layer::C2psa(c) => LayerX::C2psa(C2psaX::new(c)?),
+                    Layer::Concat => LayerX::Concat,
+                    Layer::Upsample(f) => LayerX::Upsample(*f),
+                    Layer::Head(h) => LayerX::Head(HeadX::new(h)?),
+                };
+                Ok((node.from.clone(), layer))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(NhwcYolo {
+            nodes,
+            save: net.save.clone(),
+            task: net.task,
+            num_classes: net.num_classes,
+        })
+    }
+
+    /// Runs the network on `[batch, 3, h, w]` RGB in [0, 1] (NCHW, as the letterbox
+    /// writes it); returns the head output `[batch, channels, anchors]`.
+    pub fn forward(&self, input: &[f32], shape: [usize; 4]) -> (Vec<f32>, [usize; 3]) {
+        let [n, c, h, w] = shape;
+        let mut x = Act::zeros(n, h, w, c);
+        x.data
+            .par_chunks_mut(h * w * c)
+            .zip(input.par_chunks(c * h * w))
+            .for_each(|(dst, src)| {
+                for (p, px) in dst.chunks_mut(c).enumerate() {
+                    for (ch, v) in px.iter_mut().enumerate() {
+                        *v = src[ch * h * w + p];
+                    }
+                }
+            });
+        let mut outputs: Vec<Option<Arc<Act>>> = Vec::with_capacity(self.nodes.len());
+        let mut last = Arc::new(x);
+        for (i, (from, layer)) in self.nodes.iter().enumerate() {
+            let get = |j: usize| -> Arc<Act> {
+                if j == usize::MAX || j + 1 == i {
+                    last.clone()
+                } else {
+                    outputs[j].clone().expect("outputs used later are saved")
+                }
+            };
+            let y = match layer {
+                LayerX::Conv(cv) => cv.forward(get(from[0]).view()),
+                LayerX::C2f(b) => b.forward(get(from[0]).view()),
+                LayerX::Sppf(b) => b.forward(get(from[0]).view()),
+                LayerX::C2psa(b) => b.forward(get(from[0]).view()),
+                LayerX::Upsample(f) => upsample(&get(from[0]), *f),
+                LayerX::Concat => {
+                    let parts: Vec<Arc<Act>> = from.iter().map(|&j| get(j)).collect();
+                    let views: Vec<View<'_>> = parts.iter().map(|a| a.view()).collect();
+                    concat(&views)
+                }
+                LayerX::Head(head) => {
+                    let parts: Vec<Arc<Act>> = from.iter().map(|&j| get(j)).collect();
+                    let refs: Vec<&Act> = parts.iter().map(|a| a.as_ref()).collect();
+                    return head.forward(&refs, h);
+                }
+            };
+            let y = Arc::new(y);
+            outputs.push(self.save.contains(&i).then(|| y.clone()));
+            last = y;
+        }
+        unreachable!("the architecture ends with a head (checked at load)")
+    }
+}
+
+fn sppf<B: Backend>(s: &Sppf<B>) -> Result<SppfX, String> {
+    Ok(SppfX {
+        cv1: Conv::new(&s.cv1)?,
+        cv2: Conv::new(&s.cv2)?,
+        k: s.k,
+        n: s.n,
+        add: s.add,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_approx_matches_std_to_a_few_ulp() {
+        let mut worst = 0f32;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let (a, b) = (exp_approx(x), x.exp());
+            worst = worst.max(((a - b) / b).abs());
+            x += 0.0137;
+        }
+        assert!(worst < 4e-7, "worst relative error {worst}");
+        assert!(exp_approx(-200.0) > 0.0 && exp_approx(-200.0) < 2e-38);
+        assert!(silu(-100.0).abs() < 1e-30 && (silu(100.0) - 100.0).abs() < 1e-4);
+    }
+
+    fn naive_conv(x: &Act, c: &Conv) -> Act {
+        let (ho, wo) = c.out_hw(x.h, x.w);
+        let mut out = Act::zeros(x.n, ho, wo, c.cout);
+        for b in 0..x.n {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    for o in 0..c.cout {
+                        let mut acc = c.b[o];
+                        for ky in 0..c.k {
+                            for kx in 0..c.k {
+                                let iy = (oy * c.stride + ky) as isize - c.pad as isize;
+                                let ix = (ox * c.stride + kx) as isize - c.pad as isize;
+                                if iy < 0 || ix < 0 || iy >= x.h as isize || ix >= x.w as isize {
+                                    continue;
+                                }
+                                let px = ((b * x.h + iy as usize) * x.w + ix as usize) * x.c;
+                                if c.depthwise {
+                                    acc += x.data[px + o] * c.w[(ky * c.k + kx) * c.cout + o];
+                                } else {
+                                    for ci in 0..c.cin {
+                                        acc += x.data[px + ci]
+                                            * c.w[((ky * c.k + kx) * c.cin + ci) * c.cout + o];
+                                    }
+                                }
+                            }
+                        }
+                        out.data[((b * ho + oy) * wo + ox) * c.cout + o] = if c.act {
+                            acc / (1.0 + (-acc).exp())
+                        } else {
+                            acc
+                        };
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn pseudo(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    #[test]
+    fn convolutions_match_a_naive_loop() {
+        // 1×1 (read in place), 3×3 stride 1 and 2 (im2col over tiles, odd sizes, batch 2),
+        // depthwise, with and without SiLU.
+        for &(cin, cout, k, stride, depthwise, act) in &[
+            (8, 5, 1, 1, false, true),
+            (3, 16, 3, 2, false, true),
+            (7, 9, 3, 1, false, false),
+            (6, 6, 3, 1, true, false),
+            (6, 6, 3, 2, true, true),
+        ] {
+            let x = Act {
+                n: 2,
+                h: 13,
+                w: 11,
+                c: cin,
+                data: pseudo(2 * 13 * 11 * cin, 7),
+            };
+            let wlen = if depthwise {
+                k * k * cout
+            } else {
+                k * k * cin * cout
+            };
+            let conv = Conv {
+                cin,
+                cout,
+                k,
+                stride,
+                pad: k / 2,
+                depthwise,
+                w: pseudo(wlen, 3),
+                b: pseudo(cout, 5),
+                act,
+            };
+            let (got, want) = (conv.forward(x.view()), naive_conv(&x, &conv));
+            assert_eq!((got.h, got.w, got.c), (want.h, want.w, want.c));
+            for (a, b) in got.data.iter().zip(&want.data) {
+                assert!(
+                    (a - b).abs() < 1e-5,
+                    "{cin}->{cout} k{k} s{stride}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_channel_slice_feeds_a_1x1_conv_in_place() {
+        let x = Act {
+            n: 1,
+            h: 5,
+            w: 3,
+            c: 10,
+            data: pseudo(150, 11),
+        };
+        let conv = Conv {
+            cin: 4,
+            cout: 3,
+            k: 1,
+            stride: 1,
+            pad: 0,
+            depthwise: false,
+            w: pseudo(12, 2),
+            b: vec![0.0; 3],
+            act: false,
+        };
+        let got = conv.forward(x.channels(6, 4));
+        let want = naive_conv(&x.channels(6, 4).to_act(), &conv);
+        for (a, b) in got.data.iter().zip(&want.data) {
+            assert!((a - b).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn max_pool_and_upsample() {
+        let x = Act {
+            n: 1,
+            h: 4,
+            w: 3,
+            c: 2,
+            data: pseudo(24, 5),
+        };
+        let p = max_pool(&x, 5);
+        for y in 0..4usize {
+            for xx in 0..3usize {
+                for c in 0..2 {
+                    let mut m = f32::NEG_INFINITY;
+                    for iy in y.saturating_sub(2)..(y + 3).min(4) {
+                        for ix in xx.saturating_sub(2)..(xx + 3).min(3) {
+                            m = m.max(x.data[(iy * 3 + ix) * 2 + c]);
+                        }
+                    }
+                    assert_eq!(p.data[(y * 3 + xx) * 2 + c], m);
+                }
+            }
+        }
+        let u = upsample(&x, 2);
+        assert_eq!((u.h, u.w), (8, 6));
+        assert_eq!(u.data[(5 * 6 + 3) * 2 + 1], x.data[(2 * 3 + 1) * 2 + 1]);
+    }
+}

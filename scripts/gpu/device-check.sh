@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Runs ON the lent GPU machine (packed by scripts/gpu/pack.sh; carry .gpu/bundle):
+#   1. CUDA parity: Burn fp32 (then fp16) vs ultralytics' full head output on real weights;
+#   2. Burn fp16 forward throughput of random-weight YOLOv8n/x (and YOLOv8x-pose, 32 kpt);
+#   3. the PyTorch yardstick (shared/gpu-anchor's anchor.py, models section) in the same run.
+# Every result is one JSON line appended to $OUT/results.jsonl as soon as it exists; the
+# whole run keeps to DEADLINE_S (default 420) so a rerun still fits the device budget.
+# Dry run on the CPU machine: DEVICE=cpu HALF=cpu SKIP_ANCHOR=1 bash scripts/gpu/device-check.sh
+set -u
+cd "$(dirname "$0")/../.."
+OUT="${OUT:-/tmp/pitchside-gpu-out}"; mkdir -p "$OUT"
+START=$(date +%s); DEADLINE_S="${DEADLINE_S:-420}"
+G=/tmp/pitchside-gpu; mkdir -p "$G"
+if [[ -f .gpu/bundle/.gpu.tar.xz ]]; then tar -C "$G" -xJf .gpu/bundle/.gpu.tar.xz; else cp -r .gpu/. "$G/"; fi
+BIN="${BIN:-$G/device_check}"
+DEVICE="${DEVICE:-cuda}"; HALF="${HALF:-cuda-half}"
+LOG="$OUT/check.log"; RES="$OUT/results.jsonl"
+log() { echo "[device-check $(( $(date +%s) - START ))s] $*" | tee -a "$LOG"; }
+# cubecl compiles kernels with NVRTC and needs CUDA's headers: find the toolkit.
+if [[ -z "${CUDA_PATH:-}" ]]; then
+  if [[ -d /usr/local/cuda/include ]]; then CUDA_PATH=/usr/local/cuda
+  elif command -v nvcc >/dev/null; then CUDA_PATH="$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")"; fi
+fi
+export CUDA_PATH="${CUDA_PATH:-/usr/local/cuda}"
+NVRTC_DIR="$(dirname "$(find "$CUDA_PATH"/ /usr/lib/x86_64-linux-gnu /opt -name 'libnvrtc.so*' 2>/dev/null | head -1)" 2>/dev/null)"
+export LD_LIBRARY_PATH="$G/lib:$CUDA_PATH/lib64:${NVRTC_DIR:-.}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export CUBECL_AUTOTUNE_LEVEL="${CUBECL_AUTOTUNE_LEVEL:-balanced}"
+log "CUDA_PATH=$CUDA_PATH nvrtc=${NVRTC_DIR:-none} autotune=$CUBECL_AUTOTUNE_LEVEL"
+nvidia-smi -L 2>&1 | tee -a "$LOG" || true
+
+left() { echo $(( DEADLINE_S - ( $(date +%s) - START ) )); }
+step() {  # step MAX_SECONDS ARGS...: one device_check run, bounded by the deadline
+  local max=$1; shift
+  local t=$(( $(left) < max ? $(left) : max ))
+  if (( t < 15 )); then log "skip $* (deadline)"; echo "{\"skipped\":\"deadline\",\"command\":\"$*\"}" >> "$RES"; return; fi
+  local t0=$(date +%s)
+  timeout -k 5 "$t" "$BIN" "$@" >> "$RES" 2>> "$LOG"
+  local rc=$?
+  (( rc == 124 || rc == 137 )) && echo "{\"timed_out_s\":$t,\"command\":\"$*\"}" >> "$RES"
+  log "rc=$rc $(( $(date +%s) - t0 ))s: $*  -> $(tail -c 400 "$RES" | tail -1)"
+}
+anchor() {
+  [[ "${SKIP_ANCHOR:-0}" == 1 || ! -f "$G/anchor/anchor.py" ]] && return
+  local t=$(( $(left) < 150 ? $(left) : 150 ))
+  (( t < 60 )) && { log "skip anchor (deadline)"; return; }
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/anchor-site "$G"/anchor/whl/*.whl >> "$LOG" 2>&1
+  YOLO_OFFLINE=true YOLO_AUTOINSTALL=false ULTRALYTICS_SKIP_REQUIREMENTS_CHECKS=1 YOLO_VERBOSE=false \
+  YOLO_CONFIG_DIR=/tmp/anchor_ycfg MPLBACKEND=Agg PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/anchor-site \
+    timeout -k 5 "$t" python3 "$G/anchor/anchor.py" --out "$OUT/anchor.json" --sections env,models \
+      --models "${ANCHOR_MODELS:-yolov8n,yolov8x,yolov8n-pose32}" --video-models none --batches 1,32 \
+      --frames 64 --e2e-calls 2 --e2e-b1-calls 4 --budget-s $(( t - 10 )) > "$OUT/anchor.log" 2>&1
+  log "anchor rc=$? $(grep -h 'img/s' "$OUT/anchor.log" | tr '\n' ';' | cut -c1-900)"
+}
+A=models/archs
+# Correctness needs no tuned kernels: minimal autotune keeps these short.
+CUBECL_AUTOTUNE_LEVEL=minimal step 150 parity "$DEVICE" "$G/parity" yolov8n-railway
+CUBECL_AUTOTUNE_LEVEL=minimal step 90 parity "$DEVICE" "$G/parity" yolo11n-pose
+step 120 bench "$HALF" $A/yolov8n.yaml 32 640 20
+anchor
+step 150 bench "$HALF" $A/yolov8x.yaml 32 640 10
+CUBECL_AUTOTUNE_LEVEL=minimal step 60 parity "$HALF" "$G/parity" yolov8n-railway
+step 60  bench "$HALF" $A/yolov8n.yaml 1 640 50
+step 90  bench "$HALF" $A/yolov8x.yaml 1 640 30
+step 90  bench "$HALF" $A/yolov8x-pose.yaml 32 640 10 1 32
+step 90  bench "$DEVICE" $A/yolov8n.yaml 32 640 10
+log "done"
