@@ -109,6 +109,9 @@ struct BenchArgs {
     /// With --model: run on burn-flex alone instead of the CPU executor (for comparisons).
     #[arg(long, conflicts_with = "ndarray")]
     flex: bool,
+    /// With --model: run on the Candle CPU backend (build with --features candle).
+    #[arg(long, conflicts_with_all = ["ndarray", "flex"])]
+    candle: bool,
     /// With --model: square input (imgsz x imgsz) instead of ultralytics' minimal rectangle.
     #[arg(long)]
     square: bool,
@@ -415,6 +418,8 @@ fn bench_model(model_path: &std::path::Path, args: &BenchArgs) -> Result<()> {
         ModelDevice::NdArray
     } else if args.flex {
         ModelDevice::Flex
+    } else if args.candle {
+        ModelDevice::Candle
     } else {
         let env = EnvOverrides::read(&ProcessEnv)?;
         let request = args.device.or(env.device).unwrap_or_default();

@@ -22,14 +22,60 @@ use crate::yolo::{
     YoloTask,
 };
 
-/// Activations of a batch: `[n, h, w, c]`, contiguous.
-#[derive(Debug, Clone)]
+/// Activations of a batch: `[n, h, w, c]`, contiguous. The buffer comes from and goes back
+/// to [`POOL`].
+#[derive(Debug)]
 struct Act {
     n: usize,
     h: usize,
     w: usize,
     c: usize,
     data: Vec<f32>,
+}
+
+impl Drop for Act {
+    fn drop(&mut self) {
+        recycle(std::mem::take(&mut self.data));
+    }
+}
+
+/// Freed activation buffers, reused by the next layer or forward pass: fresh multi-megabyte
+/// allocations are fresh pages from the kernel, and their page faults and zeroing cost more
+/// than a third of a YOLOv8n forward pass. Every kernel here writes all of its output, so a
+/// reused buffer needs no clearing.
+static POOL: std::sync::Mutex<Vec<Vec<f32>>> = std::sync::Mutex::new(Vec::new());
+/// What the pool may hold: the activations of a few large batches.
+const POOL_MAX_FLOATS: usize = 256 << 20;
+
+fn recycle(v: Vec<f32>) {
+    if v.capacity() == 0 {
+        return;
+    }
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    let held: usize = pool.iter().map(Vec::capacity).sum();
+    if held + v.capacity() <= POOL_MAX_FLOATS {
+        pool.push(v);
+    }
+}
+
+/// A buffer of `len` floats with arbitrary (initialised) contents.
+fn buffer(len: usize) -> Vec<f32> {
+    let reused = {
+        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        // The smallest buffer that fits, else the largest (grown once).
+        let fit = (0..pool.len())
+            .filter(|&i| pool[i].capacity() >= len)
+            .min_by_key(|&i| pool[i].capacity())
+            .or_else(|| (0..pool.len()).max_by_key(|&i| pool[i].capacity()));
+        fit.map(|i| pool.swap_remove(i))
+    };
+    let mut v = reused.unwrap_or_default();
+    if v.len() >= len {
+        v.truncate(len);
+    } else {
+        v.resize(len, 0.0);
+    }
+    v
 }
 
 /// Some channels of an [`Act`]: pixel `p` holds `data[p * stride + off..][..c]`.
@@ -45,13 +91,14 @@ struct View<'a> {
 }
 
 impl Act {
-    fn zeros(n: usize, h: usize, w: usize, c: usize) -> Act {
+    /// An activation whose every value the caller will write.
+    fn new(n: usize, h: usize, w: usize, c: usize) -> Act {
         Act {
             n,
             h,
             w,
             c,
-            data: vec![0.0; n * h * w * c],
+            data: buffer(n * h * w * c),
         }
     }
 
@@ -87,7 +134,7 @@ impl View<'_> {
 fn concat(parts: &[View<'_>]) -> Act {
     let first = parts[0];
     let c: usize = parts.iter().map(|v| v.c).sum();
-    let mut out = Act::zeros(first.n, first.h, first.w, c);
+    let mut out = Act::new(first.n, first.h, first.w, c);
     out.data
         .par_chunks_mut(c * 64)
         .enumerate()
@@ -125,10 +172,14 @@ fn add(mut a: Act, b: View<'_>) -> Act {
 // built for baseline x86-64, where these loops would run 4 floats wide).
 
 /// e^x for f32 in straight-line, vectorisable code (Cephes' expf: 2^n · p(r), ~1 ulp).
+/// Rounding and 2^n go through the bit pattern of `t = x·log2(e) + 1.5·2^23` (its low
+/// mantissa bits hold n), so there is no float→int conversion to keep LLVM from vectorising.
 #[inline(always)]
 fn exp_approx(x: f32) -> f32 {
-    let x = x.clamp(-87.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
+    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
+    let x = x.max(-87.0).min(88.0);
+    let t = x * std::f32::consts::LOG2_E + MAGIC;
+    let n = t - MAGIC;
     let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
     let p = 1.987_569_1e-4_f32;
     let p = p * r + 1.398_199_9e-3;
@@ -137,7 +188,12 @@ fn exp_approx(x: f32) -> f32 {
     let p = p * r + 1.666_666_5e-1;
     let p = p * r + 5e-1;
     let e = p * r * r + r + 1.0;
-    e * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    let two_n = t
+        .to_bits()
+        .wrapping_sub(MAGIC.to_bits())
+        .wrapping_add(127)
+        .wrapping_shl(23);
+    e * f32::from_bits(two_n)
 }
 
 #[inline(always)]
@@ -196,6 +252,11 @@ fn bias_act(rows: &mut [f32], bias: &[f32], act: bool) {
 
 // ---------------------------------------------------------------------------------------
 // Convolution.
+
+thread_local! {
+    /// Each worker thread's im2col tile, kept between tiles and layers.
+    static COL: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// Bytes of im2col rows per tile: a tile and its output stay in L2.
 const TILE_BYTES: usize = 256 * 1024;
@@ -281,7 +342,7 @@ impl Conv {
     fn forward(&self, x: View<'_>) -> Act {
         debug_assert_eq!(x.c, self.cin);
         let (ho, wo) = self.out_hw(x.h, x.w);
-        let mut out = Act::zeros(x.n, ho, wo, self.cout);
+        let mut out = Act::new(x.n, ho, wo, self.cout);
         if self.depthwise {
             self.depthwise(x, &mut out);
         } else {
@@ -419,7 +480,7 @@ fn run_seq(cs: &[Conv], x: View<'_>) -> Act {
 fn max_pool(x: &Act, k: usize) -> Act {
     let p = k / 2;
     let (h, w, c) = (x.h, x.w, x.c);
-    let mut horiz = Act::zeros(x.n, h, w, c);
+    let mut horiz = Act::new(x.n, h, w, c);
     horiz
         .data
         .par_chunks_mut(w * c)
@@ -436,7 +497,7 @@ fn max_pool(x: &Act, k: usize) -> Act {
                 }
             }
         });
-    let mut out = Act::zeros(x.n, h, w, c);
+    let mut out = Act::new(x.n, h, w, c);
     out.data
         .par_chunks_mut(w * c)
         .enumerate()
@@ -456,7 +517,7 @@ fn max_pool(x: &Act, k: usize) -> Act {
 /// Nearest-neighbour upsampling by an integer factor.
 fn upsample(x: &Act, f: usize) -> Act {
     let (h, w, c) = (x.h * f, x.w * f, x.c);
-    let mut out = Act::zeros(x.n, h, w, c);
+    let mut out = Act::new(x.n, h, w, c);
     out.data
         .par_chunks_mut(w * c)
         .enumerate()
@@ -625,10 +686,10 @@ impl AttentionX {
         let n = x.h * x.w;
         let c = nh * hd;
         let scale = (kd as f32).powf(-0.5);
-        let mut attended = Act::zeros(x.n, x.h, x.w, c);
+        let mut attended = Act::new(x.n, x.h, x.w, c);
         // v in NHWC, heads side by side: channel head * hd + d, as the reshape to
         // [b, c, h, w] orders them.
-        let mut v = Act::zeros(x.n, x.h, x.w, c);
+        let mut v = Act::new(x.n, x.h, x.w, c);
         for p in 0..x.n * n {
             for h in 0..nh {
                 v.data[p * c + h * hd..][..hd]
@@ -918,7 +979,7 @@ impl NhwcYolo {
     /// writes it); returns the head output `[batch, channels, anchors]`.
     pub fn forward(&self, input: &[f32], shape: [usize; 4]) -> (Vec<f32>, [usize; 3]) {
         let [n, c, h, w] = shape;
-        let mut x = Act::zeros(n, h, w, c);
+        let mut x = Act::new(n, h, w, c);
         x.data
             .par_chunks_mut(h * w * c)
             .zip(input.par_chunks(c * h * w))
@@ -994,7 +1055,7 @@ mod tests {
 
     fn naive_conv(x: &Act, c: &Conv) -> Act {
         let (ho, wo) = c.out_hw(x.h, x.w);
-        let mut out = Act::zeros(x.n, ho, wo, c.cout);
+        let mut out = Act::new(x.n, ho, wo, c.cout);
         for b in 0..x.n {
             for oy in 0..ho {
                 for ox in 0..wo {

@@ -24,6 +24,8 @@ pub enum ModelDevice {
     Flex,
     /// burn-ndarray, kept for comparison benchmarks (`ndarray` feature).
     NdArray,
+    /// burn-candle on the CPU, kept for comparison benchmarks (`candle` feature).
+    Candle,
     Wgpu,
     Cuda {
         half: bool,
@@ -36,6 +38,7 @@ impl ModelDevice {
             ModelDevice::Cpu => "cpu",
             ModelDevice::Flex => "cpu (burn-flex)",
             ModelDevice::NdArray => "cpu (ndarray)",
+            ModelDevice::Candle => "cpu (candle)",
             ModelDevice::Wgpu => "wgpu",
             ModelDevice::Cuda { half: false } => "cuda fp32",
             ModelDevice::Cuda { half: true } => "cuda fp16",
@@ -50,6 +53,8 @@ enum Net {
     Flex(Yolo<burn::backend::Flex>),
     #[cfg(feature = "ndarray")]
     NdArray(Yolo<burn::backend::NdArray>),
+    #[cfg(feature = "candle")]
+    Candle(Yolo<burn::backend::Candle>),
     #[cfg(feature = "wgpu")]
     Wgpu(Yolo<burn::backend::Wgpu>, burn::backend::wgpu::WgpuDevice),
     #[cfg(feature = "cuda")]
@@ -153,6 +158,8 @@ impl YoloModel {
             ModelDevice::Flex => Net::Flex(load_on(&mut ck, &Default::default())?),
             #[cfg(feature = "ndarray")]
             ModelDevice::NdArray => Net::NdArray(load_on(&mut ck, &Default::default())?),
+            #[cfg(feature = "candle")]
+            ModelDevice::Candle => Net::Candle(load_on(&mut ck, &Default::default())?),
             #[cfg(feature = "wgpu")]
             ModelDevice::Wgpu => {
                 let d = burn::backend::wgpu::WgpuDevice::default();
@@ -178,6 +185,8 @@ impl YoloModel {
             Net::Flex(m) => (m.task, m.num_classes),
             #[cfg(feature = "ndarray")]
             Net::NdArray(m) => (m.task, m.num_classes),
+            #[cfg(feature = "candle")]
+            Net::Candle(m) => (m.task, m.num_classes),
             #[cfg(feature = "wgpu")]
             Net::Wgpu(m, _) => (m.task, m.num_classes),
             #[cfg(feature = "cuda")]
@@ -256,6 +265,8 @@ impl YoloModel {
             Net::Flex(m) => run(m, input, shape, &Default::default()),
             #[cfg(feature = "ndarray")]
             Net::NdArray(m) => run(m, input, shape, &Default::default()),
+            #[cfg(feature = "candle")]
+            Net::Candle(m) => run(m, input, shape, &Default::default()),
             #[cfg(feature = "wgpu")]
             Net::Wgpu(m, d) => run(m, input, shape, d),
             #[cfg(feature = "cuda")]
