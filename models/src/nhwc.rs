@@ -416,15 +416,30 @@ impl Conv {
             let (b, rem) = (p / (ho * wo), p % (ho * wo));
             let (oy, ox) = (rem / wo, rem % wo);
             let dst = &mut col[r * kk..(r + 1) * kk];
+            let ix0 = (ox * self.stride) as isize - self.pad as isize;
+            // A receptive-field row inside the image is k neighbouring pixels: one copy
+            // when the input holds exactly these channels.
+            let whole_rows = x.stride == cin && ix0 >= 0 && ix0 as usize + k <= x.w;
             for ky in 0..k {
                 let iy = (oy * self.stride + ky) as isize - self.pad as isize;
+                let seg_row = &mut dst[ky * k * cin..][..k * cin];
+                if iy < 0 || iy >= x.h as isize {
+                    seg_row.fill(0.0);
+                    continue;
+                }
+                let row_px = (b * x.h + iy as usize) * x.w;
+                if whole_rows {
+                    let start = (row_px + ix0 as usize) * x.stride + x.off;
+                    seg_row.copy_from_slice(&x.data[start..start + k * cin]);
+                    continue;
+                }
                 for kx in 0..k {
-                    let ix = (ox * self.stride + kx) as isize - self.pad as isize;
-                    let seg = &mut dst[(ky * k + kx) * cin..][..cin];
-                    if iy < 0 || iy >= x.h as isize || ix < 0 || ix >= x.w as isize {
+                    let ix = ix0 + kx as isize;
+                    let seg = &mut seg_row[kx * cin..][..cin];
+                    if ix < 0 || ix >= x.w as isize {
                         seg.fill(0.0);
                     } else {
-                        seg.copy_from_slice(x.pixel((b * x.h + iy as usize) * x.w + ix as usize));
+                        seg.copy_from_slice(x.pixel(row_px + ix as usize));
                     }
                 }
             }
@@ -1171,6 +1186,18 @@ mod tests {
         let want = naive_conv(&x.channels(6, 4).to_act(), &conv);
         for (a, b) in got.data.iter().zip(&want.data) {
             assert!((a - b).abs() < 1e-6);
+        }
+        // A 3×3 conv on a channel slice takes im2col's pixel-by-pixel path.
+        let conv3 = Conv {
+            k: 3,
+            pad: 1,
+            w: pseudo(9 * 12, 4),
+            ..conv
+        };
+        let got = conv3.forward(x.channels(2, 4));
+        let want = naive_conv(&x.channels(2, 4).to_act(), &conv3);
+        for (a, b) in got.data.iter().zip(&want.data) {
+            assert!((a - b).abs() < 1e-5);
         }
     }
 
