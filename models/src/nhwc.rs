@@ -904,7 +904,7 @@ impl HeadX {
                             let m = bins.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                             let mut sum = 0.0;
                             for (q, v) in prob.iter_mut().zip(bins) {
-                                *q = (v - m).exp();
+                                *q = exp_approx(v - m);
                                 sum += *q;
                             }
                             *d = prob
@@ -996,13 +996,17 @@ impl NhwcYolo {
     pub fn forward(&self, input: &[f32], shape: [usize; 4]) -> (Vec<f32>, [usize; 3]) {
         let [n, c, h, w] = shape;
         let mut x = Act::new(n, h, w, c);
+        // NCHW → NHWC, in chunks of rows so both cores share it even for one image.
         x.data
-            .par_chunks_mut(h * w * c)
-            .zip(input.par_chunks(c * h * w))
-            .for_each(|(dst, src)| {
-                for (p, px) in dst.chunks_mut(c).enumerate() {
+            .par_chunks_mut(w * c * 8)
+            .enumerate()
+            .for_each(|(t, dst)| {
+                for (r, px) in dst.chunks_mut(c).enumerate() {
+                    let p = t * w * 8 + r;
+                    let (img, q) = (p / (h * w), p % (h * w));
+                    let src = &input[img * c * h * w..];
                     for (ch, v) in px.iter_mut().enumerate() {
-                        *v = src[ch * h * w + p];
+                        *v = src[ch * h * w + q];
                     }
                 }
             });
