@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Packs what scripts/gpu/device-check.sh needs on the GPU machine (no crates.io, no OpenCV
-# there) into .gpu/ (git-ignored; carry it with the device tool). Run on the CPU machine.
+# there) into .gpu/bundle (git-ignored; carry it with the device tool, plus .gpu/cache when
+# an earlier run returned cubecl's autotune cache). Run on the CPU machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 T="${CARGO_TARGET_DIR:-target}"

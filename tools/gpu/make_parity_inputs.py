@@ -18,7 +18,8 @@ from ultralytics import YOLO
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / ".gpu" / "parity"
-MODELS = {"yolov8n-railway": "yolov8n-railway.pt", "yolo11n-pose": "yolo11n-pose.pt"}
+MODELS = {"yolov8n-railway": "yolov8n-railway.pt", "yolo11n-pose": "yolo11n-pose.pt",
+          "yolov8s-fall": "yolov8s-fall.pt"}
 
 
 def main() -> None:
