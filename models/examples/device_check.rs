@@ -109,8 +109,14 @@ fn compare_detections(ours: &[f32], theirs: &[f32], c: usize, n: usize, nc: usiz
 }
 
 fn parity<B: Backend>(device: &B::Device, dir: &Path, stem: &str, half: bool) -> Res<Value> {
-    let meta: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{stem}.json")))?)?;
+    let meta_path = dir.join(format!("{stem}.json"));
+    let text = std::fs::read_to_string(&meta_path).map_err(|e| {
+        format!(
+            "{}: {e} (run tools/gpu/make_parity_inputs.py)",
+            meta_path.display()
+        )
+    })?;
+    let meta: Value = serde_json::from_str(&text)?;
     let in_shape: [usize; 4] = dims(&meta["input_shape"])?;
     let [_, c, n]: [usize; 3] = dims(&meta["raw_shape"])?;
     let input = read_f32(&dir.join(format!("{stem}.input.f32")))?;
