@@ -9,7 +9,9 @@ use pitchside_engine::device::Backend;
 use pitchside_engine::pipeline::{Pipeline, Response, RunOptions};
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(
+        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
 }
 
 fn vtest() -> PathBuf {

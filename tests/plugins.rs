@@ -11,7 +11,9 @@ use pitchside_engine::device::Backend;
 use pitchside_engine::pipeline::{Pipeline, RunOptions};
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(
+        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
 }
 
 /// Builds the example plugin (its own target dir, as trybuild does, so the outer cargo's

@@ -15,9 +15,12 @@ use common::asset;
 /// An architecture from models/archs by scaled name (`yolov8x.yaml` reads yolov8.yaml).
 fn arch(name: &str, nc: u64, kpt_shape: Option<[u64; 2]>) -> Value {
     let mut a = load_arch_yaml(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("archs")
-            .join(name),
+        Path::new(
+            &std::env::var("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("archs")
+        .join(name),
     )
     .unwrap_or_else(|e| panic!("{name}: {e}"));
     a["nc"] = nc.into();

@@ -9,7 +9,10 @@ use std::path::PathBuf;
 
 /// The real test clip (scripts/fetch-assets.sh): 768x576, 795 frames, XVID AVI.
 pub fn vtest_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/vtest.avi")
+    PathBuf::from(
+        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("assets/vtest.avi")
 }
 
 pub const VTEST_FRAMES: usize = 795;

@@ -39,7 +39,10 @@ fn embedded_default_parses() {
 
 #[test]
 fn shipped_configs_parse() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    let dir = Path::new(
+        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../configs");
     for name in [
         "default.yaml",
         "cuda.yaml",

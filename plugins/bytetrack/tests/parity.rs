@@ -16,9 +16,12 @@ fn fixture(name: &str) -> Value {
     let path = if name.ends_with(".json") {
         PathBuf::from(name)
     } else {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tests/fixtures/bytetrack")
-            .join(format!("{name}.json"))
+        PathBuf::from(
+            &std::env::var("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("../../tests/fixtures/bytetrack")
+        .join(format!("{name}.json"))
     };
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));

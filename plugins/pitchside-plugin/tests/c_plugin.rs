@@ -11,8 +11,11 @@ use pitchside_plugin::host::{self, LoadError, SharedDetector};
 use pitchside_plugin::serde_json::json;
 use pitchside_plugin::{Detector, FrameRef, PixelFormat, PluginKind};
 
-fn crate_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+/// Read at run time: test binaries are reused across checkouts sharing a target dir.
+fn crate_dir() -> PathBuf {
+    PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
 }
 
 /// Compiles `c/minimal_detector.c`; `None` (and a note) without a C compiler.
