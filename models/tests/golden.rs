@@ -191,6 +191,49 @@ fn yolo11n_pose_matches_ultralytics() {
 }
 
 #[test]
+fn a_batch_gives_each_image_what_it_gets_alone() {
+    // Two different same-sized frames in one forward pass (the executor indexes images in
+    // im2col, the head and the layout change): same detections as one at a time.
+    let bus = imread(&asset("bus.jpg"));
+    let mut mirrored = bus.data.clone();
+    let row = bus.w as usize * 3;
+    for r in mirrored.chunks_mut(row) {
+        let flipped: Vec<u8> = r.chunks(3).rev().flatten().copied().collect();
+        r.copy_from_slice(&flipped);
+    }
+    let mirrored = Bgr {
+        data: mirrored,
+        w: bus.w,
+        h: bus.h,
+    };
+    let model = YoloModel::load(&asset("yolo11n-pose.pt"), ModelDevice::Cpu).unwrap();
+    let opts = PredictOptions::default();
+    let (batch, _) = model
+        .predict(&[bus.frame(), mirrored.frame()], &opts)
+        .unwrap();
+    for (i, img) in [&bus, &mirrored].into_iter().enumerate() {
+        let (alone, _) = model.predict(&[img.frame()], &opts).unwrap();
+        assert!(!alone[0].is_empty());
+        assert_eq!(batch[i].len(), alone[0].len(), "image {i}: detection count");
+        for (a, b) in batch[i].iter().zip(&alone[0]) {
+            assert_eq!(a.class_id, b.class_id);
+            assert!(
+                (a.score - b.score).abs() < 1e-5,
+                "image {i}: {a:?} vs {b:?}"
+            );
+            for k in 0..4 {
+                assert!(
+                    (a.bbox[k] - b.bbox[k]).abs() < 1e-3,
+                    "image {i}: {a:?} vs {b:?}"
+                );
+            }
+        }
+    }
+    // The mirrored image is not the same picture: the batch kept them apart.
+    assert_ne!(batch[0][0].bbox, batch[1][0].bbox);
+}
+
+#[test]
 fn burn_flex_matches_ultralytics_too() {
     // The Burn network the CPU executor is built from, run by burn-flex itself: YOLOv8
     // (conf 0.05, many boxes) and YOLO11 pose (C2PSA attention, depthwise head convs).
