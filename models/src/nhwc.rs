@@ -45,7 +45,7 @@ impl Drop for Act {
 /// reused buffer needs no clearing.
 static POOL: std::sync::Mutex<Vec<Vec<f32>>> = std::sync::Mutex::new(Vec::new());
 /// What the pool may hold: the activations of a few large batches.
-const POOL_MAX_FLOATS: usize = 256 << 20;
+const POOL_MAX_FLOATS: usize = 64 << 20;
 
 fn recycle(v: Vec<f32>) {
     if v.capacity() == 0 {
@@ -58,24 +58,24 @@ fn recycle(v: Vec<f32>) {
     }
 }
 
-/// A buffer of `len` floats with arbitrary (initialised) contents.
+/// A buffer of `len` floats with arbitrary (initialised) contents: the smallest pooled one
+/// that holds it, else a new one (growing a pooled buffer would copy its stale contents).
 fn buffer(len: usize) -> Vec<f32> {
     let reused = {
         let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-        // The smallest buffer that fits, else the largest (grown once).
-        let fit = (0..pool.len())
+        (0..pool.len())
             .filter(|&i| pool[i].capacity() >= len)
             .min_by_key(|&i| pool[i].capacity())
-            .or_else(|| (0..pool.len()).max_by_key(|&i| pool[i].capacity()));
-        fit.map(|i| pool.swap_remove(i))
+            .map(|i| pool.swap_remove(i))
     };
-    let mut v = reused.unwrap_or_default();
-    if v.len() >= len {
-        v.truncate(len);
-    } else {
-        v.resize(len, 0.0);
+    match reused {
+        Some(mut v) => {
+            v.truncate(len);
+            v.resize(len, 0.0);
+            v
+        }
+        None => vec![0.0; len],
     }
-    v
 }
 
 /// Some channels of an [`Act`]: pixel `p` holds `data[p * stride + off..][..c]`.
