@@ -207,7 +207,6 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp_approx(-x))
 }
 
-/// Adds the bias to every row of `rows` (row length = `bias.len()`), then SiLU if `act`.
 #[inline(always)]
 fn bias_act_generic(rows: &mut [f32], bias: &[f32], act: bool) {
     for row in rows.chunks_exact_mut(bias.len()) {
@@ -223,33 +222,42 @@ fn bias_act_generic(rows: &mut [f32], bias: &[f32], act: bool) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn bias_act_avx512(rows: &mut [f32], bias: &[f32], act: bool) {
-    bias_act_generic(rows, bias, act)
+/// `fn NAME(args) => GENERIC`: NAME runs GENERIC (an `#[inline(always)]` fn) compiled for
+/// AVX-512 or AVX2 + FMA when the CPU has them, else for the build's baseline.
+macro_rules! multiversion {
+    ($(#[$m:meta])* fn $name:ident($($arg:ident: $ty:ty),*) => $generic:ident) => {
+        $(#[$m])*
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                unsafe fn avx512($($arg: $ty),*) {
+                    $generic($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) {
+                    $generic($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has the features the function was compiled for.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: as above.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $generic($($arg),*)
+        }
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn bias_act_avx2(rows: &mut [f32], bias: &[f32], act: bool) {
-    bias_act_generic(rows, bias, act)
-}
-
-fn bias_act(rows: &mut [f32], bias: &[f32], act: bool) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has the features the function was compiled for.
-            return unsafe { bias_act_avx512(rows, bias, act) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: as above.
-            return unsafe { bias_act_avx2(rows, bias, act) };
-        }
-    }
-    bias_act_generic(rows, bias, act)
-}
+multiversion!(
+    /// Adds the bias to every row of `rows` (row length = `bias.len()`), then SiLU if `act`.
+    fn bias_act(rows: &mut [f32], bias: &[f32], act: bool) => bias_act_generic
+);
 
 // ---------------------------------------------------------------------------------------
 // Convolution.
@@ -447,36 +455,44 @@ impl Conv {
     }
 
     fn depthwise(&self, x: View<'_>, out: &mut Act) {
-        let (c, k) = (self.cout, self.k);
-        let (ho, wo) = (out.h, out.w);
+        let (ho, wo, c) = (out.h, out.w, self.cout);
         out.data
             .par_chunks_mut(wo * c)
             .enumerate()
             .for_each(|(row, dst)| {
-                let (b, oy) = (row / ho, row % ho);
-                for ox in 0..wo {
-                    let o = &mut dst[ox * c..][..c];
-                    o.fill(0.0);
-                    for ky in 0..k {
-                        let iy = (oy * self.stride + ky) as isize - self.pad as isize;
-                        if iy < 0 || iy >= x.h as isize {
-                            continue;
-                        }
-                        for kx in 0..k {
-                            let ix = (ox * self.stride + kx) as isize - self.pad as isize;
-                            if ix < 0 || ix >= x.w as isize {
-                                continue;
-                            }
-                            let xi = x.pixel((b * x.h + iy as usize) * x.w + ix as usize);
-                            let wk = &self.w[(ky * k + kx) * c..][..c];
-                            for ((o, xv), wv) in o.iter_mut().zip(xi).zip(wk) {
-                                *o += xv * wv;
-                            }
-                        }
-                    }
-                }
+                depthwise_row(self, x, row / ho, row % ho, dst);
                 bias_act(dst, &self.b, self.act);
             });
+    }
+}
+
+multiversion!(
+    /// One output row of a depthwise convolution, without bias.
+    fn depthwise_row(conv: &Conv, x: View<'_>, b: usize, oy: usize, dst: &mut [f32]) => depthwise_row_generic
+);
+
+#[inline(always)]
+fn depthwise_row_generic(conv: &Conv, x: View<'_>, b: usize, oy: usize, dst: &mut [f32]) {
+    let (c, k) = (conv.cout, conv.k);
+    for (ox, o) in dst.chunks_exact_mut(c).enumerate() {
+        o.fill(0.0);
+        for ky in 0..k {
+            let iy = (oy * conv.stride + ky) as isize - conv.pad as isize;
+            if iy < 0 || iy >= x.h as isize {
+                continue;
+            }
+            for kx in 0..k {
+                let ix = (ox * conv.stride + kx) as isize - conv.pad as isize;
+                if ix < 0 || ix >= x.w as isize {
+                    continue;
+                }
+                let xi = x.pixel((b * x.h + iy as usize) * x.w + ix as usize);
+                let wk = &conv.w[(ky * k + kx) * c..][..c];
+                for ((o, xv), wv) in o.iter_mut().zip(xi).zip(wk) {
+                    *o += xv * wv;
+                }
+            }
+        }
     }
 }
 
