@@ -130,19 +130,22 @@ impl<B: Backend> Sppf<B> {
         let mut ys = vec![self.cv1.forward(x.clone())];
         for _ in 0..self.n {
             let last = ys.last().expect("nonempty").clone();
-            let p = self.k / 2;
-            ys.push(max_pool2d(
-                last,
-                [self.k, self.k],
-                [1, 1],
-                [p, p],
-                [1, 1],
-                false,
-            ));
+            ys.push(max_pool_same(last, self.k));
         }
         let y = self.cv2.forward(Tensor::cat(ys, 1));
         if self.add { x + y } else { y }
     }
+}
+
+/// `k`×`k` max pooling, stride 1, padded with -inf to keep the size (PyTorch's MaxPool2d).
+fn max_pool_same<B: Backend>(x: Tensor<B, 4>, k: usize) -> Tensor<B, 4> {
+    let p = k / 2;
+    if B::name(&x.device()).starts_with("candle") {
+        // burn-candle refuses padded pooling: pad explicitly.
+        let x = x.pad((p, p, p, p), burn::tensor::ops::PadMode::Constant(f32::NEG_INFINITY));
+        return max_pool2d(x, [k, k], [1, 1], [0, 0], [1, 1], false);
+    }
+    max_pool2d(x, [k, k], [1, 1], [p, p], [1, 1], false)
 }
 
 #[derive(Debug, Clone)]
