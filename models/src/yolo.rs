@@ -142,7 +142,10 @@ fn max_pool_same<B: Backend>(x: Tensor<B, 4>, k: usize) -> Tensor<B, 4> {
     let p = k / 2;
     if B::name(&x.device()).starts_with("candle") {
         // burn-candle refuses padded pooling: pad explicitly.
-        let x = x.pad((p, p, p, p), burn::tensor::ops::PadMode::Constant(f32::NEG_INFINITY));
+        let x = x.pad(
+            (p, p, p, p),
+            burn::tensor::ops::PadMode::Constant(f32::NEG_INFINITY),
+        );
         return max_pool2d(x, [k, k], [1, 1], [0, 0], [1, 1], false);
     }
     max_pool2d(x, [k, k], [1, 1], [p, p], [1, 1], false)
