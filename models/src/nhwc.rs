@@ -286,7 +286,12 @@ fn winograd_input_generic(d: &[&[f32]; 16], v: &mut [f32]) {
         let n = LANES.min(cin - c0);
         let mut x = [[0f32; LANES]; 16];
         for (xk, dk) in x.iter_mut().zip(d) {
-            xk[..n].copy_from_slice(&dk[c0..c0 + n]);
+            // Constant-length copies for whole steps: inlined loads, not memmove calls.
+            if n == LANES {
+                xk.copy_from_slice(&dk[c0..c0 + LANES]);
+            } else {
+                xk[..n].copy_from_slice(&dk[c0..c0 + n]);
+            }
         }
         // Bᵀ·d: rows (d0 - d2, d1 + d2, d2 - d1, d1 - d3), column by column.
         let mut t = [[0f32; LANES]; 16];
@@ -316,7 +321,11 @@ fn winograd_input_generic(d: &[&[f32]; 16], v: &mut [f32]) {
             }
         }
         for (k, ok) in o.iter().enumerate() {
-            v[k * cin + c0..k * cin + c0 + n].copy_from_slice(&ok[..n]);
+            if n == LANES {
+                v[k * cin + c0..k * cin + c0 + LANES].copy_from_slice(ok);
+            } else {
+                v[k * cin + c0..k * cin + c0 + n].copy_from_slice(&ok[..n]);
+            }
         }
         c0 += n;
     }
@@ -337,7 +346,11 @@ fn winograd_output_generic(m: &[f32], y: [&mut [f32]; 4]) {
         let n = LANES.min(cout - c0);
         let mut x = [[0f32; LANES]; 16];
         for (k, xk) in x.iter_mut().enumerate() {
-            xk[..n].copy_from_slice(&m[k * cout + c0..k * cout + c0 + n]);
+            if n == LANES {
+                xk.copy_from_slice(&m[k * cout + c0..k * cout + c0 + LANES]);
+            } else {
+                xk[..n].copy_from_slice(&m[k * cout + c0..k * cout + c0 + n]);
+            }
         }
         // Aᵀ·M: rows (m0 + m1 + m2, m1 - m2 - m3), per column; then the same on columns.
         let mut s = [[0f32; LANES]; 8];
@@ -355,10 +368,16 @@ fn winograd_output_generic(m: &[f32], y: [&mut [f32]; 4]) {
             out[2][l] = s[4][l] + s[5][l] + s[6][l];
             out[3][l] = s[5][l] - s[6][l] - s[7][l];
         }
-        y00[c0..c0 + n].copy_from_slice(&out[0][..n]);
-        y01[c0..c0 + n].copy_from_slice(&out[1][..n]);
-        y10[c0..c0 + n].copy_from_slice(&out[2][..n]);
-        y11[c0..c0 + n].copy_from_slice(&out[3][..n]);
+        for (yk, ok) in [&mut *y00, &mut *y01, &mut *y10, &mut *y11]
+            .into_iter()
+            .zip(&out)
+        {
+            if n == LANES {
+                yk[c0..c0 + LANES].copy_from_slice(ok);
+            } else {
+                yk[c0..c0 + n].copy_from_slice(&ok[..n]);
+            }
+        }
         c0 += n;
     }
 }
