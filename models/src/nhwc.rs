@@ -1151,14 +1151,17 @@ impl HeadX {
             let stride = (input_h / h) as f32;
             let rm = self.reg_max;
             let hw = h * w;
-            out.par_chunks_mut(ch * n)
+            // Decode anchor by anchor (rows of `ch` values) on all cores, then scatter into
+            // the channel-major output.
+            let mut rows = buffer(b * hw * ch);
+            rows.par_chunks_mut(ch * 64)
                 .enumerate()
-                .for_each(|(bi, img)| {
+                .for_each(|(t, chunk)| {
                     let mut prob = vec![0f32; rm];
-                    for p in 0..hw {
-                        let a = a0 + p;
+                    for (r, row) in chunk.chunks_exact_mut(ch).enumerate() {
+                        let px = t * 64 + r;
+                        let p = px % hw;
                         let (ax, ay) = ((p % w) as f32 + 0.5, (p / w) as f32 + 0.5);
-                        let px = bi * hw + p;
                         // DFL: softmax over the bins, then the expected bin, per side.
                         let bx = &boxes.data[px * 4 * rm..][..4 * rm];
                         let mut dist = [0f32; 4];
@@ -1179,27 +1182,36 @@ impl HeadX {
                         }
                         let (x1, y1, x2, y2) =
                             (ax - dist[0], ay - dist[1], ax + dist[2], ay + dist[3]);
-                        img[a] = (x1 + x2) / 2.0 * stride;
-                        img[n + a] = (y1 + y2) / 2.0 * stride;
-                        img[2 * n + a] = (x2 - x1) * stride;
-                        img[3 * n + a] = (y2 - y1) * stride;
-                        for (j, v) in cls.data[px * self.nc..][..self.nc].iter().enumerate() {
-                            img[(4 + j) * n + a] = sigmoid(*v);
+                        row[0] = (x1 + x2) / 2.0 * stride;
+                        row[1] = (y1 + y2) / 2.0 * stride;
+                        row[2] = (x2 - x1) * stride;
+                        row[3] = (y2 - y1) * stride;
+                        for (o, v) in row[4..4 + self.nc]
+                            .iter_mut()
+                            .zip(&cls.data[px * self.nc..][..self.nc])
+                        {
+                            *o = sigmoid(*v);
                         }
                         if let (Some(kp), YoloTask::Pose { keypoints, dims }) = (&kpts, self.task) {
                             let src = &kp.data[px * nk..][..nk];
+                            let dst = &mut row[4 + self.nc..];
                             for k in 0..keypoints {
-                                let o = 4 + self.nc + k * dims;
-                                img[o * n + a] = (src[k * dims] * 2.0 + ax - 0.5) * stride;
-                                img[(o + 1) * n + a] =
-                                    (src[k * dims + 1] * 2.0 + ay - 0.5) * stride;
+                                dst[k * dims] = (src[k * dims] * 2.0 + ax - 0.5) * stride;
+                                dst[k * dims + 1] = (src[k * dims + 1] * 2.0 + ay - 0.5) * stride;
                                 if dims == 3 {
-                                    img[(o + 2) * n + a] = sigmoid(src[k * dims + 2]);
+                                    dst[k * dims + 2] = sigmoid(src[k * dims + 2]);
                                 }
                             }
                         }
                     }
                 });
+            out.par_chunks_mut(n).enumerate().for_each(|(r, line)| {
+                let (bi, c) = (r / ch, r % ch);
+                for (p, o) in line[a0..a0 + hw].iter_mut().enumerate() {
+                    *o = rows[(bi * hw + p) * ch + c];
+                }
+            });
+            recycle(rows);
             a0 += hw;
         }
         (out, [b, ch, n])
