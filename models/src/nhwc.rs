@@ -5,9 +5,10 @@
 //! allocate; see BENCHMARKS.md). Here activations stay NHWC from the first layer to the
 //! head, a convolution is one matrix product per tile of output pixels (1×1 convolutions
 //! read their input in place, also a channel slice of it, so C2f's split costs nothing),
-//! and bias + SiLU run on each tile while it is still in cache. Weights are packed once, at
-//! load. Everything the network computes is the same as [`Yolo::forward`]; the golden tests
-//! check both against ultralytics.
+//! and bias + SiLU run on each tile while it is still in cache; 3×3 stride-1 convolutions
+//! with enough channels use Winograd F(2×2, 3×3) (2.25× fewer multiplies). Weights are
+//! packed (and Winograd-transformed) once, at load. The network computes what
+//! [`Yolo::forward`] does; the golden tests check both against ultralytics.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
