@@ -230,7 +230,14 @@ fn run(cli: Cli) -> Result<()> {
             let mut cfg = deployment.file.service.clone().unwrap_or_default();
             // A relative temp_dir is relative to the YAML file, like every other path.
             cfg.resolve_paths(&deployment.base_dir);
-            let pipeline = build_pipeline(deployment, env, device)?;
+            let mut pipeline = build_pipeline(deployment, env, device)?;
+            if let Some([w, h]) = cfg.warm_up_frame {
+                eprintln!(
+                    "warming up the models on a {w}x{h} batch (GPU autotuning can take minutes on a cold cache)..."
+                );
+                let took = pipeline.warm_up(w, h)?;
+                eprintln!("warm-up done in {:.1} s", took.as_secs_f64());
+            }
             let analyzer =
                 std::sync::Arc::new(pitchside_engine::pipeline::PipelineAnalyzer::new(pipeline));
             pitchside_engine::service::run(cfg, listen, analyzer)?;

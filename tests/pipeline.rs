@@ -262,3 +262,29 @@ fn non_video_and_empty_files_are_clear_errors() {
         .to_string();
     assert!(e.contains("no such file"), "{e}");
 }
+
+#[test]
+fn warm_up_runs_every_model_and_leaves_the_next_run_unchanged() {
+    let mut p = pipeline(&[], "");
+    let took = p.warm_up(768, 576).unwrap();
+    assert!(took.as_secs_f64() > 0.0);
+    let opts = RunOptions {
+        challenge_id: "test-challenge".into(),
+        max_frames: Some(12),
+        ..Default::default()
+    };
+    let (warm, stats) = p.run(&vtest(), &opts).unwrap();
+    let mut cold = pipeline(&[], "");
+    let (fresh, _) = cold.run(&vtest(), &opts).unwrap();
+    // Same answers, and the warm-up's model time is not billed to the run.
+    assert_eq!(
+        serde_json::to_value(&warm.frames).unwrap(),
+        serde_json::to_value(&fresh.frames).unwrap()
+    );
+    let calls: f64 = stats.detectors.values().map(|d| d.calls_s).sum();
+    let forward: f64 = stats.detectors.values().map(|d| d.forward_s).sum();
+    assert!(
+        forward <= calls + 1e-6,
+        "forward {forward} s > calls {calls} s"
+    );
+}

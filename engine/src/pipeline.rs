@@ -31,6 +31,8 @@ pub enum PipelineError {
     Video(#[from] VideoError),
     #[error(transparent)]
     Host(#[from] HostError),
+    #[error("warming up the {role} detector: {message}")]
+    WarmUp { role: Role, message: String },
 }
 
 /// One tracked object in the response.
@@ -154,6 +156,41 @@ impl Pipeline {
             .find(|d| d.role == Role::Pitch)
             .map(|d| d.detector.num_keypoints())
             .unwrap_or(DEFAULT_KEYPOINTS)
+    }
+
+    /// Runs every detector once on a full batch of blank `width`×`height` frames, so that
+    /// the first real video does not pay for kernel compilation and GPU autotuning (minutes
+    /// on a cold cubecl cache, see BENCHMARKS.md; the tuned kernels then stay in the cache).
+    /// Returns how long it took.
+    pub fn warm_up(&mut self, width: u32, height: u32) -> Result<Duration, PipelineError> {
+        let start = Instant::now();
+        let batch = self.effective.profile.batch_size.max(1) as usize;
+        // Letterbox grey: what padding looks like to the models anyway.
+        let data = vec![114u8; width as usize * height as usize * 3];
+        let frames: Vec<FrameRef<'_>> = (0..batch)
+            .map(|i| FrameRef {
+                data: &data,
+                width,
+                height,
+                row_stride: width as usize * 3,
+                format: pitchside_plugin::PixelFormat::Bgr8,
+                frame_number: i as u64,
+            })
+            .collect();
+        let mut call_time = HashMap::new();
+        for (role, result) in detect_concurrently(&mut self.detectors, &frames, &mut call_time) {
+            result.map_err(|e| PipelineError::WarmUp {
+                role,
+                message: e.to_string(),
+            })?;
+        }
+        // Keep the first real run's stage times its own.
+        for slot in &self.detectors {
+            if let Some(times) = &slot.yolo_times {
+                *times.lock().unwrap_or_else(|e| e.into_inner()) = StageTimes::default();
+            }
+        }
+        Ok(start.elapsed())
     }
 
     /// Runs a video file through the pipeline.
@@ -587,7 +624,9 @@ impl crate::service::Analyzer for PipelineAnalyzer {
         };
         let (response, stats) = p.run(video, &opts).map_err(|e| match &e {
             PipelineError::Video(_) => AnalyzeError::new("video", e.to_string()),
-            PipelineError::Host(_) => AnalyzeError::new("plugin", e.to_string()),
+            PipelineError::Host(_) | PipelineError::WarmUp { .. } => {
+                AnalyzeError::new("plugin", e.to_string())
+            }
         })?;
         tracing::info!(
             challenge_id,

@@ -43,8 +43,11 @@ impl Detector for TimedYolo {
         &mut self,
         frames: &[pitchside_plugin::FrameRef<'_>],
     ) -> Result<Vec<Vec<pitchside_plugin::Detection>>, pitchside_plugin::PluginError> {
+        // The detector's own times are cumulative; the shared ones are what the pipeline
+        // has not yet reported (it resets them after each run), so add this call's.
+        self.inner.times = Default::default();
         let r = self.inner.detect(frames);
-        *self.times.lock().expect("times lock") = self.inner.times;
+        *self.times.lock().unwrap_or_else(|e| e.into_inner()) += self.inner.times;
         r
     }
 }

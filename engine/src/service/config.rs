@@ -47,6 +47,10 @@ pub struct ServiceConfig {
     pub drain_timeout_s: f64,
     /// Where downloads go (default: the system temporary directory).
     pub temp_dir: Option<PathBuf>,
+    /// Frame size (width, height) of a warm-up batch run through every model before the
+    /// service accepts challenges, so the first challenge does not pay for kernel
+    /// compilation and GPU autotuning; `null` skips it.
+    pub warm_up_frame: Option<[u32; 2]>,
     pub download: DownloadConfig,
 }
 
@@ -63,6 +67,7 @@ impl Default for ServiceConfig {
             retry_after_s: 5,
             drain_timeout_s: 600.0,
             temp_dir: None,
+            warm_up_frame: Some([1920, 1080]),
             download: DownloadConfig::default(),
         }
     }
@@ -147,6 +152,14 @@ impl ServiceConfig {
             return Err(err("retry_after_s", "must be at least 1"));
         }
         positive_secs("drain_timeout_s", self.drain_timeout_s)?;
+        if let Some([w, h]) = self.warm_up_frame
+            && (w == 0 || h == 0 || w > 8192 || h > 8192)
+        {
+            return Err(err(
+                "warm_up_frame",
+                format!("{w}x{h}: width and height must be between 1 and 8192"),
+            ));
+        }
         if let Some(h) = &self.miner_hotkey {
             ss58_decode(h).map_err(|e| err("miner_hotkey", format!("{h:?}: {e}")))?;
         }
@@ -270,6 +283,11 @@ mod tests {
         assert_eq!(c.validate().unwrap_err().field, "download.read_timeout_s");
         c.download.read_timeout_s = f64::NAN;
         assert!(c.validate().is_err());
+        c.download.read_timeout_s = 30.0;
+        c.warm_up_frame = Some([0, 1080]);
+        assert_eq!(c.validate().unwrap_err().field, "warm_up_frame");
+        let off: ServiceConfig = serde_yaml_ng::from_str("warm_up_frame: null").unwrap();
+        assert_eq!(off.warm_up_frame, None);
     }
 
     #[test]
