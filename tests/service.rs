@@ -1,5 +1,6 @@
 //! The miner service end to end: a real HTTP server on loopback serving vtest.avi (and
-//! misbehaving), the service with a stand-in analyzer, requests signed with a real sr25519 key.
+//! misbehaving), the service with a stand-in analyzer (failure modes, timing) and once with
+//! the real pipeline, requests signed with a real sr25519 key.
 
 mod support;
 
@@ -796,4 +797,97 @@ fn stand_in_server() {
     };
     let analyzer = Arc::new(StandInAnalyzer::slow(Duration::from_millis(frame_ms)));
     pitchside_engine::service::run(cfg, Some(listen), analyzer).unwrap();
+}
+
+/// The service with the real pipeline (not the stand-in): the test deployment's real
+/// weights at 320 px on the real clip, downloaded over loopback, signed like a validator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_pipeline_answers_a_signed_challenge() {
+    use pitchside_engine::config::{ConfigSource, Deployment, EnvOverrides};
+    use pitchside_engine::device::Backend;
+    use pitchside_engine::pipeline::{Pipeline, PipelineAnalyzer};
+
+    let root = std::path::PathBuf::from(
+        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    );
+    let path = root.join("tests/fixtures/deployments/vtest-320.yaml");
+    let text = std::fs::read_to_string(&path).unwrap() + "    frame_stride: 2\n";
+    let text = text.replacen("    frame_stride: 1\n", "", 1);
+    let d = Deployment::parse(
+        &text,
+        ConfigSource::File(path.clone()),
+        path.parent().unwrap().to_path_buf(),
+    )
+    .unwrap();
+    d.check_files().unwrap();
+    let e = d
+        .effective(
+            Backend::Cpu,
+            &EnvOverrides::read(&[] as &[(&str, &str)]).unwrap(),
+        )
+        .unwrap();
+    let mut pipeline = Pipeline::load(d, e, Backend::Cpu).unwrap();
+    pipeline.warm_up(768, 576).unwrap();
+    let analyzer = Arc::new(PipelineAnalyzer::new(pipeline));
+
+    let videos = VideoServer::start(std::fs::read(vtest_path()).unwrap()).await;
+    let temp = tempfile::tempdir().unwrap();
+    let (validator, miner) = (Hotkey::from_seed(1), Hotkey::from_seed(2));
+    let cfg = test_config(&validator, &miner, temp.path());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = Server::start(cfg.clone(), cfg.listen, analyzer, async {
+        let _ = rx.await;
+    })
+    .await
+    .expect("service starts");
+    let body = serde_json::to_vec(&json!({
+        "challenge_id": "real-1",
+        "type": "gsr",
+        "video_url": videos.url("/vtest.avi"),
+        "created_at": "2025-01-01T00:00:00Z",
+    }))
+    .unwrap();
+    let mut req = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(300))
+        .build()
+        .unwrap()
+        .post(format!("http://{}/soccer/challenge", server.local_addr()))
+        .header("content-type", "application/json")
+        .body(body.clone());
+    for (k, v) in signing::headers(&validator, &miner.address, &signing::nonce(), &body) {
+        req = req.header(k, v);
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["challenge_id"], "real-1");
+    let frames = v["frames"].as_array().unwrap();
+    assert_eq!(
+        frames.len(),
+        VTEST_FRAMES,
+        "every source frame, strided or not"
+    );
+    let mut ids = std::collections::BTreeSet::new();
+    for (i, f) in frames.iter().enumerate() {
+        assert_eq!(f["frame_number"], json!(i));
+        // The pose model of the test deployment has 17 keypoints; the response keeps them.
+        assert_eq!(f["keypoints"].as_array().unwrap().len(), 17);
+        for o in f["objects"].as_array().unwrap() {
+            assert_eq!(o["class_id"], 2, "people are players here");
+            ids.insert(o["id"].as_u64().unwrap());
+        }
+    }
+    // People walk through the whole clip: many frames with tracked players, a few dozen ids.
+    let with_people = frames
+        .iter()
+        .filter(|f| !f["objects"].as_array().unwrap().is_empty())
+        .count();
+    assert!(
+        with_people > VTEST_FRAMES / 2,
+        "{with_people} frames with people"
+    );
+    assert!((3..200).contains(&ids.len()), "{} track ids", ids.len());
+    let _ = tx.send(());
+    server.wait().await.unwrap();
 }
