@@ -621,14 +621,17 @@ impl Conv {
         out.data
             .par_chunks_mut(tile * cout)
             .enumerate()
-            .for_each_init(Vec::new, |col: &mut Vec<f32>, (t, dst)| {
+            .for_each(|(t, dst)| {
                 let row0 = t * tile;
                 let rows = dst.len() / cout;
+                let mut col = COL.take();
                 let (lhs, lhs_rs) = if direct {
                     (x.data[row0 * x.stride + x.off..].as_ptr(), x.stride)
                 } else {
-                    col.resize(rows * kk, 0.0);
-                    self.im2col(x, row0, rows, ho, wo, col);
+                    if col.len() < rows * kk {
+                        col.resize(rows * kk, 0.0);
+                    }
+                    self.im2col(x, row0, rows, ho, wo, &mut col);
                     (col.as_ptr(), kk)
                 };
                 // SAFETY: dst is rows × cout (row stride cout); lhs is rows × kk with row
@@ -659,7 +662,58 @@ impl Conv {
                     );
                 }
                 bias_act(dst, &self.b, self.act);
+                COL.set(col);
             });
+    }
+
+    /// This 1×1 convolution applied to the channel concatenation of `parts`, without
+    /// building it: one accumulating product per part, with that part's rows of the weights.
+    fn forward_concat(&self, parts: &[View<'_>]) -> Act {
+        if self.k != 1 || self.stride != 1 || self.depthwise {
+            return self.forward(concat(parts).view());
+        }
+        debug_assert_eq!(parts.iter().map(|p| p.c).sum::<usize>(), self.cin);
+        let first = parts[0];
+        let cout = self.cout;
+        let mut out = Act::new(first.n, first.h, first.w, cout);
+        const TILE: usize = 256;
+        out.data
+            .par_chunks_mut(TILE * cout)
+            .enumerate()
+            .for_each(|(t, dst)| {
+                let (row0, rows) = (t * TILE, dst.len() / cout);
+                let mut w_row = 0;
+                for (i, x) in parts.iter().enumerate() {
+                    // SAFETY: as in `dense`'s direct case, per part; the part's weights are
+                    // rows w_row..w_row + x.c of the cin × cout matrix.
+                    unsafe {
+                        gemm(
+                            rows,
+                            cout,
+                            x.c,
+                            dst.as_mut_ptr(),
+                            1,
+                            cout as isize,
+                            i > 0,
+                            x.data[row0 * x.stride + x.off..].as_ptr(),
+                            1,
+                            x.stride as isize,
+                            self.w[w_row * cout..].as_ptr(),
+                            1,
+                            cout as isize,
+                            1.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            Parallelism::None,
+                        );
+                    }
+                    w_row += x.c;
+                }
+                bias_act(dst, &self.b, self.act);
+            });
+        out
     }
 
     /// Rows `row0..row0 + rows` of the im2col matrix: one output pixel's receptive field per
@@ -860,7 +914,7 @@ impl C3kX {
             a = b.forward(a.view());
         }
         let b = self.cv2.forward(x);
-        self.cv3.forward(concat(&[a.view(), b.view()]).view())
+        self.cv3.forward_concat(&[a.view(), b.view()])
     }
 }
 
@@ -895,7 +949,16 @@ impl C2fX {
     }
 
     fn forward(&self, x: View<'_>) -> Act {
-        let y = self.cv1.forward(x);
+        self.blocks(self.cv1.forward(x))
+    }
+
+    /// On the channel concatenation of `parts` (the neck's Concat), without building it.
+    fn forward_concat(&self, parts: &[View<'_>]) -> Act {
+        self.blocks(self.cv1.forward_concat(parts))
+    }
+
+    /// Everything after cv1.
+    fn blocks(&self, y: Act) -> Act {
         let half = y.c / 2;
         let mut outs: Vec<Act> = Vec::with_capacity(self.m.len());
         for block in &self.m {
@@ -908,7 +971,7 @@ impl C2fX {
         }
         let mut parts = vec![y.view()];
         parts.extend(outs.iter().map(Act::view));
-        self.cv2.forward(concat(&parts).view())
+        self.cv2.forward_concat(&parts)
     }
 }
 
@@ -929,7 +992,7 @@ impl SppfX {
             ys.push(next);
         }
         let parts: Vec<View<'_>> = ys.iter().map(Act::view).collect();
-        let y = self.cv2.forward(concat(&parts).view());
+        let y = self.cv2.forward_concat(&parts);
         if self.add { add(y, x) } else { y }
     }
 }
@@ -1103,8 +1166,7 @@ impl C2psaX {
         for blk in &self.m {
             b = blk.forward(b.view());
         }
-        self.cv2
-            .forward(concat(&[y.channels(0, self.c), b.view()]).view())
+        self.cv2.forward_concat(&[y.channels(0, self.c), b.view()])
     }
 }
 
@@ -1288,6 +1350,9 @@ impl NhwcYolo {
             });
         let mut outputs: Vec<Option<Arc<Act>>> = Vec::with_capacity(self.nodes.len());
         let mut last = Arc::new(x);
+        // A Concat read only by the next layer, a C2f, is handed over as its parts: C2f's
+        // first 1×1 conv reads them in place.
+        let mut pending: Option<Vec<Arc<Act>>> = None;
         for (i, (from, layer)) in self.nodes.iter().enumerate() {
             let get = |j: usize| -> Arc<Act> {
                 if j == usize::MAX || j + 1 == i {
@@ -1298,10 +1363,24 @@ impl NhwcYolo {
             };
             let y = match layer {
                 LayerX::Conv(cv) => cv.forward(get(from[0]).view()),
-                LayerX::C2f(b) => b.forward(get(from[0]).view()),
+                LayerX::C2f(b) => match pending.take() {
+                    Some(parts) => {
+                        let views: Vec<View<'_>> = parts.iter().map(|a| a.view()).collect();
+                        b.forward_concat(&views)
+                    }
+                    None => b.forward(get(from[0]).view()),
+                },
                 LayerX::Sppf(b) => b.forward(get(from[0]).view()),
                 LayerX::C2psa(b) => b.forward(get(from[0]).view()),
                 LayerX::Upsample(f) => upsample(&get(from[0]), *f),
+                LayerX::Concat
+                    if !self.save.contains(&i)
+                        && matches!(self.nodes.get(i + 1), Some((f, LayerX::C2f(_))) if f[..] == [i]) =>
+                {
+                    pending = Some(from.iter().map(|&j| get(j)).collect());
+                    outputs.push(None);
+                    continue;
+                }
                 LayerX::Concat => {
                     let parts: Vec<Arc<Act>> = from.iter().map(|&j| get(j)).collect();
                     let views: Vec<View<'_>> = parts.iter().map(|a| a.view()).collect();
@@ -1487,6 +1566,44 @@ mod tests {
         let want = naive_conv(&x.channels(2, 4).to_act(), &conv3);
         for (a, b) in got.data.iter().zip(&want.data) {
             assert!((a - b).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn a_1x1_conv_of_parts_equals_the_conv_of_their_concatenation() {
+        let (a, b) = (
+            Act {
+                n: 2,
+                h: 9,
+                w: 7,
+                c: 5,
+                data: pseudo(2 * 9 * 7 * 5, 1),
+            },
+            Act {
+                n: 2,
+                h: 9,
+                w: 7,
+                c: 12,
+                data: pseudo(2 * 9 * 7 * 12, 2),
+            },
+        );
+        let conv = Conv {
+            cin: 5 + 4,
+            cout: 6,
+            k: 1,
+            stride: 1,
+            pad: 0,
+            depthwise: false,
+            w: pseudo(9 * 6, 3),
+            b: pseudo(6, 4),
+            act: true,
+            wino: None,
+        };
+        let parts = [a.view(), b.channels(8, 4)];
+        let got = conv.forward_concat(&parts);
+        let want = conv.forward(concat(&parts).view());
+        for (x, y) in got.data.iter().zip(&want.data) {
+            assert!((x - y).abs() < 1e-5, "{x} vs {y}");
         }
     }
 
