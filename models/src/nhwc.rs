@@ -1212,62 +1212,21 @@ impl HeadX {
             let kpts = self.kpt_branch.as_ref().map(|k| run_seq(&k[i], x.view()));
             let (h, w) = (x.h, x.w);
             let stride = (input_h / h) as f32;
-            let rm = self.reg_max;
             let hw = h * w;
             // Decode anchor by anchor (rows of `ch` values) on all cores, then scatter into
             // the channel-major output.
             let mut rows = buffer(b * hw * ch);
+            let level = Level {
+                boxes: &boxes.data,
+                cls: &cls.data,
+                kpts: kpts.as_ref().map(|k| &k.data[..]),
+                hw,
+                w,
+                stride,
+            };
             rows.par_chunks_mut(ch * 64)
                 .enumerate()
-                .for_each(|(t, chunk)| {
-                    let mut prob = vec![0f32; rm];
-                    for (r, row) in chunk.chunks_exact_mut(ch).enumerate() {
-                        let px = t * 64 + r;
-                        let p = px % hw;
-                        let (ax, ay) = ((p % w) as f32 + 0.5, (p / w) as f32 + 0.5);
-                        // DFL: softmax over the bins, then the expected bin, per side.
-                        let bx = &boxes.data[px * 4 * rm..][..4 * rm];
-                        let mut dist = [0f32; 4];
-                        for (s, d) in dist.iter_mut().enumerate() {
-                            let bins = &bx[s * rm..][..rm];
-                            let m = bins.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                            let mut sum = 0.0;
-                            for (q, v) in prob.iter_mut().zip(bins) {
-                                *q = exp_approx(v - m);
-                                sum += *q;
-                            }
-                            *d = prob
-                                .iter()
-                                .enumerate()
-                                .map(|(j, q)| j as f32 * q)
-                                .sum::<f32>()
-                                / sum;
-                        }
-                        let (x1, y1, x2, y2) =
-                            (ax - dist[0], ay - dist[1], ax + dist[2], ay + dist[3]);
-                        row[0] = (x1 + x2) / 2.0 * stride;
-                        row[1] = (y1 + y2) / 2.0 * stride;
-                        row[2] = (x2 - x1) * stride;
-                        row[3] = (y2 - y1) * stride;
-                        for (o, v) in row[4..4 + self.nc]
-                            .iter_mut()
-                            .zip(&cls.data[px * self.nc..][..self.nc])
-                        {
-                            *o = sigmoid(*v);
-                        }
-                        if let (Some(kp), YoloTask::Pose { keypoints, dims }) = (&kpts, self.task) {
-                            let src = &kp.data[px * nk..][..nk];
-                            let dst = &mut row[4 + self.nc..];
-                            for k in 0..keypoints {
-                                dst[k * dims] = (src[k * dims] * 2.0 + ax - 0.5) * stride;
-                                dst[k * dims + 1] = (src[k * dims + 1] * 2.0 + ay - 0.5) * stride;
-                                if dims == 3 {
-                                    dst[k * dims + 2] = sigmoid(src[k * dims + 2]);
-                                }
-                            }
-                        }
-                    }
-                });
+                .for_each(|(t, chunk)| decode_anchors(self, &level, t * 64, chunk));
             out.par_chunks_mut(n).enumerate().for_each(|(r, line)| {
                 let (bi, c) = (r / ch, r % ch);
                 for (p, o) in line[a0..a0 + hw].iter_mut().enumerate() {
@@ -1278,6 +1237,73 @@ impl HeadX {
             a0 += hw;
         }
         (out, [b, ch, n])
+    }
+}
+
+/// One pyramid level's head outputs, NHWC, for [`decode_anchors`].
+struct Level<'a> {
+    boxes: &'a [f32],
+    cls: &'a [f32],
+    kpts: Option<&'a [f32]>,
+    hw: usize,
+    w: usize,
+    stride: f32,
+}
+
+multiversion!(
+    /// Decodes anchors `first..` of a level into `rows` (one row of `4 + nc (+ nk)` values per
+    /// anchor): DFL boxes as xywh in input pixels, class probabilities, keypoints.
+    fn decode_anchors(head: &HeadX, level: &Level<'_>, first: usize, rows: &mut [f32]) => decode_anchors_generic
+);
+
+#[inline(always)]
+fn decode_anchors_generic(head: &HeadX, level: &Level<'_>, first: usize, rows: &mut [f32]) {
+    let (rm, nc) = (head.reg_max, head.nc);
+    let (keypoints, dims) = match head.task {
+        YoloTask::Detect => (0, 0),
+        YoloTask::Pose { keypoints, dims } => (keypoints, dims),
+    };
+    let (nk, ch) = (keypoints * dims, 4 + nc + keypoints * dims);
+    let mut prob = vec![0f32; rm];
+    for (r, row) in rows.chunks_exact_mut(ch).enumerate() {
+        let px = first + r;
+        let p = px % level.hw;
+        let (ax, ay) = ((p % level.w) as f32 + 0.5, (p / level.w) as f32 + 0.5);
+        // DFL: softmax over the bins, then the expected bin, per side.
+        let bx = &level.boxes[px * 4 * rm..][..4 * rm];
+        let mut dist = [0f32; 4];
+        for (s, d) in dist.iter_mut().enumerate() {
+            let bins = &bx[s * rm..][..rm];
+            let m = bins.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0;
+            let mut weighted = 0.0;
+            for (j, (q, v)) in prob.iter_mut().zip(bins).enumerate() {
+                *q = exp_approx(v - m);
+                sum += *q;
+                weighted += j as f32 * *q;
+            }
+            *d = weighted / sum;
+        }
+        let (x1, y1, x2, y2) = (ax - dist[0], ay - dist[1], ax + dist[2], ay + dist[3]);
+        let stride = level.stride;
+        row[0] = (x1 + x2) / 2.0 * stride;
+        row[1] = (y1 + y2) / 2.0 * stride;
+        row[2] = (x2 - x1) * stride;
+        row[3] = (y2 - y1) * stride;
+        for (o, v) in row[4..4 + nc].iter_mut().zip(&level.cls[px * nc..][..nc]) {
+            *o = sigmoid(*v);
+        }
+        if let Some(kp) = level.kpts {
+            let src = &kp[px * nk..][..nk];
+            let dst = &mut row[4 + nc..];
+            for k in 0..keypoints {
+                dst[k * dims] = (src[k * dims] * 2.0 + ax - 0.5) * stride;
+                dst[k * dims + 1] = (src[k * dims + 1] * 2.0 + ay - 0.5) * stride;
+                if dims == 3 {
+                    dst[k * dims + 2] = sigmoid(src[k * dims + 2]);
+                }
+            }
+        }
     }
 }
 
@@ -1334,17 +1360,16 @@ impl NhwcYolo {
     pub fn forward(&self, input: &[f32], shape: [usize; 4]) -> (Vec<f32>, [usize; 3]) {
         let [n, c, h, w] = shape;
         let mut x = Act::new(n, h, w, c);
-        // NCHW → NHWC, in chunks of rows so both cores share it even for one image.
+        // NCHW → NHWC, one output row per job (both cores share it even for one image).
         x.data
-            .par_chunks_mut(w * c * 8)
+            .par_chunks_mut(w * c)
             .enumerate()
-            .for_each(|(t, dst)| {
-                for (r, px) in dst.chunks_mut(c).enumerate() {
-                    let p = t * w * 8 + r;
-                    let (img, q) = (p / (h * w), p % (h * w));
-                    let src = &input[img * c * h * w..];
+            .for_each(|(row, dst)| {
+                let (img, y) = (row / h, row % h);
+                let src = &input[img * c * h * w + y * w..];
+                for (xx, px) in dst.chunks_exact_mut(c).enumerate() {
                     for (ch, v) in px.iter_mut().enumerate() {
-                        *v = src[ch * h * w + q];
+                        *v = src[ch * h * w + xx];
                     }
                 }
             });
