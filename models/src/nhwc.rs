@@ -1256,6 +1256,24 @@ multiversion!(
     fn decode_anchors(head: &HeadX, level: &Level<'_>, first: usize, rows: &mut [f32]) => decode_anchors_generic
 );
 
+/// The expected bin of a softmax over 16 bins (every YOLOv8/11 head): whole-array steps and
+/// pairwise reductions, which vectorise (a running sum would not: float order).
+#[inline(always)]
+fn dfl16(bins: &[f32; 16]) -> f32 {
+    fn fold16(mut v: [f32; 16], f: impl Fn(f32, f32) -> f32) -> f32 {
+        for half in [8, 4, 2, 1] {
+            for i in 0..half {
+                v[i] = f(v[i], v[i + half]);
+            }
+        }
+        v[0]
+    }
+    let m = fold16(*bins, f32::max);
+    let e: [f32; 16] = std::array::from_fn(|j| exp_approx(bins[j] - m));
+    let weighted: [f32; 16] = std::array::from_fn(|j| e[j] * j as f32);
+    fold16(weighted, |a, b| a + b) / fold16(e, |a, b| a + b)
+}
+
 #[inline(always)]
 fn decode_anchors_generic(head: &HeadX, level: &Level<'_>, first: usize, rows: &mut [f32]) {
     let (rm, nc) = (head.reg_max, head.nc);
@@ -1274,15 +1292,20 @@ fn decode_anchors_generic(head: &HeadX, level: &Level<'_>, first: usize, rows: &
         let mut dist = [0f32; 4];
         for (s, d) in dist.iter_mut().enumerate() {
             let bins = &bx[s * rm..][..rm];
-            let m = bins.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0;
-            let mut weighted = 0.0;
-            for (j, (q, v)) in prob.iter_mut().zip(bins).enumerate() {
-                *q = exp_approx(v - m);
-                sum += *q;
-                weighted += j as f32 * *q;
-            }
-            *d = weighted / sum;
+            *d = match <&[f32; 16]>::try_from(bins) {
+                Ok(bins) => dfl16(bins),
+                Err(_) => {
+                    let m = bins.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let mut sum = 0.0;
+                    let mut weighted = 0.0;
+                    for (j, (q, v)) in prob.iter_mut().zip(bins).enumerate() {
+                        *q = exp_approx(v - m);
+                        sum += *q;
+                        weighted += j as f32 * *q;
+                    }
+                    weighted / sum
+                }
+            };
         }
         let (x1, y1, x2, y2) = (ax - dist[0], ay - dist[1], ax + dist[2], ay + dist[3]);
         let stride = level.stride;
@@ -1316,6 +1339,20 @@ enum LayerX {
     Concat,
     Upsample(usize),
     Head(HeadX),
+}
+
+impl LayerX {
+    fn name(&self) -> &'static str {
+        match self {
+            LayerX::Conv(_) => "Conv",
+            LayerX::C2f(_) => "C2f",
+            LayerX::Sppf(_) => "SPPF",
+            LayerX::C2psa(_) => "C2PSA",
+            LayerX::Concat => "Concat",
+            LayerX::Upsample(_) => "Upsample",
+            LayerX::Head(_) => "Head",
+        }
+    }
 }
 
 /// A YOLO network ready for the CPU executor.
@@ -1378,7 +1415,11 @@ impl NhwcYolo {
         // A Concat read only by the next layer, a C2f, is handed over as its parts: C2f's
         // first 1×1 conv reads them in place.
         let mut pending: Option<Vec<Arc<Act>>> = None;
+        // PITCHSIDE_PROFILE_LAYERS=1: each layer's time, logged at debug level per forward.
+        let profile = std::env::var_os("PITCHSIDE_PROFILE_LAYERS").is_some();
+        let mut times: Vec<(usize, &'static str, f64)> = Vec::new();
         for (i, (from, layer)) in self.nodes.iter().enumerate() {
+            let t0 = std::time::Instant::now();
             let get = |j: usize| -> Arc<Act> {
                 if j == usize::MAX || j + 1 == i {
                     last.clone()
@@ -1414,9 +1455,17 @@ impl NhwcYolo {
                 LayerX::Head(head) => {
                     let parts: Vec<Arc<Act>> = from.iter().map(|&j| get(j)).collect();
                     let refs: Vec<&Act> = parts.iter().map(|a| a.as_ref()).collect();
-                    return head.forward(&refs, h);
+                    let out = head.forward(&refs, h);
+                    if profile {
+                        times.push((i, "Head", t0.elapsed().as_secs_f64() * 1e3));
+                        tracing::info!(layers = ?times, "CPU executor, ms per layer");
+                    }
+                    return out;
                 }
             };
+            if profile {
+                times.push((i, layer.name(), t0.elapsed().as_secs_f64() * 1e3));
+            }
             let y = Arc::new(y);
             outputs.push(self.save.contains(&i).then(|| y.clone()));
             last = y;
