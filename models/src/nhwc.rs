@@ -1175,9 +1175,56 @@ struct HeadX {
     box_branch: Vec<Vec<Conv>>,
     cls_branch: Vec<Vec<Conv>>,
     kpt_branch: Option<Vec<Vec<Conv>>>,
+    /// Per level: the branches' first convolutions that read the level's features the same
+    /// way, as one convolution with their outputs side by side (one im2col or Winograd
+    /// input transform instead of one per branch, and a wider product), with each merged
+    /// branch's (index: 0 box, 1 cls, 2 keypoints; channel offset).
+    merged_first: Vec<Option<(Conv, Vec<(usize, usize)>)>>,
     nc: usize,
     reg_max: usize,
     task: YoloTask,
+}
+
+/// The first convolutions of `branches` (by index) that can share their input, merged.
+fn merge_first(branches: [Option<&[Conv]>; 3]) -> Option<(Conv, Vec<(usize, usize)>)> {
+    let firsts: Vec<(usize, &Conv)> = branches
+        .iter()
+        .enumerate()
+        .filter_map(|(i, b)| b.and_then(|b| b.first()).map(|c| (i, c)))
+        .filter(|(_, c)| !c.depthwise)
+        .collect();
+    let (_, lead) = *firsts.first()?;
+    let same = |c: &Conv| {
+        (c.cin, c.k, c.stride, c.pad, c.act) == (lead.cin, lead.k, lead.stride, lead.pad, lead.act)
+    };
+    let members: Vec<(usize, &Conv)> = firsts.into_iter().filter(|(_, c)| same(c)).collect();
+    if members.len() < 2 {
+        return None;
+    }
+    let total: usize = members.iter().map(|(_, c)| c.cout).sum();
+    let kk = lead.k * lead.k * lead.cin;
+    let mut w = vec![0f32; kk * total];
+    let mut b = Vec::with_capacity(total);
+    let mut offsets = Vec::new();
+    let mut off = 0;
+    for (i, c) in &members {
+        for r in 0..kk {
+            w[r * total + off..r * total + off + c.cout]
+                .copy_from_slice(&c.w[r * c.cout..(r + 1) * c.cout]);
+        }
+        b.extend_from_slice(&c.b);
+        offsets.push((*i, off));
+        off += c.cout;
+    }
+    let conv = Conv {
+        cout: total,
+        w,
+        b,
+        wino: None,
+        ..lead.clone()
+    }
+    .with_winograd();
+    Some((conv, offsets))
 }
 
 impl HeadX {
@@ -1185,10 +1232,23 @@ impl HeadX {
         let branches = |bs: &[Vec<ConvBn<B>>]| -> Result<Vec<Vec<Conv>>, String> {
             bs.iter().map(|b| convs(b)).collect()
         };
+        let box_branch = branches(&h.box_branch)?;
+        let cls_branch = branches(&h.cls_branch)?;
+        let kpt_branch = h.kpt_branch.as_deref().map(branches).transpose()?;
+        let merged_first = (0..box_branch.len())
+            .map(|i| {
+                merge_first([
+                    Some(&box_branch[i][..]),
+                    Some(&cls_branch[i][..]),
+                    kpt_branch.as_ref().map(|k| &k[i][..]),
+                ])
+            })
+            .collect();
         Ok(HeadX {
-            box_branch: branches(&h.box_branch)?,
-            cls_branch: branches(&h.cls_branch)?,
-            kpt_branch: h.kpt_branch.as_deref().map(branches).transpose()?,
+            box_branch,
+            cls_branch,
+            kpt_branch,
+            merged_first,
             nc: h.nc,
             reg_max: h.reg_max,
             task: h.task,
@@ -1207,9 +1267,23 @@ impl HeadX {
         let mut out = vec![0f32; b * ch * n];
         let mut a0 = 0;
         for (i, x) in xs.iter().enumerate() {
-            let boxes = run_seq(&self.box_branch[i], x.view());
-            let cls = run_seq(&self.cls_branch[i], x.view());
-            let kpts = self.kpt_branch.as_ref().map(|k| run_seq(&k[i], x.view()));
+            let first = self.merged_first[i]
+                .as_ref()
+                .map(|(conv, members)| (conv.forward(x.view()), members));
+            let branch = |kind: usize, convs: &[Conv]| -> Act {
+                let merged = first.as_ref().and_then(|(y, members)| {
+                    let &(_, off) = members.iter().find(|(k, _)| *k == kind)?;
+                    Some(y.channels(off, convs[0].cout))
+                });
+                match merged {
+                    Some(v) if convs.len() > 1 => run_seq(&convs[1..], v),
+                    Some(v) => v.to_act(),
+                    None => run_seq(convs, x.view()),
+                }
+            };
+            let boxes = branch(0, &self.box_branch[i]);
+            let cls = branch(1, &self.cls_branch[i]);
+            let kpts = self.kpt_branch.as_ref().map(|k| branch(2, &k[i]));
             let (h, w) = (x.h, x.w);
             let stride = (input_h / h) as f32;
             let hw = h * w;
