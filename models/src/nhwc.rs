@@ -1179,14 +1179,21 @@ struct HeadX {
     /// way, as one convolution with their outputs side by side (one im2col or Winograd
     /// input transform instead of one per branch, and a wider product), with each merged
     /// branch's (index: 0 box, 1 cls, 2 keypoints; channel offset).
-    merged_first: Vec<Option<(Conv, Vec<(usize, usize)>)>>,
+    merged_first: Vec<Option<MergedFirst>>,
     nc: usize,
     reg_max: usize,
     task: YoloTask,
 }
 
+#[derive(Debug, Clone)]
+struct MergedFirst {
+    conv: Conv,
+    /// (branch index, first output channel) of each merged branch.
+    members: Vec<(usize, usize)>,
+}
+
 /// The first convolutions of `branches` (by index) that can share their input, merged.
-fn merge_first(branches: [Option<&[Conv]>; 3]) -> Option<(Conv, Vec<(usize, usize)>)> {
+fn merge_first(branches: [Option<&[Conv]>; 3]) -> Option<MergedFirst> {
     let firsts: Vec<(usize, &Conv)> = branches
         .iter()
         .enumerate()
@@ -1224,7 +1231,10 @@ fn merge_first(branches: [Option<&[Conv]>; 3]) -> Option<(Conv, Vec<(usize, usiz
         ..lead.clone()
     }
     .with_winograd();
-    Some((conv, offsets))
+    Some(MergedFirst {
+        conv,
+        members: offsets,
+    })
 }
 
 impl HeadX {
@@ -1269,7 +1279,7 @@ impl HeadX {
         for (i, x) in xs.iter().enumerate() {
             let first = self.merged_first[i]
                 .as_ref()
-                .map(|(conv, members)| (conv.forward(x.view()), members));
+                .map(|m| (m.conv.forward(x.view()), &m.members));
             let branch = |kind: usize, convs: &[Conv]| -> Act {
                 let merged = first.as_ref().and_then(|(y, members)| {
                     let &(_, off) = members.iter().find(|(k, _)| *k == kind)?;
