@@ -481,7 +481,7 @@ fn bench_model(model_path: &std::path::Path, args: &BenchArgs) -> Result<()> {
     eprintln!(
         "{} on {} ({}x{} input, batch {batch}), median of {}: preprocess {pre:.1} ms, forward {fwd:.1} ms, postprocess {post:.2} ms, total {total:.1} ms per batch = {:.1} img/s (load {load_s:.2} s)",
         model_path.display(),
-        device.name(),
+        model.engine(),
         lb.out_w(),
         lb.out_h(),
         args.iterations,
@@ -492,6 +492,7 @@ fn bench_model(model_path: &std::path::Path, args: &BenchArgs) -> Result<()> {
         serde_json::to_string_pretty(&serde_json::json!({
             "model": model_path.display().to_string(),
             "device": device.name(),
+            "engine": model.engine(),
             "input": [lb.out_h(), lb.out_w()],
             "iterations": args.iterations,
             "batch": batch,

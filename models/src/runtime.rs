@@ -203,6 +203,27 @@ impl YoloModel {
         })
     }
 
+    /// What runs the network: "cpu executor", "burn-flex", "burn-ndarray", "burn-candle",
+    /// "burn-wgpu", "burn-cuda" or "burn-cuda fp16".
+    pub fn engine(&self) -> &'static str {
+        match &self.net {
+            #[cfg(feature = "cpu")]
+            Net::Nhwc(_) => "cpu executor",
+            #[cfg(feature = "cpu")]
+            Net::Flex(_) => "burn-flex",
+            #[cfg(feature = "ndarray")]
+            Net::NdArray(_) => "burn-ndarray",
+            #[cfg(feature = "candle")]
+            Net::Candle(_) => "burn-candle",
+            #[cfg(feature = "wgpu")]
+            Net::Wgpu(..) => "burn-wgpu",
+            #[cfg(feature = "cuda")]
+            Net::Cuda(..) => "burn-cuda",
+            #[cfg(feature = "cuda")]
+            Net::CudaHalf(..) => "burn-cuda fp16",
+        }
+    }
+
     pub fn num_keypoints(&self) -> usize {
         match self.task {
             YoloTask::Detect => 0,

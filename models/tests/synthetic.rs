@@ -277,3 +277,26 @@ mod forward {
         run(arch("yolo11m.yaml", 3, None), 3, 0);
     }
 }
+
+#[test]
+fn a_model_the_cpu_executor_cannot_run_falls_back_to_burn_flex() {
+    use pitchside_models::{ModelDevice, YoloModel};
+    let plain = arch("yolov8n.yaml", 4, None);
+    let mut grouped = plain.clone();
+    // Layer 1 as a grouped convolution (Conv args: c2, k, s, p, g), which the executor
+    // does not implement.
+    grouped["backbone"][1][3] = json!([128, 3, 2, null, 2]);
+    let load = |a: &Value, device| {
+        YoloModel::from_checkpoint(synthetic_checkpoint(a.clone(), None, 0).unwrap(), device)
+            .unwrap()
+    };
+    assert_eq!(load(&plain, ModelDevice::Cpu).engine(), "cpu executor");
+    let cpu = load(&grouped, ModelDevice::Cpu);
+    assert_eq!(cpu.engine(), "burn-flex");
+    let flex = load(&grouped, ModelDevice::Flex);
+    let input: Vec<f32> = (0..3 * 64 * 64).map(|i| (i % 251) as f32 / 251.0).collect();
+    let (a, dims) = cpu.forward(input.clone(), [1, 3, 64, 64]).unwrap();
+    let (b, _) = flex.forward(input, [1, 3, 64, 64]).unwrap();
+    assert_eq!(dims, [1, 4 + 4, 84]);
+    assert_eq!(a, b);
+}
