@@ -186,9 +186,7 @@ impl Pipeline {
         }
         // Keep the first real run's stage times its own.
         for slot in &self.detectors {
-            if let Some(times) = &slot.yolo_times {
-                *times.lock().unwrap_or_else(|e| e.into_inner()) = StageTimes::default();
-            }
+            take_stage_times(slot);
         }
         Ok(start.elapsed())
     }
@@ -357,12 +355,10 @@ impl Pipeline {
                     .unwrap_or(0.0),
                 ..Default::default()
             };
-            if let Some(times) = &slot.yolo_times {
-                let st: StageTimes = *times.lock().expect("times lock");
+            if let Some(st) = take_stage_times(slot) {
                 d.preprocess_s = st.preprocess.as_secs_f64();
                 d.forward_s = st.forward.as_secs_f64();
                 d.postprocess_s = st.postprocess.as_secs_f64();
-                *times.lock().expect("times lock") = StageTimes::default();
             }
             stats.detectors.insert(slot.role.to_string(), d);
         }
@@ -382,6 +378,14 @@ impl Pipeline {
             stats,
         ))
     }
+}
+
+/// A built-in detector's stage times since they were last taken (`None` for plugins).
+fn take_stage_times(slot: &DetectorSlot) -> Option<StageTimes> {
+    let times = slot.yolo_times.as_ref()?;
+    Some(std::mem::take(
+        &mut *times.lock().unwrap_or_else(|e| e.into_inner()),
+    ))
 }
 
 /// One detector's answer for a batch: detections per frame.
