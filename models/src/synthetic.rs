@@ -272,10 +272,7 @@ pub fn synthetic_checkpoint(
     let mut head_classes = nc;
     let count = layers.len();
     for (i, spec) in layers.iter().enumerate() {
-        let spec = spec
-            .as_array()
-            .filter(|a| a.len() == 4)
-            .ok_or_else(|| bad(format!("layer {i}: expected [from, repeats, module, args]")))?;
+        let (spec, module) = crate::yolo::layer_spec(spec, i).map_err(bad)?;
         let from: Vec<(usize, Stat, usize)> = match &spec[0] {
             Value::Array(a) => a
                 .iter()
@@ -290,10 +287,6 @@ pub fn synthetic_checkpoint(
             .filter(|&n| n >= 1)
             .ok_or_else(|| bad(format!("layer {i}: bad repeats {}", spec[1])))?;
         let n = crate::yolo::scaled_repeats(repeats, depth);
-        let module = spec[2].as_str().unwrap_or("?");
-        let module = module
-            .trim_start_matches("torch.")
-            .trim_start_matches("nn.");
         let args: Vec<Value> = spec[3]
             .as_array()
             .cloned()

@@ -138,17 +138,15 @@ impl<B: Backend> Sppf<B> {
 }
 
 /// `k`×`k` max pooling, stride 1, padded with -inf to keep the size (PyTorch's MaxPool2d).
+/// The padding is explicit because burn-candle refuses padded pooling; on the other
+/// backends it is the same computation.
 fn max_pool_same<B: Backend>(x: Tensor<B, 4>, k: usize) -> Tensor<B, 4> {
     let p = k / 2;
-    if B::name(&x.device()).starts_with("candle") {
-        // burn-candle refuses padded pooling: pad explicitly.
-        let x = x.pad(
-            (p, p, p, p),
-            burn::tensor::ops::PadMode::Constant(f32::NEG_INFINITY),
-        );
-        return max_pool2d(x, [k, k], [1, 1], [0, 0], [1, 1], false);
-    }
-    max_pool2d(x, [k, k], [1, 1], [p, p], [1, 1], false)
+    let x = x.pad(
+        (p, p, p, p),
+        burn::tensor::ops::PadMode::Constant(f32::NEG_INFINITY),
+    );
+    max_pool2d(x, [k, k], [1, 1], [0, 0], [1, 1], false)
 }
 
 #[derive(Debug, Clone)]
@@ -416,10 +414,7 @@ pub fn build<B: Backend>(ck: &mut Checkpoint, device: &B::Device) -> Result<Yolo
     let mut num_classes = 0;
     let count = layers.len();
     for (i, spec) in layers.iter().enumerate() {
-        let spec = spec
-            .as_array()
-            .filter(|a| a.len() == 4)
-            .ok_or_else(|| bad(format!("layer {i}: expected [from, repeats, module, args]")))?;
+        let (spec, module) = layer_spec(spec, i).map_err(bad)?;
         let from: Vec<usize> = match &spec[0] {
             Value::Array(a) => a.iter().map(|v| resolve_from(v, i)).collect::<Option<_>>(),
             v => resolve_from(v, i).map(|f| vec![f]),
@@ -427,10 +422,6 @@ pub fn build<B: Backend>(ck: &mut Checkpoint, device: &B::Device) -> Result<Yolo
         .ok_or_else(|| bad(format!("layer {i}: bad `from` {}", spec[0])))?;
         let repeats = spec[1].as_i64().unwrap_or(1).max(1) as f64;
         let n = scaled_repeats(repeats as i64, depth);
-        let module = spec[2].as_str().unwrap_or("?");
-        let module = module
-            .trim_start_matches("torch.")
-            .trim_start_matches("nn.");
         let args = spec[3].as_array().cloned().unwrap_or_default();
         let c_in_of = |j: usize| -> usize { if j == usize::MAX { 3 } else { ch[j] } };
         let c1 = from.first().map(|&j| c_in_of(j)).unwrap_or(3);
@@ -575,6 +566,20 @@ pub(crate) fn arch_layers(arch: &serde_json::Map<String, Value>) -> Result<Vec<V
         })
         .collect::<Result<Vec<_>, _>>()
         .map(|lists| lists.concat())
+}
+
+/// One `[from, repeats, module, args]` entry of a layer list, with its module name
+/// without a `torch.` / `nn.` prefix.
+pub(crate) fn layer_spec(spec: &Value, i: usize) -> Result<(&[Value], &str), String> {
+    let spec = spec
+        .as_array()
+        .filter(|a| a.len() == 4)
+        .ok_or_else(|| format!("layer {i}: expected [from, repeats, module, args]"))?;
+    let module = spec[2].as_str().unwrap_or("?");
+    let module = module
+        .trim_start_matches("torch.")
+        .trim_start_matches("nn.");
+    Ok((spec, module))
 }
 
 /// A layer's repeat count at a depth multiple, as ultralytics' `parse_model` computes it
