@@ -114,11 +114,24 @@ pub fn nms(
     keep.into_iter().map(|i| cands[i].clone()).collect()
 }
 
+/// Intersection over union of two xyxy boxes; 0 when both are empty.
+pub fn box_iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    iou(
+        a,
+        b,
+        (a[2] - a[0]) * (a[3] - a[1]),
+        (b[2] - b[0]) * (b[3] - b[1]),
+    )
+}
+
+/// [`box_iou`] with the areas given (NMS computes each box's once).
 fn iou(a: &[f32; 4], b: &[f32; 4], area_a: f32, area_b: f32) -> f32 {
     let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
     let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
     let inter = w * h;
-    inter / (area_a + area_b - inter)
+    let union = area_a + area_b - inter;
+    // Two empty boxes: no overlap (NMS compares with `>` a threshold >= 0 either way).
+    if union <= 0.0 { 0.0 } else { inter / union }
 }
 
 /// Maps candidates back to the source image (boxes and keypoints clipped to it).
