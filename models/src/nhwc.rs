@@ -1224,11 +1224,16 @@ fn merge_first(branches: [Option<&[Conv]>; 3]) -> Option<MergedFirst> {
         off += c.cout;
     }
     let conv = Conv {
+        cin: lead.cin,
         cout: total,
+        k: lead.k,
+        stride: lead.stride,
+        pad: lead.pad,
+        depthwise: false,
         w,
         b,
+        act: lead.act,
         wino: None,
-        ..lead.clone()
     }
     .with_winograd();
     Some(MergedFirst {
@@ -1446,6 +1451,8 @@ pub struct NhwcYolo {
     save: BTreeSet<usize>,
     pub task: YoloTask,
     pub num_classes: usize,
+    /// PITCHSIDE_PROFILE_LAYERS set at load: log each layer's time per forward.
+    profile_layers: bool,
 }
 
 impl NhwcYolo {
@@ -1473,6 +1480,7 @@ impl NhwcYolo {
             save: net.save.clone(),
             task: net.task,
             num_classes: net.num_classes,
+            profile_layers: std::env::var_os("PITCHSIDE_PROFILE_LAYERS").is_some(),
         })
     }
 
@@ -1499,8 +1507,7 @@ impl NhwcYolo {
         // A Concat read only by the next layer, a C2f, is handed over as its parts: C2f's
         // first 1×1 conv reads them in place.
         let mut pending: Option<Vec<Arc<Act>>> = None;
-        // PITCHSIDE_PROFILE_LAYERS=1: each layer's time, logged at debug level per forward.
-        let profile = std::env::var_os("PITCHSIDE_PROFILE_LAYERS").is_some();
+        let profile = self.profile_layers;
         let mut times: Vec<(usize, &'static str, f64)> = Vec::new();
         for (i, (from, layer)) in self.nodes.iter().enumerate() {
             let t0 = std::time::Instant::now();
