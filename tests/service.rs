@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pitchside_engine::service::{AuthMode, DownloadConfig, Server, ServiceConfig};
+use pitchside_engine::service::{Analyzer, AuthMode, DownloadConfig, Server, ServiceConfig};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::analyzer::StandInAnalyzer;
@@ -17,7 +17,7 @@ use support::signing::{self, Hotkey};
 use support::video_server::VideoServer;
 use support::{VTEST_FRAMES, vtest_path};
 
-struct Harness {
+struct Harness<A = StandInAnalyzer> {
     base: String,
     server: Option<Server>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -26,7 +26,7 @@ struct Harness {
     miner: Hotkey,
     client: reqwest::Client,
     videos: VideoServer,
-    analyzer: Arc<StandInAnalyzer>,
+    analyzer: Arc<A>,
 }
 
 struct Reply {
@@ -68,8 +68,8 @@ fn test_config(validator: &Hotkey, miner: &Hotkey, temp: &Path) -> ServiceConfig
     }
 }
 
-impl Harness {
-    async fn start(analyzer: StandInAnalyzer, tweak: impl FnOnce(&mut ServiceConfig)) -> Harness {
+impl<A: Analyzer> Harness<A> {
+    async fn start(analyzer: A, tweak: impl FnOnce(&mut ServiceConfig)) -> Harness<A> {
         let video =
             std::fs::read(vtest_path()).expect("assets/vtest.avi (run scripts/fetch-assets.sh)");
         let videos = VideoServer::start(video).await;
@@ -807,62 +807,24 @@ async fn the_real_pipeline_answers_a_signed_challenge() {
     use pitchside_engine::device::Backend;
     use pitchside_engine::pipeline::{Pipeline, PipelineAnalyzer};
 
-    let root = std::path::PathBuf::from(
-        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
-    );
-    let path = root.join("tests/fixtures/deployments/vtest-320.yaml");
-    let text = std::fs::read_to_string(&path).unwrap() + "    frame_stride: 2\n";
-    let text = text.replacen("    frame_stride: 1\n", "", 1);
+    let path = support::root().join("tests/fixtures/deployments/vtest-320.yaml");
     let d = Deployment::parse(
-        &text,
+        &std::fs::read_to_string(&path).unwrap(),
         ConfigSource::File(path.clone()),
         path.parent().unwrap().to_path_buf(),
     )
     .unwrap();
     d.check_files().unwrap();
-    let e = d
-        .effective(
-            Backend::Cpu,
-            &EnvOverrides::read(&[] as &[(&str, &str)]).unwrap(),
-        )
-        .unwrap();
+    let env = EnvOverrides::read(&[("FRAME_STRIDE", "2")][..]).unwrap();
+    let e = d.effective(Backend::Cpu, &env).unwrap();
     let mut pipeline = Pipeline::load(d, e, Backend::Cpu).unwrap();
     pipeline.warm_up(768, 576).unwrap();
-    let analyzer = Arc::new(PipelineAnalyzer::new(pipeline));
+    let h = Harness::start(PipelineAnalyzer::new(pipeline), |_| {}).await;
 
-    let videos = VideoServer::start(std::fs::read(vtest_path()).unwrap()).await;
-    let temp = tempfile::tempdir().unwrap();
-    let (validator, miner) = (Hotkey::from_seed(1), Hotkey::from_seed(2));
-    let cfg = test_config(&validator, &miner, temp.path());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = Server::start(cfg.clone(), cfg.listen, analyzer, async {
-        let _ = rx.await;
-    })
-    .await
-    .expect("service starts");
-    let body = serde_json::to_vec(&json!({
-        "challenge_id": "real-1",
-        "type": "gsr",
-        "video_url": videos.url("/vtest.avi"),
-        "created_at": "2025-01-01T00:00:00Z",
-    }))
-    .unwrap();
-    let mut req = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(300))
-        .build()
-        .unwrap()
-        .post(format!("http://{}/soccer/challenge", server.local_addr()))
-        .header("content-type", "application/json")
-        .body(body.clone());
-    for (k, v) in signing::headers(&validator, &miner.address, &signing::nonce(), &body) {
-        req = req.header(k, v);
-    }
-    let resp = req.send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let v: Value = resp.json().await.unwrap();
-    assert_eq!(v["challenge_id"], "real-1");
-    let frames = v["frames"].as_array().unwrap();
+    let r = h.challenge("real-1", &h.videos.url("/vtest.avi")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["challenge_id"], "real-1");
+    let frames = r.body["frames"].as_array().unwrap();
     assert_eq!(
         frames.len(),
         VTEST_FRAMES,
@@ -888,6 +850,5 @@ async fn the_real_pipeline_answers_a_signed_challenge() {
         "{with_people} frames with people"
     );
     assert!((3..200).contains(&ids.len()), "{} track ids", ids.len());
-    let _ = tx.send(());
-    server.wait().await.unwrap();
+    h.assert_no_temp_files();
 }
