@@ -9,4 +9,4 @@ cargo test --workspace --all-targets "$@"
 # lavapipe is slow: tune kernels minimally (the tuning cache stays in the target dir).
 export CUBECL_AUTOTUNE_LEVEL="${CUBECL_AUTOTUNE_LEVEL:-minimal}"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
-cargo test -p pitchside-models --features wgpu --test golden wgpu "$@"
+cargo test -p pitchside-models --features wgpu --test models wgpu "$@"

@@ -419,14 +419,18 @@ fn bench(args: BenchArgs) -> Result<()> {
 }
 
 fn bench_model(model_path: &std::path::Path, args: &BenchArgs) -> Result<()> {
-    use pitchside_models::{ModelDevice, PredictOptions, StageTimes, YoloModel};
+    use pitchside_models::{Checkpoint, ComparisonBackend, PredictOptions, StageTimes, YoloModel};
     let image = pitchside_engine::media::read_image(&args.source)?;
-    let device = if args.ndarray {
-        ModelDevice::NdArray
-    } else if args.flex {
-        ModelDevice::Flex
-    } else if args.candle {
-        ModelDevice::Candle
+    // Burn's CPU backends as they are, for comparison; otherwise the production device.
+    let comparison = [
+        (args.ndarray, ComparisonBackend::NdArray),
+        (args.flex, ComparisonBackend::Flex),
+        (args.candle, ComparisonBackend::Candle),
+    ]
+    .into_iter()
+    .find_map(|(on, b)| on.then_some(b));
+    let device = if comparison.is_some() {
+        pitchside_models::ModelDevice::Cpu
     } else {
         let env = EnvOverrides::read(&ProcessEnv)?;
         let request = args.device.or(env.device).unwrap_or_default();
@@ -437,7 +441,7 @@ fn bench_model(model_path: &std::path::Path, args: &BenchArgs) -> Result<()> {
     let is_arch = model_path
         .extension()
         .is_some_and(|e| e == "yaml" || e == "yml");
-    let model = if is_arch {
+    let ck = if is_arch {
         // An architecture description alone: random weights, for speed measurements.
         use pitchside_models::synthetic::{load_arch_yaml, synthetic_checkpoint};
         let mut arch = load_arch_yaml(model_path)?;
@@ -447,9 +451,13 @@ fn bench_model(model_path: &std::path::Path, args: &BenchArgs) -> Result<()> {
         if let Some(k) = args.keypoints {
             arch["kpt_shape"] = serde_json::json!([k, 3]);
         }
-        YoloModel::from_checkpoint(synthetic_checkpoint(arch, None, 0)?, device)?
+        synthetic_checkpoint(arch, None, 0)?
     } else {
-        YoloModel::load(model_path, device)?
+        Checkpoint::load(model_path)?
+    };
+    let model = match comparison {
+        Some(backend) => YoloModel::with_comparison_backend(ck, backend)?,
+        None => YoloModel::from_checkpoint(ck, device)?,
     };
     let load_s = t.elapsed().as_secs_f64();
     let opts = PredictOptions {
@@ -491,7 +499,7 @@ fn bench_model(model_path: &std::path::Path, args: &BenchArgs) -> Result<()> {
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({
             "model": model_path.display().to_string(),
-            "device": device.name(),
+            "device": comparison.map_or(device.name(), |b| b.name()),
             "engine": model.engine(),
             "input": [lb.out_h(), lb.out_w()],
             "iterations": args.iterations,

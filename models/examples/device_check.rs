@@ -1,5 +1,6 @@
-//! Model-only checks for a GPU machine that has no OpenCV: this binary reads no images and
-//! links no OpenCV code, so it travels alone (see scripts/gpu/device-check.sh).
+//! Model-only checks for a GPU machine: this binary reads no images (its inputs are
+//! ultralytics' own letterboxed tensors), but it links the models crate and so OpenCV's
+//! libraries, which scripts/gpu/pack.sh bundles beside it (see scripts/gpu/device-check.sh).
 //!
 //! ```text
 //! device_check parity DEVICE DIR STEM   # Burn vs ultralytics' full raw head output
@@ -20,10 +21,10 @@ use std::time::Instant;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
+use pitchside_models::burn_net::{BurnNet, host_tensor};
 use pitchside_models::postprocess::{Candidate, box_iou, nms};
 use pitchside_models::synthetic::{load_arch_yaml, synthetic_checkpoint};
-use pitchside_models::yolo::{Yolo, build, host_tensor};
-use pitchside_models::{Checkpoint, NmsOptions, YoloTask};
+use pitchside_models::{Checkpoint, NmsOptions, Plan, YoloTask};
 use serde_json::{Value, json};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -116,9 +117,9 @@ fn parity<B: Backend>(device: &B::Device, dir: &Path, stem: &str, exact: bool) -
     let [_, c, n]: [usize; 3] = dims(&meta["raw_shape"])?;
     let input = read_f32(&dir.join(format!("{stem}.input.f32")))?;
     let reference = read_f32(&dir.join(format!("{stem}.raw.f32")))?;
-    let mut ck = Checkpoint::load(&dir.join(format!("{stem}.pt")))?;
-    let net: Yolo<B> = build(&mut ck, device)?;
-    let nc = net.num_classes;
+    let plan = Plan::from_checkpoint(Checkpoint::load(&dir.join(format!("{stem}.pt")))?)?;
+    let net = BurnNet::<B>::new(&plan, device);
+    let nc = net.num_classes();
     let t = Instant::now();
     let y = net.forward(host_tensor(input.clone(), in_shape, device));
     let ours = y
@@ -173,8 +174,8 @@ fn bench<B: Backend>(
     if let Some(k) = kpts {
         arch["kpt_shape"] = json!([k, 3]);
     }
-    let mut ck = synthetic_checkpoint(arch, None, 0)?;
-    let net: Yolo<B> = build(&mut ck, device)?;
+    let plan = Plan::from_checkpoint(synthetic_checkpoint(arch, None, 0)?)?;
+    let net = BurnNet::<B>::new(&plan, device);
     let x: Tensor<B, 4> = Tensor::random(
         [batch, 3, imgsz, imgsz],
         Distribution::Uniform(0.0, 1.0),
@@ -211,13 +212,13 @@ fn bench<B: Backend>(
     let queued_s = t.elapsed().as_secs_f64();
     per_batch_ms.sort_by(f64::total_cmp);
     let median = per_batch_ms[per_batch_ms.len() / 2];
-    let kpt = match net.task {
+    let kpt = match net.task() {
         YoloTask::Detect => 0,
         YoloTask::Pose { keypoints, .. } => keypoints,
     };
     Ok(json!({
         "arch": arch_path.display().to_string(), "batch": batch, "imgsz": imgsz,
-        "iters": iters, "nc": net.num_classes, "keypoints": kpt,
+        "iters": iters, "nc": net.num_classes(), "keypoints": kpt,
         "first_forward_s": first_s, "warmup_s": warm_s,
         "median_batch_ms": median, "min_batch_ms": per_batch_ms[0],
         "img_per_s_synced": (batch * iters) as f64 / total_s,

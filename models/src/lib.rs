@@ -1,23 +1,33 @@
-//! The YOLO family on Burn: ultralytics checkpoints (YOLOv8, YOLO11; detect and pose)
-//! loaded directly, with ultralytics-exact letterbox, decode and NMS.
+//! The YOLO family: ultralytics checkpoints (YOLOv8, YOLO11; detect and pose) loaded
+//! directly, with ultralytics-exact letterbox, decode and NMS.
+//!
+//! A checkpoint (or [`synthetic`] weights) becomes one backend-free [`plan::Plan`]; executors
+//! compile it and run it through the block structure and graph walk of [`exec`]: the
+//! Burn executor ([`burn_net`], any Burn backend) and the NHWC CPU executor ([`nhwc`]).
+//! [`runtime::YoloModel`] holds the compiled network behind [`runtime::Network`].
+//! A new executor (a GPU one, say) is one new module that compiles a `Plan` and implements
+//! [`exec::Kernels`], plus its arm in `YoloModel::from_plan`.
 
+pub mod burn_net;
 pub mod checkpoint;
+pub mod exec;
 #[cfg(feature = "cpu")]
 pub mod nhwc;
 pub mod pickle;
+pub mod plan;
 pub mod postprocess;
 pub mod preprocess;
 pub mod runtime;
 pub mod synthetic;
-pub mod yolo;
 
 use std::path::PathBuf;
 
+pub use burn_net::BurnNet;
 pub use checkpoint::Checkpoint;
+pub use plan::{Plan, YoloTask};
 pub use postprocess::NmsOptions;
 pub use preprocess::Letterbox;
-pub use runtime::{ModelDevice, PredictOptions, StageTimes, YoloModel};
-pub use yolo::{Yolo, YoloTask};
+pub use runtime::{ComparisonBackend, ModelDevice, Network, PredictOptions, StageTimes, YoloModel};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {

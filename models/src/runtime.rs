@@ -1,4 +1,5 @@
-//! A loaded model on a chosen backend: frames in, detections out.
+//! A loaded model on a chosen backend: frames in, detections out. [`YoloModel`] holds one
+//! compiled [`Network`] (the CPU executor or a Burn backend) behind one trait.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -9,23 +10,20 @@ use pitchside_plugin::{Detection, FrameRef};
 use rayon::prelude::*;
 
 use crate::ModelError;
+use crate::burn_net::{BurnNet, host_tensor};
 use crate::checkpoint::Checkpoint;
+#[cfg(feature = "cpu")]
+use crate::nhwc::NhwcNet;
+use crate::plan::{Plan, YoloTask};
 use crate::postprocess::{NmsOptions, nms, to_detections};
 use crate::preprocess::{Letterbox, letterbox_into};
-use crate::yolo::{Yolo, YoloTask, build, host_tensor};
 
-/// Where a model runs.
+/// Where a model runs in production.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelDevice {
-    /// The CPU: Pitchside's NHWC executor ([`crate::nhwc`]) over the network Burn builds;
-    /// burn-flex where the executor lacks a module.
+    /// The CPU: Pitchside's NHWC executor ([`crate::nhwc`]); burn-flex where the executor
+    /// cannot run the plan.
     Cpu,
-    /// burn-flex alone, kept for comparison benchmarks.
-    Flex,
-    /// burn-ndarray, kept for comparison benchmarks (`ndarray` feature).
-    NdArray,
-    /// burn-candle on the CPU, kept for comparison benchmarks (`candle` feature).
-    Candle,
     Wgpu,
     Cuda {
         half: bool,
@@ -36,9 +34,6 @@ impl ModelDevice {
     pub fn name(&self) -> &'static str {
         match self {
             ModelDevice::Cpu => "cpu",
-            ModelDevice::Flex => "cpu (burn-flex)",
-            ModelDevice::NdArray => "cpu (ndarray)",
-            ModelDevice::Candle => "cpu (candle)",
             ModelDevice::Wgpu => "wgpu",
             ModelDevice::Cuda { half: false } => "cuda fp32",
             ModelDevice::Cuda { half: true } => "cuda fp16",
@@ -46,24 +41,92 @@ impl ModelDevice {
     }
 }
 
-enum Net {
-    #[cfg(feature = "cpu")]
-    Nhwc(crate::nhwc::NhwcYolo),
-    #[cfg(feature = "cpu")]
-    Flex(Yolo<burn::backend::Flex>),
-    #[cfg(feature = "ndarray")]
-    NdArray(Yolo<burn::backend::NdArray>),
-    #[cfg(feature = "candle")]
-    Candle(Yolo<burn::backend::Candle>),
-    #[cfg(feature = "wgpu")]
-    Wgpu(Yolo<burn::backend::Wgpu>, burn::backend::wgpu::WgpuDevice),
-    #[cfg(feature = "cuda")]
-    Cuda(Yolo<burn::backend::Cuda>, burn::backend::cuda::CudaDevice),
-    #[cfg(feature = "cuda")]
-    CudaHalf(
-        Yolo<burn::backend::Cuda<half::f16>>,
-        burn::backend::cuda::CudaDevice,
-    ),
+/// Burn's CPU backends, run as they are for comparison benchmarks
+/// (`pitchside bench --model F --flex/--ndarray/--candle`), never in production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComparisonBackend {
+    /// burn-flex alone (without the CPU executor).
+    Flex,
+    /// burn-ndarray (`ndarray` feature).
+    NdArray,
+    /// burn-candle on the CPU (`candle` feature).
+    Candle,
+}
+
+impl ComparisonBackend {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ComparisonBackend::Flex => "cpu (burn-flex)",
+            ComparisonBackend::NdArray => "cpu (ndarray)",
+            ComparisonBackend::Candle => "cpu (candle)",
+        }
+    }
+}
+
+/// A compiled network, whatever runs it.
+pub trait Network: Send + Sync {
+    /// Runs the network on a preprocessed NCHW batch; returns the raw head output
+    /// `[batch, channels, anchors]`.
+    fn forward(
+        &self,
+        input: Vec<f32>,
+        shape: [usize; 4],
+    ) -> Result<(Vec<f32>, [usize; 3]), ModelError>;
+
+    /// What runs it: "cpu executor", "burn-flex", "burn-wgpu" ...
+    fn engine(&self) -> &'static str;
+}
+
+#[cfg(feature = "cpu")]
+impl Network for NhwcNet {
+    fn forward(
+        &self,
+        input: Vec<f32>,
+        shape: [usize; 4],
+    ) -> Result<(Vec<f32>, [usize; 3]), ModelError> {
+        Ok(NhwcNet::forward(self, &input, shape))
+    }
+
+    fn engine(&self) -> &'static str {
+        "cpu executor"
+    }
+}
+
+/// A [`BurnNet`] with the device it lives on.
+struct OnBurn<B: Backend> {
+    net: BurnNet<B>,
+    device: B::Device,
+    engine: &'static str,
+}
+
+impl<B: Backend> Network for OnBurn<B> {
+    fn forward(
+        &self,
+        input: Vec<f32>,
+        shape: [usize; 4],
+    ) -> Result<(Vec<f32>, [usize; 3]), ModelError> {
+        let x: Tensor<B, 4> = host_tensor(input, shape, &self.device);
+        let y = self.net.forward(x);
+        let dims = y.dims();
+        let values = y
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .map_err(|e| ModelError::Inference(format!("{e:?}")))?;
+        Ok((values, dims))
+    }
+
+    fn engine(&self) -> &'static str {
+        self.engine
+    }
+}
+
+fn on_burn<B: Backend>(plan: &Plan, device: B::Device, engine: &'static str) -> Box<dyn Network> {
+    Box::new(OnBurn {
+        net: BurnNet::<B>::new(plan, &device),
+        device,
+        engine,
+    })
 }
 
 /// Inference settings for one call.
@@ -110,7 +173,7 @@ pub struct RawOutput {
 
 /// A YOLO model loaded from an ultralytics checkpoint onto a device.
 pub struct YoloModel {
-    net: Net,
+    net: Box<dyn Network>,
     pub task: YoloTask,
     pub num_classes: usize,
     pub names: std::collections::BTreeMap<u32, String>,
@@ -123,12 +186,9 @@ impl std::fmt::Debug for YoloModel {
             .field("task", &self.task)
             .field("num_classes", &self.num_classes)
             .field("device", &self.device)
+            .field("engine", &self.net.engine())
             .finish()
     }
-}
-
-fn load_on<B: Backend>(ck: &mut Checkpoint, device: &B::Device) -> Result<Yolo<B>, ModelError> {
-    build::<B>(ck, device)
 }
 
 impl YoloModel {
@@ -137,91 +197,80 @@ impl YoloModel {
     }
 
     /// Builds a model from an already loaded (or synthesised) checkpoint.
-    pub fn from_checkpoint(
-        mut ck: Checkpoint,
-        device: ModelDevice,
-    ) -> Result<YoloModel, ModelError> {
-        let names = ck.names.clone();
-        let net = match device {
+    pub fn from_checkpoint(ck: Checkpoint, device: ModelDevice) -> Result<YoloModel, ModelError> {
+        Self::from_plan(Plan::from_checkpoint(ck)?, device)
+    }
+
+    /// Compiles a plan for `device`.
+    pub fn from_plan(plan: Plan, device: ModelDevice) -> Result<YoloModel, ModelError> {
+        let net: Box<dyn Network> = match device {
             #[cfg(feature = "cpu")]
-            ModelDevice::Cpu => {
-                let net = load_on::<burn::backend::Flex>(&mut ck, &Default::default())?;
-                match crate::nhwc::NhwcYolo::new(&net) {
-                    Ok(fast) => Net::Nhwc(fast),
-                    Err(why) => {
-                        tracing::warn!(%why, "the CPU executor cannot run this model; using burn-flex");
-                        Net::Flex(net)
-                    }
+            ModelDevice::Cpu => match NhwcNet::new(&plan) {
+                Ok(fast) => Box::new(fast),
+                Err(why) => {
+                    tracing::warn!(%why, "the CPU executor cannot run this model; using burn-flex");
+                    on_burn::<burn::backend::Flex>(&plan, Default::default(), "burn-flex")
                 }
-            }
-            #[cfg(feature = "cpu")]
-            ModelDevice::Flex => Net::Flex(load_on(&mut ck, &Default::default())?),
-            #[cfg(feature = "ndarray")]
-            ModelDevice::NdArray => Net::NdArray(load_on(&mut ck, &Default::default())?),
-            #[cfg(feature = "candle")]
-            ModelDevice::Candle => Net::Candle(load_on(&mut ck, &Default::default())?),
+            },
             #[cfg(feature = "wgpu")]
             ModelDevice::Wgpu => {
-                let d = burn::backend::wgpu::WgpuDevice::default();
-                Net::Wgpu(load_on(&mut ck, &d)?, d)
+                on_burn::<burn::backend::Wgpu>(&plan, Default::default(), "burn-wgpu")
             }
             #[cfg(feature = "cuda")]
             ModelDevice::Cuda { half: false } => {
-                let d = burn::backend::cuda::CudaDevice::default();
-                Net::Cuda(load_on(&mut ck, &d)?, d)
+                on_burn::<burn::backend::Cuda>(&plan, Default::default(), "burn-cuda")
             }
             #[cfg(feature = "cuda")]
-            ModelDevice::Cuda { half: true } => {
-                let d = burn::backend::cuda::CudaDevice::default();
-                Net::CudaHalf(load_on(&mut ck, &d)?, d)
+            ModelDevice::Cuda { half: true } => on_burn::<burn::backend::Cuda<half::f16>>(
+                &plan,
+                Default::default(),
+                "burn-cuda fp16",
+            ),
+            #[allow(unreachable_patterns)]
+            other => return Err(ModelError::DeviceNotCompiled(other.name())),
+        };
+        Ok(Self::with_network(net, plan, device))
+    }
+
+    /// A checkpoint on one of Burn's CPU backends as it is, for comparison benchmarks.
+    pub fn with_comparison_backend(
+        ck: Checkpoint,
+        backend: ComparisonBackend,
+    ) -> Result<YoloModel, ModelError> {
+        let plan = Plan::from_checkpoint(ck)?;
+        let net = match backend {
+            #[cfg(feature = "cpu")]
+            ComparisonBackend::Flex => {
+                on_burn::<burn::backend::Flex>(&plan, Default::default(), "burn-flex")
+            }
+            #[cfg(feature = "ndarray")]
+            ComparisonBackend::NdArray => {
+                on_burn::<burn::backend::NdArray>(&plan, Default::default(), "burn-ndarray")
+            }
+            #[cfg(feature = "candle")]
+            ComparisonBackend::Candle => {
+                on_burn::<burn::backend::Candle>(&plan, Default::default(), "burn-candle")
             }
             #[allow(unreachable_patterns)]
             other => return Err(ModelError::DeviceNotCompiled(other.name())),
         };
-        let (task, num_classes) = match &net {
-            #[cfg(feature = "cpu")]
-            Net::Nhwc(m) => (m.task, m.num_classes),
-            #[cfg(feature = "cpu")]
-            Net::Flex(m) => (m.task, m.num_classes),
-            #[cfg(feature = "ndarray")]
-            Net::NdArray(m) => (m.task, m.num_classes),
-            #[cfg(feature = "candle")]
-            Net::Candle(m) => (m.task, m.num_classes),
-            #[cfg(feature = "wgpu")]
-            Net::Wgpu(m, _) => (m.task, m.num_classes),
-            #[cfg(feature = "cuda")]
-            Net::Cuda(m, _) => (m.task, m.num_classes),
-            #[cfg(feature = "cuda")]
-            Net::CudaHalf(m, _) => (m.task, m.num_classes),
-        };
-        Ok(YoloModel {
+        Ok(Self::with_network(net, plan, ModelDevice::Cpu))
+    }
+
+    fn with_network(net: Box<dyn Network>, plan: Plan, device: ModelDevice) -> YoloModel {
+        YoloModel {
             net,
-            task,
-            num_classes,
-            names,
+            task: plan.graph.task,
+            num_classes: plan.graph.num_classes,
+            names: plan.names,
             device,
-        })
+        }
     }
 
     /// What runs the network: "cpu executor", "burn-flex", "burn-ndarray", "burn-candle",
     /// "burn-wgpu", "burn-cuda" or "burn-cuda fp16".
     pub fn engine(&self) -> &'static str {
-        match &self.net {
-            #[cfg(feature = "cpu")]
-            Net::Nhwc(_) => "cpu executor",
-            #[cfg(feature = "cpu")]
-            Net::Flex(_) => "burn-flex",
-            #[cfg(feature = "ndarray")]
-            Net::NdArray(_) => "burn-ndarray",
-            #[cfg(feature = "candle")]
-            Net::Candle(_) => "burn-candle",
-            #[cfg(feature = "wgpu")]
-            Net::Wgpu(..) => "burn-wgpu",
-            #[cfg(feature = "cuda")]
-            Net::Cuda(..) => "burn-cuda",
-            #[cfg(feature = "cuda")]
-            Net::CudaHalf(..) => "burn-cuda fp16",
-        }
+        self.net.engine()
     }
 
     pub fn num_keypoints(&self) -> usize {
@@ -263,38 +312,7 @@ impl YoloModel {
         input: Vec<f32>,
         shape: [usize; 4],
     ) -> Result<(Vec<f32>, [usize; 3]), ModelError> {
-        fn run<B: Backend>(
-            net: &Yolo<B>,
-            input: Vec<f32>,
-            shape: [usize; 4],
-            device: &B::Device,
-        ) -> Result<(Vec<f32>, [usize; 3]), ModelError> {
-            let x: Tensor<B, 4> = host_tensor(input, shape, device);
-            let y = net.forward(x);
-            let dims = y.dims();
-            let values = y
-                .into_data()
-                .convert::<f32>()
-                .to_vec::<f32>()
-                .map_err(|e| ModelError::Inference(format!("{e:?}")))?;
-            Ok((values, dims))
-        }
-        match &self.net {
-            #[cfg(feature = "cpu")]
-            Net::Nhwc(m) => Ok(m.forward(&input, shape)),
-            #[cfg(feature = "cpu")]
-            Net::Flex(m) => run(m, input, shape, &Default::default()),
-            #[cfg(feature = "ndarray")]
-            Net::NdArray(m) => run(m, input, shape, &Default::default()),
-            #[cfg(feature = "candle")]
-            Net::Candle(m) => run(m, input, shape, &Default::default()),
-            #[cfg(feature = "wgpu")]
-            Net::Wgpu(m, d) => run(m, input, shape, d),
-            #[cfg(feature = "cuda")]
-            Net::Cuda(m, d) => run(m, input, shape, d),
-            #[cfg(feature = "cuda")]
-            Net::CudaHalf(m, d) => run(m, input, shape, d),
-        }
+        self.net.forward(input, shape)
     }
 
     /// Letterbox + forward, for checks against ultralytics' raw head output.

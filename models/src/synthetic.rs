@@ -3,7 +3,7 @@
 //!
 //! Channel counts follow ultralytics 8.4.190's `parse_model` and module constructors
 //! exactly, so the tensors have the names and shapes a real checkpoint of the architecture
-//! has, and `yolo::build` loads them like one.
+//! has, and `Plan::take_from` loads them like one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -207,7 +207,7 @@ pub fn synthetic_checkpoint(
                     ))
                 })?;
             obj.insert("scale".into(), Value::String(s.clone()));
-            // `yolo::build` reads `depth_multiple` before `scales`: keep the two consistent.
+            // `Plan::take_from` reads `depth_multiple` before `scales`: keep the two consistent.
             for (key, value) in [("depth_multiple", v.0), ("width_multiple", v.1)] {
                 if obj.contains_key(key) {
                     obj.insert(key.into(), value.into());
@@ -245,7 +245,7 @@ pub fn synthetic_checkpoint(
         .find_map(|k| obj.get(*k).and_then(Value::as_u64))
         .unwrap_or(3) as usize;
     let act_class = match obj.get("activation").and_then(Value::as_str) {
-        // "nn.SiLU()", "torch.nn.ReLU()" → the class name, for `yolo::build` to judge.
+        // "nn.SiLU()", "torch.nn.ReLU()" → the class name, for `Plan::take_from` to judge.
         Some(a) => a
             .trim_end_matches("()")
             .rsplit('.')
@@ -255,7 +255,7 @@ pub fn synthetic_checkpoint(
         None => "SiLU".to_string(),
     };
 
-    let layers = crate::yolo::arch_layers(obj).map_err(bad)?;
+    let layers = crate::plan::arch_layers(obj).map_err(bad)?;
 
     let mut g = Gen {
         rng: Rng::new(seed),
@@ -272,7 +272,7 @@ pub fn synthetic_checkpoint(
     let mut head_classes = nc;
     let count = layers.len();
     for (i, spec) in layers.iter().enumerate() {
-        let (spec, module) = crate::yolo::layer_spec(spec, i).map_err(bad)?;
+        let (spec, module) = crate::plan::layer_spec(spec, i).map_err(bad)?;
         let from: Vec<(usize, Stat, usize)> = match &spec[0] {
             Value::Array(a) => a
                 .iter()
@@ -286,7 +286,7 @@ pub fn synthetic_checkpoint(
             .as_i64()
             .filter(|&n| n >= 1)
             .ok_or_else(|| bad(format!("layer {i}: bad repeats {}", spec[1])))?;
-        let n = crate::yolo::scaled_repeats(repeats, depth);
+        let n = crate::plan::scaled_repeats(repeats, depth);
         let args: Vec<Value> = spec[3]
             .as_array()
             .cloned()
@@ -316,7 +316,7 @@ pub fn synthetic_checkpoint(
             Ok(((c.min(max_channels) * width) / 8.0).ceil() as usize * 8)
         };
         if n > 1 && !matches!(module, "C2f" | "C3k2" | "C2PSA") {
-            // ultralytics would stack `n` copies in a Sequential; `yolo::build` has none.
+            // ultralytics would stack `n` copies in a Sequential; `Plan::take_from` has none.
             return Err(unsupported(&format!("{module} x{n}")));
         }
         g.class(&p, module);

@@ -9,8 +9,7 @@ use pitchside_models::Checkpoint;
 use pitchside_models::synthetic::{load_arch_yaml, synthetic_checkpoint};
 use serde_json::{Value, json};
 
-mod common;
-use common::asset;
+use crate::support::asset;
 
 /// An architecture from models/archs by scaled name (`yolov8x.yaml` reads yolov8.yaml).
 fn arch(name: &str, nc: u64, kpt_shape: Option<[u64; 2]>) -> Value {
@@ -194,7 +193,7 @@ fn scale_is_guessed_from_the_name_and_can_be_overridden() {
 mod forward {
     use burn::backend::Flex;
     use burn::tensor::{Distribution, Tensor};
-    use pitchside_models::yolo;
+    use pitchside_models::{BurnNet, Plan};
 
     use super::*;
 
@@ -203,12 +202,13 @@ mod forward {
     fn run(a: Value, nc: usize, nk: usize) {
         let mut ck = synthetic_checkpoint(a, None, 11).unwrap();
         let names = ck.names.len();
-        let net = yolo::build::<Flex>(&mut ck, &Default::default()).unwrap();
-        assert_eq!((net.num_classes, names), (nc, nc));
+        let plan = Plan::take_from(&mut ck).unwrap();
+        assert_eq!((plan.graph.num_classes, names), (nc, nc));
         let left: Vec<_> = ck.tensors.keys().collect();
-        assert!(left.is_empty(), "tensors yolo::build did not use: {left:?}");
+        assert!(left.is_empty(), "tensors the plan did not use: {left:?}");
 
         let device = Default::default();
+        let net = BurnNet::<Flex>::new(&plan, &device);
         let x = Tensor::<Flex, 4>::random([1, 3, 64, 64], Distribution::Uniform(0.0, 1.0), &device);
         let y = net.forward(x);
         // 8x8 + 4x4 + 2x2 anchors at strides 8, 16, 32.
@@ -280,20 +280,18 @@ mod forward {
 
 #[test]
 fn a_model_the_cpu_executor_cannot_run_falls_back_to_burn_flex() {
-    use pitchside_models::{ModelDevice, YoloModel};
+    use pitchside_models::{ComparisonBackend, ModelDevice, YoloModel};
     let plain = arch("yolov8n.yaml", 4, None);
     let mut grouped = plain.clone();
     // Layer 1 as a grouped convolution (Conv args: c2, k, s, p, g), which the executor
     // does not implement.
     grouped["backbone"][1][3] = json!([128, 3, 2, null, 2]);
-    let load = |a: &Value, device| {
-        YoloModel::from_checkpoint(synthetic_checkpoint(a.clone(), None, 0).unwrap(), device)
-            .unwrap()
-    };
-    assert_eq!(load(&plain, ModelDevice::Cpu).engine(), "cpu executor");
-    let cpu = load(&grouped, ModelDevice::Cpu);
+    let ck = |a: &Value| synthetic_checkpoint(a.clone(), None, 0).unwrap();
+    let cpu = |a: &Value| YoloModel::from_checkpoint(ck(a), ModelDevice::Cpu).unwrap();
+    assert_eq!(cpu(&plain).engine(), "cpu executor");
+    let cpu = cpu(&grouped);
     assert_eq!(cpu.engine(), "burn-flex");
-    let flex = load(&grouped, ModelDevice::Flex);
+    let flex = YoloModel::with_comparison_backend(ck(&grouped), ComparisonBackend::Flex).unwrap();
     let input: Vec<f32> = (0..3 * 64 * 64).map(|i| (i % 251) as f32 / 251.0).collect();
     let (a, dims) = cpu.forward(input.clone(), [1, 3, 64, 64]).unwrap();
     let (b, _) = flex.forward(input, [1, 3, 64, 64]).unwrap();

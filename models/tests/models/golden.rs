@@ -3,48 +3,40 @@
 
 use std::path::{Path, PathBuf};
 
-use opencv::prelude::*;
-use pitchside_models::{ModelDevice, NmsOptions, PredictOptions, YoloModel};
-use pitchside_plugin::{Detection, FrameRef, PixelFormat};
+use pitchside_models::{
+    Checkpoint, ComparisonBackend, ModelDevice, NmsOptions, PredictOptions, YoloModel,
+};
+use pitchside_plugin::Detection;
 use serde_json::Value;
 
-mod common;
-use common::{asset, root};
+use crate::support::{Bgr, asset, fixture, imread, root};
 
-struct Bgr {
-    data: Vec<u8>,
-    w: u32,
-    h: u32,
+/// What runs the model: a production device, or a Burn backend as it is.
+#[derive(Debug, Clone, Copy)]
+enum On {
+    Device(ModelDevice),
+    Burn(ComparisonBackend),
 }
 
-fn imread(path: &Path) -> Bgr {
-    let m = opencv::imgcodecs::imread(&*path.to_string_lossy(), opencv::imgcodecs::IMREAD_COLOR)
-        .unwrap();
-    assert!(!m.empty(), "cannot read {}", path.display());
-    Bgr {
-        data: m.data_bytes().unwrap().to_vec(),
-        w: m.cols() as u32,
-        h: m.rows() as u32,
+impl On {
+    fn load(self, path: &Path) -> YoloModel {
+        match self {
+            On::Device(d) => YoloModel::load(path, d).unwrap(),
+            On::Burn(b) => {
+                YoloModel::with_comparison_backend(Checkpoint::load(path).unwrap(), b).unwrap()
+            }
+        }
     }
-}
 
-impl Bgr {
-    fn frame(&self) -> FrameRef<'_> {
-        FrameRef {
-            data: &self.data,
-            width: self.w,
-            height: self.h,
-            row_stride: self.w as usize * 3,
-            format: PixelFormat::Bgr8,
-            frame_number: 0,
+    fn name(self) -> &'static str {
+        match self {
+            On::Device(d) => d.name(),
+            On::Burn(b) => b.name(),
         }
     }
 }
 
-fn fixture(name: &str) -> Value {
-    let p = root().join("tests/fixtures/detect").join(name);
-    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
-}
+const CPU: On = On::Device(ModelDevice::Cpu);
 
 fn f(v: &Value) -> f32 {
     v.as_f64().unwrap() as f32
@@ -69,9 +61,9 @@ fn image_path(img: &Value) -> PathBuf {
 
 /// Runs one fixture file: same detections (count, class), box IoU >= 0.99, score within
 /// 1e-3, keypoints within 1 px; and the raw head output at the sampled anchors.
-fn check(fixture_name: &str, device: ModelDevice, only_first_image: bool) {
+fn check(fixture_name: &str, on: On, only_first_image: bool) {
     let fx = fixture(fixture_name);
-    let model = YoloModel::load(&asset(fx["model"].as_str().unwrap()), device).unwrap();
+    let model = on.load(&asset(fx["model"].as_str().unwrap()));
     let opts = PredictOptions {
         imgsz: fx["imgsz"].as_u64().unwrap() as u32,
         nms: NmsOptions {
@@ -91,7 +83,7 @@ fn check(fixture_name: &str, device: ModelDevice, only_first_image: bool) {
     for img in images {
         let name = img["image"].as_str().unwrap();
         let bgr = imread(&image_path(img));
-        let ctx = format!("{fixture_name} / {name} on {}", device.name());
+        let ctx = format!("{fixture_name} / {name} on {}", on.name());
 
         // Raw head output at the sampled anchors.
         let raw = model.forward_raw(&[bgr.frame()], &opts).unwrap();
@@ -174,20 +166,20 @@ fn check(fixture_name: &str, device: ModelDevice, only_first_image: bool) {
 
 #[test]
 fn yolov8n_detect_matches_ultralytics() {
-    check("yolov8n-railway.json", ModelDevice::Cpu, false);
-    check("yolov8n-railway.conf005.json", ModelDevice::Cpu, false);
+    check("yolov8n-railway.json", CPU, false);
+    check("yolov8n-railway.conf005.json", CPU, false);
 }
 
 #[test]
 fn yolov8s_detect_matches_ultralytics() {
-    check("yolov8s-fall.json", ModelDevice::Cpu, false);
-    check("yolov8s-fall.conf005.json", ModelDevice::Cpu, false);
+    check("yolov8s-fall.json", CPU, false);
+    check("yolov8s-fall.conf005.json", CPU, false);
 }
 
 #[test]
 fn yolo11n_pose_matches_ultralytics() {
-    check("yolo11n-pose.json", ModelDevice::Cpu, false);
-    check("yolo11n-pose.conf005.json", ModelDevice::Cpu, false);
+    check("yolo11n-pose.json", CPU, false);
+    check("yolo11n-pose.conf005.json", CPU, false);
 }
 
 #[test]
@@ -206,7 +198,7 @@ fn a_batch_gives_each_image_what_it_gets_alone() {
         w: bus.w,
         h: bus.h,
     };
-    let model = YoloModel::load(&asset("yolo11n-pose.pt"), ModelDevice::Cpu).unwrap();
+    let model = CPU.load(&asset("yolo11n-pose.pt"));
     let opts = PredictOptions::default();
     let (batch, _) = model
         .predict(&[bus.frame(), mirrored.frame()], &opts)
@@ -235,15 +227,16 @@ fn a_batch_gives_each_image_what_it_gets_alone() {
 
 #[test]
 fn burn_flex_matches_ultralytics_too() {
-    // The Burn network the CPU executor is built from, run by burn-flex itself: YOLOv8
+    // The Burn executor on the plan the CPU executor compiles, run by burn-flex: YOLOv8
     // (conf 0.05, many boxes) and YOLO11 pose (C2PSA attention, depthwise head convs).
-    check("yolov8n-railway.conf005.json", ModelDevice::Flex, false);
-    check("yolo11n-pose.json", ModelDevice::Flex, true);
+    let flex = On::Burn(ComparisonBackend::Flex);
+    check("yolov8n-railway.conf005.json", flex, false);
+    check("yolo11n-pose.json", flex, true);
 }
 
 #[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_matches_ultralytics_on_one_image() {
     // YOLO11 pose on bus.jpg: 4 people with keypoints, attention (C2PSA) included.
-    check("yolo11n-pose.json", ModelDevice::Wgpu, true);
+    check("yolo11n-pose.json", On::Device(ModelDevice::Wgpu), true);
 }

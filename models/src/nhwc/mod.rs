@@ -1,0 +1,157 @@
+//! The CPU executor: a [`Plan`] compiled for NHWC activations and Pitchside's own kernels,
+//! because burn-flex's generic conv2d spends most of its time outside the matrix product
+//! (per call: the weights re-packed, the input transposed NCHW→NHWC on one thread, the
+//! result scattered back to NCHW, then bias and SiLU as separate passes that each allocate;
+//! see BENCHMARKS.md). Here activations stay NHWC from the first layer to the head, a
+//! convolution is one matrix product per tile of output pixels (1×1 convolutions read their
+//! input in place, also a channel slice of it or the parts of a concatenation, so C2f's
+//! split and the neck's Concat cost nothing), and bias + SiLU run on each tile while it is
+//! still in cache; 3×3 stride-1 convolutions with enough channels use Winograd F(2×2, 3×3)
+//! (2.25× fewer multiplies). Weights are packed (and Winograd-transformed) once, at load.
+//! The blocks and the graph walk are [`crate::exec`]'s, shared with the Burn executor; the
+//! golden tests check both against ultralytics.
+//!
+//! By concern: [`pool`] (buffer reuse), [`act`] (activations, views, element-wise ops),
+//! [`simd`] (instruction-set dispatch, e^x, SiLU), [`conv`] (im2col / 1×1 / depthwise),
+//! [`winograd`], [`attention`], [`head`].
+
+#[macro_use]
+mod simd;
+mod act;
+mod attention;
+mod conv;
+mod head;
+mod pool;
+mod winograd;
+
+use rayon::prelude::*;
+
+pub use act::Feature;
+use act::{Act, View, concat, max_pool, upsample};
+use conv::Conv;
+use head::HeadX;
+
+use crate::exec::{self, Kernels};
+use crate::plan::{Attention, ConvId, Graph, Head, Plan, YoloTask};
+
+/// A YOLO network compiled for the CPU executor.
+#[derive(Debug, Clone)]
+pub struct NhwcNet {
+    graph: Graph,
+    convs: Vec<Conv>,
+    head: HeadX,
+    /// PITCHSIDE_PROFILE_LAYERS set at load: log each layer's time per forward.
+    profile_layers: bool,
+}
+
+impl NhwcNet {
+    /// Packs the plan's weights; an error names what this executor does not run (the
+    /// caller then runs the plan on a Burn backend).
+    pub fn new(plan: &Plan) -> Result<NhwcNet, String> {
+        let convs = plan
+            .convs
+            .iter()
+            .map(Conv::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        let head = HeadX::new(&convs, plan.graph.head());
+        Ok(NhwcNet {
+            graph: plan.graph.clone(),
+            convs,
+            head,
+            profile_layers: std::env::var_os("PITCHSIDE_PROFILE_LAYERS").is_some(),
+        })
+    }
+
+    pub fn task(&self) -> YoloTask {
+        self.graph.task
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.graph.num_classes
+    }
+
+    /// Runs the network on `[batch, 3, h, w]` RGB in [0, 1] (NCHW, as the letterbox
+    /// writes it); returns the head output `[batch, channels, anchors]`.
+    pub fn forward(&self, input: &[f32], shape: [usize; 4]) -> (Vec<f32>, [usize; 3]) {
+        let [n, c, h, w] = shape;
+        let mut x = Act::new(n, h, w, c);
+        // NCHW → NHWC, one output row per job (both cores share it even for one image).
+        x.data
+            .par_chunks_mut(w * c)
+            .enumerate()
+            .for_each(|(row, dst)| {
+                let (img, y) = (row / h, row % h);
+                let src = &input[img * c * h * w + y * w..];
+                for (xx, px) in dst.chunks_exact_mut(c).enumerate() {
+                    for (ch, v) in px.iter_mut().enumerate() {
+                        *v = src[ch * h * w + xx];
+                    }
+                }
+            });
+        exec::forward(
+            self,
+            &self.graph,
+            Feature::whole(x),
+            [h, w],
+            self.profile_layers,
+        )
+    }
+}
+
+impl Kernels for NhwcNet {
+    type Act = Feature;
+    type Output = (Vec<f32>, [usize; 3]);
+
+    fn conv(&self, id: ConvId, x: &Feature) -> Feature {
+        Feature::whole(self.convs[id].forward(x.view()))
+    }
+
+    /// 1×1 convolutions read the parts in place (one accumulating product per part).
+    fn conv_of_concat(&self, id: ConvId, parts: &[Feature]) -> Feature {
+        let views: Vec<View<'_>> = parts.iter().map(Feature::view).collect();
+        Feature::whole(self.convs[id].forward_concat(&views))
+    }
+
+    fn slice(&self, x: &Feature, offset: usize, channels: usize) -> Feature {
+        x.slice(offset, channels)
+    }
+
+    fn concat(&self, parts: &[Feature]) -> Feature {
+        let views: Vec<View<'_>> = parts.iter().map(Feature::view).collect();
+        Feature::whole(concat(&views))
+    }
+
+    fn add(&self, a: Feature, b: &Feature) -> Feature {
+        a.add(b)
+    }
+
+    fn max_pool(&self, x: &Feature, k: usize) -> Feature {
+        Feature::whole(max_pool(&x.contiguous(), k))
+    }
+
+    fn upsample(&self, x: &Feature, factor: usize) -> Feature {
+        Feature::whole(upsample(&x.contiguous(), factor))
+    }
+
+    fn attention_core(&self, qkv: &Feature, attn: &Attention) -> (Feature, Feature) {
+        let (attended, v) = attention::attention_core(&qkv.contiguous(), attn);
+        (Feature::whole(attended), Feature::whole(v))
+    }
+
+    fn head(&self, head: &Head, levels: &[Feature], input_hw: [usize; 2]) -> Self::Output {
+        let views: Vec<View<'_>> = levels.iter().map(Feature::view).collect();
+        self.head.forward(&self.convs, head, &views, input_hw[0])
+    }
+}
+
+/// Deterministic values in [-0.5, 0.5) for the kernels' tests.
+#[cfg(test)]
+fn pseudo(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        })
+        .collect()
+}

@@ -1,0 +1,250 @@
+//! Winograd F(2×2, 3×3) for 3×3 stride-1 convolutions with enough input channels: the
+//! weight transform (once, at load), the input and output tile transforms, and the 16
+//! matrix products per tile row.
+
+use gemm::{Parallelism, gemm};
+use rayon::prelude::*;
+
+use super::act::{Act, View};
+use super::conv::Conv;
+use super::simd::bias_act;
+
+/// Winograd needs enough input channels for its 16 matrix products to run efficiently.
+const WINOGRAD_MIN_CIN: usize = 32;
+
+thread_local! {
+    /// Each worker thread's Winograd buffers (transformed inputs, products).
+    static WINO: std::cell::RefCell<(Vec<f32>, Vec<f32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+multiversion!(
+    /// V = Bᵀ·d·B for one 4×4 tile `d` (row-major pixels), all channels; `v`: 16 × cin.
+    fn winograd_input(d: &[&[f32]; 16], v: &mut [f32]) => winograd_input_generic
+);
+
+/// Channels per step of the Winograd transforms: fixed-size arrays that LLVM vectorises.
+const LANES: usize = 16;
+
+#[inline(always)]
+fn winograd_input_generic(d: &[&[f32]; 16], v: &mut [f32]) {
+    let cin = d[0].len();
+    let mut c0 = 0;
+    while c0 < cin {
+        let n = LANES.min(cin - c0);
+        let mut x = [[0f32; LANES]; 16];
+        for (xk, dk) in x.iter_mut().zip(d) {
+            // Constant-length copies for whole steps: inlined loads, not memmove calls.
+            if n == LANES {
+                xk.copy_from_slice(&dk[c0..c0 + LANES]);
+            } else {
+                xk[..n].copy_from_slice(&dk[c0..c0 + n]);
+            }
+        }
+        // Bᵀ·d: rows (d0 - d2, d1 + d2, d2 - d1, d1 - d3), column by column.
+        let mut t = [[0f32; LANES]; 16];
+        for j in 0..4 {
+            for l in 0..LANES {
+                let (d0, d1, d2, d3) = (x[j][l], x[4 + j][l], x[8 + j][l], x[12 + j][l]);
+                t[j][l] = d0 - d2;
+                t[4 + j][l] = d1 + d2;
+                t[8 + j][l] = d2 - d1;
+                t[12 + j][l] = d1 - d3;
+            }
+        }
+        // (Bᵀ·d)·B: the same combination of columns, row by row.
+        let mut o = [[0f32; LANES]; 16];
+        for i in 0..4 {
+            for l in 0..LANES {
+                let (t0, t1, t2, t3) = (
+                    t[4 * i][l],
+                    t[4 * i + 1][l],
+                    t[4 * i + 2][l],
+                    t[4 * i + 3][l],
+                );
+                o[4 * i][l] = t0 - t2;
+                o[4 * i + 1][l] = t1 + t2;
+                o[4 * i + 2][l] = t2 - t1;
+                o[4 * i + 3][l] = t1 - t3;
+            }
+        }
+        for (k, ok) in o.iter().enumerate() {
+            if n == LANES {
+                v[k * cin + c0..k * cin + c0 + LANES].copy_from_slice(ok);
+            } else {
+                v[k * cin + c0..k * cin + c0 + n].copy_from_slice(&ok[..n]);
+            }
+        }
+        c0 += n;
+    }
+}
+
+multiversion!(
+    /// Y = Aᵀ·M·A for one tile: `m` is 16 × cout, `y` the four output pixels
+    /// (top-left, top-right, bottom-left, bottom-right).
+    fn winograd_output(m: &[f32], y: [&mut [f32]; 4]) => winograd_output_generic
+);
+
+#[inline(always)]
+fn winograd_output_generic(m: &[f32], y: [&mut [f32]; 4]) {
+    let [y00, y01, y10, y11] = y;
+    let cout = y00.len();
+    let mut c0 = 0;
+    while c0 < cout {
+        let n = LANES.min(cout - c0);
+        let mut x = [[0f32; LANES]; 16];
+        for (k, xk) in x.iter_mut().enumerate() {
+            if n == LANES {
+                xk.copy_from_slice(&m[k * cout + c0..k * cout + c0 + LANES]);
+            } else {
+                xk[..n].copy_from_slice(&m[k * cout + c0..k * cout + c0 + n]);
+            }
+        }
+        // Aᵀ·M: rows (m0 + m1 + m2, m1 - m2 - m3), per column; then the same on columns.
+        let mut s = [[0f32; LANES]; 8];
+        for j in 0..4 {
+            for l in 0..LANES {
+                let (m0, m1, m2, m3) = (x[j][l], x[4 + j][l], x[8 + j][l], x[12 + j][l]);
+                s[j][l] = m0 + m1 + m2;
+                s[4 + j][l] = m1 - m2 - m3;
+            }
+        }
+        let mut out = [[0f32; LANES]; 4];
+        for l in 0..LANES {
+            out[0][l] = s[0][l] + s[1][l] + s[2][l];
+            out[1][l] = s[1][l] - s[2][l] - s[3][l];
+            out[2][l] = s[4][l] + s[5][l] + s[6][l];
+            out[3][l] = s[5][l] - s[6][l] - s[7][l];
+        }
+        for (yk, ok) in [&mut *y00, &mut *y01, &mut *y10, &mut *y11]
+            .into_iter()
+            .zip(&out)
+        {
+            if n == LANES {
+                yk[c0..c0 + LANES].copy_from_slice(ok);
+            } else {
+                yk[c0..c0 + n].copy_from_slice(&ok[..n]);
+            }
+        }
+        c0 += n;
+    }
+}
+
+impl Conv {
+    pub(super) fn with_winograd(mut self) -> Conv {
+        if self.depthwise || self.k != 3 || self.stride != 1 || self.pad != 1 {
+            return self;
+        }
+        if self.cin < WINOGRAD_MIN_CIN {
+            return self;
+        }
+        const G: [[f32; 3]; 4] = [
+            [1.0, 0.0, 0.0],
+            [0.5, 0.5, 0.5],
+            [0.5, -0.5, 0.5],
+            [0.0, 0.0, 1.0],
+        ];
+        let (cin, cout) = (self.cin, self.cout);
+        let mut u = vec![0f32; 16 * cin * cout];
+        for ci in 0..cin {
+            for co in 0..cout {
+                let g = |ky: usize, kx: usize| self.w[((ky * 3 + kx) * cin + ci) * cout + co];
+                let mut t = [[0f32; 3]; 4];
+                for (i, row) in t.iter_mut().enumerate() {
+                    for (j, v) in row.iter_mut().enumerate() {
+                        *v = (0..3).map(|k| G[i][k] * g(k, j)).sum();
+                    }
+                }
+                for (i, row) in t.iter().enumerate() {
+                    for (j, gj) in G.iter().enumerate() {
+                        u[((i * 4 + j) * cin + ci) * cout + co] =
+                            (0..3).map(|k| row[k] * gj[k]).sum();
+                    }
+                }
+            }
+        }
+        self.wino = Some(u);
+        self
+    }
+
+    pub(super) fn winograd(&self, x: View<'_>, out: &mut Act) {
+        let (cin, cout, w) = (self.cin, self.cout, out.w);
+        let u = self.wino.as_deref().expect("checked by the caller");
+        let (th, tw) = (out.h / 2, out.w / 2);
+        let rows_per_job = 64usize.div_ceil(tw);
+        out.data
+            .par_chunks_mut(2 * rows_per_job * w * cout)
+            .enumerate()
+            .for_each(|(job, dst)| {
+                WINO.with_borrow_mut(|(v, m)| {
+                    let rows = dst.len() / (2 * w * cout);
+                    let tiles = rows * tw;
+                    if v.len() < tiles * 16 * cin {
+                        v.resize(tiles * 16 * cin, 0.0);
+                    }
+                    if m.len() < tiles * 16 * cout {
+                        m.resize(tiles * 16 * cout, 0.0);
+                    }
+                    let zeros = vec![0f32; cin];
+                    for r in 0..rows {
+                        let g = job * rows_per_job + r;
+                        let (b, ty) = (g / th, g % th);
+                        for tx in 0..tw {
+                            let t = r * tw + tx;
+                            let d: [&[f32]; 16] = std::array::from_fn(|k| {
+                                let iy = (2 * ty + k / 4) as isize - 1;
+                                let ix = (2 * tx + k % 4) as isize - 1;
+                                if iy < 0 || ix < 0 || iy >= x.h as isize || ix >= x.w as isize {
+                                    &zeros[..]
+                                } else {
+                                    x.pixel((b * x.h + iy as usize) * x.w + ix as usize)
+                                }
+                            });
+                            winograd_input(&d, &mut v[t * 16 * cin..(t + 1) * 16 * cin]);
+                        }
+                    }
+                    for xi in 0..16 {
+                        // SAFETY: m and v hold `tiles` rows of 16 × cout / 16 × cin floats;
+                        // row t of product xi is at (t * 16 + xi) * c; u[xi] is cin × cout.
+                        unsafe {
+                            gemm(
+                                tiles,
+                                cout,
+                                cin,
+                                m[xi * cout..].as_mut_ptr(),
+                                1,
+                                (16 * cout) as isize,
+                                false,
+                                v[xi * cin..].as_ptr(),
+                                1,
+                                (16 * cin) as isize,
+                                u[xi * cin * cout..].as_ptr(),
+                                1,
+                                cout as isize,
+                                0.0,
+                                1.0,
+                                false,
+                                false,
+                                false,
+                                Parallelism::None,
+                            );
+                        }
+                    }
+                    for r in 0..rows {
+                        for tx in 0..tw {
+                            let t = r * tw + tx;
+                            let mt = &m[t * 16 * cout..(t + 1) * 16 * cout];
+                            let (top, bottom) = dst[2 * r * w * cout..(2 * r + 2) * w * cout]
+                                .split_at_mut(w * cout);
+                            let (y00, y01) =
+                                top[2 * tx * cout..(2 * tx + 2) * cout].split_at_mut(cout);
+                            let (y10, y11) =
+                                bottom[2 * tx * cout..(2 * tx + 2) * cout].split_at_mut(cout);
+                            winograd_output(mt, [y00, y01, y10, y11]);
+                        }
+                    }
+                    bias_act(dst, &self.b, self.act);
+                })
+            });
+    }
+}
