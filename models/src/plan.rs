@@ -705,7 +705,7 @@ impl Loader<'_> {
         }
         let box_out = self.last_out(&levels[0].boxes);
         let nc = self.last_out(&levels[0].classes);
-        if box_out % 4 != 0 {
+        if !box_out.is_multiple_of(4) {
             return Err(self.bad(format!("{p}.cv2: {box_out} box outputs, not 4 x bins")));
         }
         let reg_max = box_out / 4;

@@ -103,11 +103,6 @@ impl Conv {
         out
     }
 
-    /// Winograd F(2×2, 3×3): per 4×4 input tile (2×2 outputs), V = Bᵀ·d·B; then for each of
-    /// the 16 tile positions one matrix product V[ξ] (tiles × cin) · U[ξ] (cin × cout); then
-    /// Y = Aᵀ·M·A. 16 products of 2.25× fewer multiplies in all than the 3×3 convolution.
-    /// Jobs are runs of tile rows (two output rows each), so each writes contiguous output.
-
     fn dense(&self, x: View<'_>, out: &mut Act) {
         let cout = self.cout;
         let kk = self.k * self.k * self.cin;

@@ -131,6 +131,7 @@ fn winograd_output_generic(m: &[f32], y: [&mut [f32]; 4]) {
 }
 
 impl Conv {
+    /// Adds the Winograd weights where this convolution can use them.
     pub(super) fn with_winograd(mut self) -> Conv {
         if self.depthwise || self.k != 3 || self.stride != 1 || self.pad != 1 {
             return self;
@@ -167,6 +168,10 @@ impl Conv {
         self
     }
 
+    /// Winograd F(2×2, 3×3): per 4×4 input tile (2×2 outputs), V = Bᵀ·d·B; then for each of
+    /// the 16 tile positions one matrix product V[ξ] (tiles × cin) · U[ξ] (cin × cout); then
+    /// Y = Aᵀ·M·A. 16 products of 2.25× fewer multiplies in all than the 3×3 convolution.
+    /// Jobs are runs of tile rows (two output rows each), so each writes contiguous output.
     pub(super) fn winograd(&self, x: View<'_>, out: &mut Act) {
         let (cin, cout, w) = (self.cin, self.cout, out.w);
         let u = self.wino.as_deref().expect("checked by the caller");
