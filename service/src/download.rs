@@ -154,7 +154,7 @@ pub struct Downloaded {
 /// frame (blocking). The message says why not, without the temporary file's name.
 pub fn check_video(path: &Path) -> Result<VideoInfo, String> {
     video::probe(path).map_err(|e| match e {
-        VideoError::NotAVideo { detail, .. } => format!("OpenCV cannot open it ({detail})"),
+        VideoError::NotAVideo { detail, .. } => detail,
         VideoError::NoFrames { .. } => "it has no decodable frame".into(),
         other => other.to_string(),
     })
