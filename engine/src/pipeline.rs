@@ -16,8 +16,8 @@ use serde::Serialize;
 use crate::config::{Deployment, EffectiveConfig, Profile, Role};
 use crate::device::Backend;
 use crate::plugin_host::{DetectorSlot, HostError, build_detectors, build_tracker};
-// Re-exported: the response is what a pipeline run yields.
 use crate::response::{BALL_CLASS, DEFAULT_KEYPOINTS, KEYPOINT_MIN_CONF, processing_time};
+/// Re-exported: the response is what a pipeline run yields.
 pub use crate::response::{FrameResult, ObjectResult, Response};
 use crate::video::{Decoder, DecoderEvent, VideoError};
 
