@@ -238,9 +238,8 @@ fn run(cli: Cli) -> Result<()> {
                 let took = pipeline.warm_up(w, h)?;
                 eprintln!("warm-up done in {:.1} s", took.as_secs_f64());
             }
-            let analyzer =
-                std::sync::Arc::new(pitchside_engine::pipeline::PipelineAnalyzer::new(pipeline));
-            pitchside_engine::service::run(cfg, listen, analyzer)?;
+            let analyzer = std::sync::Arc::new(pitchside_service::PipelineAnalyzer::new(pipeline));
+            pitchside_service::run(cfg, listen, analyzer)?;
             Ok(())
         }
         Command::Plugins {

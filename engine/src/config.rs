@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceRequest;
 
+/// The `service:` section (plain data; the service crate validates it).
+pub mod service;
+
 /// The deployment used when no `--config` is given. Its relative paths resolve against
 /// the working directory (the checkout, where `scripts/fetch-assets.sh` puts `assets/`).
 pub const DEFAULT_DEPLOYMENT_YAML: &str = include_str!("../../configs/default.yaml");
@@ -366,7 +369,7 @@ pub struct DeploymentFile {
     pub profiles: BTreeMap<ProfileName, ProfilePatch>,
     /// The miner service (`pitchside serve`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service: Option<crate::service::ServiceConfig>,
+    pub service: Option<service::ServiceConfig>,
 }
 
 /// A parsed, validated deployment: file contents, where they came from, and the
@@ -849,7 +852,7 @@ pub struct EffectiveConfig {
     pub models: BTreeMap<Role, EffectiveModel>,
     pub pipeline: PipelineConfig,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub service: Option<crate::service::ServiceConfig>,
+    pub service: Option<service::ServiceConfig>,
 }
 
 /// serde_yaml_ng appends " at line L column C" to messages; we print the location first.

@@ -1,4 +1,7 @@
-//! Pitchside's core engine: configuration, devices, video, pipeline, plugin host, service.
+//! Pitchside's core engine: configuration, devices, video, images, the pipeline, the plugin
+//! host and the Score Vision response (`response`: its types, serialisation and rounding).
+//! The miner service (HTTP, downloads, validator signatures) is the `pitchside-service`
+//! crate, built on this one; nothing here depends on it.
 
 pub mod config;
 pub mod device;
@@ -19,5 +22,5 @@ pub fn model_device(backend: Backend, half: bool) -> ModelDevice {
 }
 pub mod pipeline;
 pub mod plugin_host;
-pub mod service;
+pub mod response;
 pub mod video;

@@ -167,7 +167,7 @@ pub fn annotate_detections(
 /// decoding pass, so the pipeline never holds frames for drawing).
 pub fn annotate_video(
     src: &Path,
-    frames: &[crate::pipeline::FrameResult],
+    frames: &[crate::response::FrameResult],
     out: &Path,
 ) -> Result<(), MediaError> {
     use opencv::videoio::{self, VideoCapture, VideoWriter};

@@ -16,14 +16,10 @@ use serde::Serialize;
 use crate::config::{Deployment, EffectiveConfig, Profile, Role};
 use crate::device::Backend;
 use crate::plugin_host::{DetectorSlot, HostError, build_detectors, build_tracker};
+use crate::response::{BALL_CLASS, DEFAULT_KEYPOINTS, KEYPOINT_MIN_CONF, processing_time};
+/// Re-exported: the response is what a pipeline run yields.
+pub use crate::response::{FrameResult, ObjectResult, Response};
 use crate::video::{Decoder, DecoderEvent, VideoError};
-
-/// Keypoints below this confidence are reported as `[0, 0]`, as the miner does.
-pub const KEYPOINT_MIN_CONF: f32 = 0.5;
-/// Keypoints per frame when no pitch model is configured (the Score Vision model's count).
-pub const DEFAULT_KEYPOINTS: usize = 32;
-/// Class id of the ball.
-pub const BALL_CLASS: u32 = 0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -33,36 +29,6 @@ pub enum PipelineError {
     Host(#[from] HostError),
     #[error("warming up the {role} detector: {message}")]
     WarmUp { role: Role, message: String },
-}
-
-/// One tracked object in the response.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ObjectResult {
-    pub id: u64,
-    pub bbox: [f64; 4],
-    pub class_id: u32,
-}
-
-/// One source frame in the response.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FrameResult {
-    pub frame_number: u64,
-    pub keypoints: Vec<[f64; 2]>,
-    pub objects: Vec<ObjectResult>,
-}
-
-/// The Score Vision response.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Response {
-    pub challenge_id: String,
-    pub frames: Vec<FrameResult>,
-    pub processing_time: f64,
-    /// Present (true) when the result stops before the end of the video.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub partial: bool,
-    /// Why the result is partial.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
 }
 
 /// Where the time went, for `pitchside bench`.
@@ -364,14 +330,14 @@ impl Pipeline {
         }
         stats.source_frames = total;
         stats.processed_frames = processed.len() as u64;
-        let wall = start.elapsed().as_secs_f64();
-        stats.wall_s = wall;
+        let wall = start.elapsed();
+        stats.wall_s = wall.as_secs_f64();
         let partial = error.is_some();
         Ok((
             Response {
-                challenge_id: opts.challenge_id.clone(),
+                challenge_id: opts.challenge_id.clone().into(),
                 frames,
-                processing_time: (wall * 1000.0).round() / 1000.0,
+                processing_time: processing_time(wall),
                 partial,
                 error,
             },
@@ -501,10 +467,6 @@ fn track_frame(
     Ok(out)
 }
 
-fn round2(v: f32) -> f64 {
-    (v as f64 * 100.0).round() / 100.0
-}
-
 fn object_results(objects: &[Tracked]) -> Vec<ObjectResult> {
     let mut o: Vec<&Tracked> = objects.iter().collect();
     // By class, then descending score; ids break ties so output is deterministic.
@@ -515,16 +477,8 @@ fn object_results(objects: &[Tracked]) -> Vec<ObjectResult> {
             .then(a.id.cmp(&b.id))
     });
     o.into_iter()
-        .map(|t| ObjectResult {
-            id: t.id,
-            bbox: t.bbox.map(round2),
-            class_id: t.class_id,
-        })
+        .map(|t| ObjectResult::new(t.id, t.bbox, t.class_id))
         .collect()
-}
-
-fn keypoint_results(k: &[[f32; 2]]) -> Vec<[f64; 2]> {
-    k.iter().map(|p| [round2(p[0]), round2(p[1])]).collect()
 }
 
 /// One entry per source frame `0..total`: processed frames as tracked, skipped frames with
@@ -540,19 +494,15 @@ fn assemble(processed: &[Processed], total: u64) -> Vec<FrameResult> {
         }
         let Some(prev) = processed.get(j).filter(|p| p.frame_number <= f) else {
             // Before the first processed frame (cannot happen: frame 0 is always processed).
-            out.push(FrameResult {
-                frame_number: f,
-                keypoints: Vec::new(),
-                objects: Vec::new(),
-            });
+            out.push(FrameResult::new(f, &[], Vec::new()));
             continue;
         };
         if prev.frame_number == f {
-            out.push(FrameResult {
-                frame_number: f,
-                keypoints: keypoint_results(&prev.keypoints),
-                objects: object_results(&prev.objects),
-            });
+            out.push(FrameResult::new(
+                f,
+                &prev.keypoints,
+                object_results(&prev.objects),
+            ));
             continue;
         }
         let next = processed.get(j + 1);
@@ -579,11 +529,7 @@ fn assemble(processed: &[Processed], total: u64) -> Vec<FrameResult> {
             }
             None => (prev.objects.clone(), &prev.keypoints),
         };
-        out.push(FrameResult {
-            frame_number: f,
-            keypoints: keypoint_results(keypoints),
-            objects: object_results(&objects),
-        });
+        out.push(FrameResult::new(f, keypoints, object_results(&objects)));
     }
     out
 }
@@ -594,53 +540,6 @@ pub fn peak_rss_bytes() -> Option<u64> {
     let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
-}
-
-/// The miner service's analyzer: one loaded pipeline, one video at a time (the service's
-/// slot count decides how many challenges wait for it).
-pub struct PipelineAnalyzer {
-    pipeline: std::sync::Mutex<Pipeline>,
-}
-
-impl PipelineAnalyzer {
-    pub fn new(pipeline: Pipeline) -> PipelineAnalyzer {
-        PipelineAnalyzer {
-            pipeline: std::sync::Mutex::new(pipeline),
-        }
-    }
-}
-
-impl crate::service::Analyzer for PipelineAnalyzer {
-    fn analyze(
-        &self,
-        video: &Path,
-        challenge_id: &str,
-        cancel: &AtomicBool,
-    ) -> Result<serde_json::Value, crate::service::AnalyzeError> {
-        use crate::service::AnalyzeError;
-        // A panic in an earlier challenge poisons the lock, not the models: keep serving.
-        let mut p = self.pipeline.lock().unwrap_or_else(|e| e.into_inner());
-        let opts = RunOptions {
-            challenge_id: challenge_id.to_string(),
-            cancel: Some(cancel),
-            progress: None,
-            max_frames: None,
-        };
-        let (response, stats) = p.run(video, &opts).map_err(|e| match &e {
-            PipelineError::Video(_) => AnalyzeError::new("video", e.to_string()),
-            PipelineError::Host(_) | PipelineError::WarmUp { .. } => {
-                AnalyzeError::new("plugin", e.to_string())
-            }
-        })?;
-        tracing::info!(
-            challenge_id,
-            frames = response.frames.len(),
-            seconds = stats.wall_s,
-            partial = response.partial,
-            "challenge analysed"
-        );
-        serde_json::to_value(&response).map_err(|e| AnalyzeError::new("serialize", e.to_string()))
-    }
 }
 
 #[cfg(test)]

@@ -76,16 +76,24 @@ fn open(path: &Path) -> Result<VideoCapture, VideoError> {
     Err(not_video("no demuxer/decoder accepted it".into()))
 }
 
-/// Opens a video and reads its properties without decoding.
+/// Opens a video as the decoder will (same backends, same order) and decodes its first
+/// frame: what the miner service checks a download with before it queues the analysis.
 pub fn probe(path: &Path) -> Result<VideoInfo, VideoError> {
-    let cap = open(path)?;
-    let get = |p| cap.get(p).unwrap_or(0.0);
-    Ok(VideoInfo {
-        width: get(videoio::CAP_PROP_FRAME_WIDTH) as u32,
-        height: get(videoio::CAP_PROP_FRAME_HEIGHT) as u32,
-        fps: get(videoio::CAP_PROP_FPS),
-        frame_count: get(videoio::CAP_PROP_FRAME_COUNT).max(0.0) as u64,
-    })
+    let mut cap = open(path)?;
+    let get = |cap: &VideoCapture, p| cap.get(p).unwrap_or(0.0);
+    let info = VideoInfo {
+        width: get(&cap, videoio::CAP_PROP_FRAME_WIDTH) as u32,
+        height: get(&cap, videoio::CAP_PROP_FRAME_HEIGHT) as u32,
+        fps: get(&cap, videoio::CAP_PROP_FPS),
+        frame_count: get(&cap, videoio::CAP_PROP_FRAME_COUNT).max(0.0) as u64,
+    };
+    let mut first = Mat::default();
+    if !cap.read(&mut first).unwrap_or(false) || first.empty() {
+        return Err(VideoError::NoFrames {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(info)
 }
 
 /// A running decoder thread.

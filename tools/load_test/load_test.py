@@ -2,10 +2,11 @@
 """Bounded load test for the miner service (`pitchside serve`), loopback only, stdlib only.
 
 Starts a loopback HTTP server for the clip, starts the service (a command you give, or by
-default the stand-in service from tests/service.rs), fires N challenges at once, and checks
-that every answer is either a result (200 with one frame entry per frame and our challenge id)
-or a clean 503 (JSON error and a Retry-After header). Reports the service's peak memory
-(VmHWM from /proc/<pid>/status), then sends SIGTERM and checks that the service exits.
+default the stand-in service, service/examples/load_test_server.rs), fires N challenges at
+once, and checks that every answer is either a result (200 with one frame entry per frame and
+our challenge id) or a clean 503 (JSON error and a Retry-After header). Reports the service's
+peak memory (VmHWM from /proc/<pid>/status), then sends SIGTERM and checks that the service
+exits.
 
 The service must accept unsigned requests to loopback URLs: `auth: none` and
 `download.allow_private_addresses: true` (the stand-in service sets both).
@@ -50,21 +51,21 @@ def proc_status(pid, key):
 
 
 def stand_in_command():
-    """Builds tests/service.rs and returns the command running its stand-in service."""
+    """Builds service/examples/load_test_server.rs and returns the command running it."""
     out = subprocess.run(
-        ["cargo", "test", "-p", "pitchside", "--test", "service", "--no-run",
+        ["cargo", "build", "-p", "pitchside-service", "--example", "load_test_server",
          "--message-format=json-render-diagnostics"],
         cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True,
     ).stdout
     exe = None
     for line in out.splitlines():
         msg = json.loads(line)
-        if msg.get("reason") == "compiler-artifact" and msg["target"]["name"] == "service" \
-                and msg.get("executable"):
+        if msg.get("reason") == "compiler-artifact" \
+                and msg["target"]["name"] == "load_test_server" and msg.get("executable"):
             exe = msg["executable"]
     if not exe:
-        sys.exit("could not find the tests/service.rs binary")
-    return f"{shlex.quote(exe)} --ignored --exact stand_in_server --nocapture"
+        sys.exit("could not find the load_test_server example binary")
+    return shlex.quote(exe)
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -115,7 +116,7 @@ def post_challenge(base, cid, video_url, timeout):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cmd", help="service command; {addr} is replaced by HOST:PORT (also in "
-                    "$PITCHSIDE_LISTEN). Default: the stand-in service of tests/service.rs")
+                    "$PITCHSIDE_LISTEN). Default: the stand-in service, service/examples/load_test_server.rs")
     ap.add_argument("--concurrency", type=int, default=10)
     ap.add_argument("--max-concurrent", type=int, default=1,
                     help="challenge slots of the stand-in service ($PITCHSIDE_MAX_CONCURRENT)")

@@ -1,4 +1,6 @@
-//! The `service:` section of a deployment.
+//! The `service:` section of a deployment: plain data, parsed with the rest of the file (so a
+//! typo in it is reported at its file:line:column). The miner service (crate
+//! `pitchside-service`) checks what serde cannot (ranges, SS58 addresses) when it starts.
 //!
 //! Every field has a default, so `service: {}` (or no section at all) is a valid, safe
 //! configuration: signed requests only, and with no validator allow-list every challenge is
@@ -9,8 +11,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-
-use super::auth::ss58_decode;
 
 /// Who may send challenges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -109,117 +109,17 @@ impl Default for DownloadConfig {
     }
 }
 
-/// A semantic problem in the `service:` section.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("service.{field}: {message}")]
-pub struct ServiceConfigError {
-    pub field: String,
-    pub message: String,
-}
-
-fn err(field: impl Into<String>, message: impl Into<String>) -> ServiceConfigError {
-    ServiceConfigError {
-        field: field.into(),
-        message: message.into(),
-    }
-}
-
-fn positive_secs(field: &str, v: f64) -> Result<(), ServiceConfigError> {
-    // Duration::from_secs_f64 panics on negative, NaN or huge values: reject them here.
-    if v.is_finite() && v > 0.0 && v < 1.0e9 {
-        Ok(())
-    } else {
-        Err(err(
-            field,
-            format!("must be a positive number of seconds, got {v}"),
-        ))
-    }
-}
-
 impl ServiceConfig {
-    /// Checks values serde cannot: ranges, SS58 addresses, duplicates.
-    pub fn validate(&self) -> Result<(), ServiceConfigError> {
-        if self.max_concurrent_challenges == 0 {
-            return Err(err("max_concurrent_challenges", "must be at least 1"));
-        }
-        if self.max_request_bytes < 1024 {
-            return Err(err("max_request_bytes", "must be at least 1024"));
-        }
-        if self.nonce_window_s == 0 || self.nonce_window_s > 3600 {
-            return Err(err("nonce_window_s", "must be between 1 and 3600"));
-        }
-        if self.retry_after_s == 0 {
-            return Err(err("retry_after_s", "must be at least 1"));
-        }
-        positive_secs("drain_timeout_s", self.drain_timeout_s)?;
-        if let Some([w, h]) = self.warm_up_frame
-            && (w == 0 || h == 0 || w > 8192 || h > 8192)
-        {
-            return Err(err(
-                "warm_up_frame",
-                format!("{w}x{h}: width and height must be between 1 and 8192"),
-            ));
-        }
-        if let Some(h) = &self.miner_hotkey {
-            ss58_decode(h).map_err(|e| err("miner_hotkey", format!("{h:?}: {e}")))?;
-        }
-        let mut seen = std::collections::HashSet::new();
-        for (i, v) in self.validators.iter().enumerate() {
-            ss58_decode(v).map_err(|e| err(format!("validators[{i}]"), format!("{v:?}: {e}")))?;
-            if !seen.insert(v) {
-                return Err(err(
-                    format!("validators[{i}]"),
-                    format!("{v} is listed twice"),
-                ));
-            }
-        }
-        let d = &self.download;
-        positive_secs("download.connect_timeout_s", d.connect_timeout_s)?;
-        positive_secs("download.read_timeout_s", d.read_timeout_s)?;
-        positive_secs("download.total_timeout_s", d.total_timeout_s)?;
-        positive_secs("download.backoff_base_s", d.backoff_base_s)?;
-        if d.retries > 20 {
-            return Err(err("download.retries", "must be at most 20"));
-        }
-        if d.max_bytes == 0 {
-            return Err(err("download.max_bytes", "must be positive"));
-        }
-        if d.max_redirects > 50 {
-            return Err(err("download.max_redirects", "must be at most 50"));
-        }
-        Ok(())
-    }
-
     /// Resolves a relative `temp_dir` against the deployment file's directory, as model paths are.
     pub fn resolve_paths(&mut self, base_dir: &Path) {
         if let Some(d) = self.temp_dir.as_mut().filter(|d| d.is_relative()) {
             *d = base_dir.join(&*d);
         }
     }
-
-    /// Why challenges will be refused with this configuration, if they all will be.
-    pub fn refusal_reason(&self) -> Option<String> {
-        if self.auth == AuthMode::None {
-            return None;
-        }
-        if self.validators.is_empty() {
-            return Some(
-                "service.validators is empty: every challenge is refused (403); list the \
-                 validator hotkeys allowed to send challenges"
-                    .into(),
-            );
-        }
-        if self.miner_hotkey.is_none() {
-            return Some(
-                "service.miner_hotkey is not set: every challenge is refused (403); set it to \
-                 this miner's hotkey (SS58)"
-                    .into(),
-            );
-        }
-        None
-    }
 }
 
+/// The timeouts as durations. They panic on negative, NaN or huge values, which the service
+/// refuses at start (`pitchside_service::config::validate`).
 impl DownloadConfig {
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.connect_timeout_s)
@@ -242,14 +142,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_are_valid_and_safe() {
-        let c = ServiceConfig::default();
-        c.validate().unwrap();
-        assert_eq!(c.auth, AuthMode::Signed);
-        assert!(!c.download.allow_private_addresses);
-        assert!(c.refusal_reason().unwrap().contains("validators"));
+    fn an_empty_section_is_the_default() {
         let parsed: ServiceConfig = serde_yaml_ng::from_str("{}").unwrap();
-        assert_eq!(parsed, c);
+        assert_eq!(parsed, ServiceConfig::default());
+        assert_eq!(parsed.auth, AuthMode::Signed);
+        assert!(!parsed.download.allow_private_addresses);
     }
 
     #[test]
@@ -266,26 +163,6 @@ mod tests {
         assert!(serde_yaml_ng::from_str::<ServiceConfig>("lisen: 1.2.3.4:1").is_err());
         assert!(serde_yaml_ng::from_str::<ServiceConfig>("download: { retry: 1 }").is_err());
         assert!(serde_yaml_ng::from_str::<ServiceConfig>("auth: off").is_err());
-    }
-
-    #[test]
-    fn validate_catches_bad_values() {
-        let mut c = ServiceConfig {
-            max_concurrent_challenges: 0,
-            ..Default::default()
-        };
-        assert_eq!(c.validate().unwrap_err().field, "max_concurrent_challenges");
-        c.max_concurrent_challenges = 1;
-        c.validators = vec!["not-an-address".into()];
-        assert_eq!(c.validate().unwrap_err().field, "validators[0]");
-        c.validators = vec![];
-        c.download.read_timeout_s = -1.0;
-        assert_eq!(c.validate().unwrap_err().field, "download.read_timeout_s");
-        c.download.read_timeout_s = f64::NAN;
-        assert!(c.validate().is_err());
-        c.download.read_timeout_s = 30.0;
-        c.warm_up_frame = Some([0, 1080]);
-        assert_eq!(c.validate().unwrap_err().field, "warm_up_frame");
         let off: ServiceConfig = serde_yaml_ng::from_str("warm_up_frame: null").unwrap();
         assert_eq!(off.warm_up_frame, None);
     }

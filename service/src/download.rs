@@ -4,7 +4,7 @@
 //! body, the size cap (Content-Length and a running count). Attempts are retried with
 //! exponential back-off after connection errors, timeouts, cut bodies and 5xx answers, never
 //! after a 4xx. One total timeout covers all attempts. Internal addresses are refused (see
-//! [`super::netguard`]). Google Drive share links go through [`super::gdrive`].
+//! [`crate::netguard`]). Google Drive share links go through [`crate::gdrive`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,9 +16,11 @@ use tempfile::NamedTempFile;
 use tokio::io::AsyncWriteExt;
 use tokio::time::timeout;
 
-use super::config::DownloadConfig;
-use super::gdrive;
-use super::netguard::{self, UrlRefused};
+use pitchside_engine::video::{self, VideoError, VideoInfo};
+
+use crate::config::DownloadConfig;
+use crate::gdrive;
+use crate::netguard::{self, UrlRefused};
 
 /// Largest interstitial page read into memory (Drive's are ~3 KiB).
 const MAX_HTML_BYTES: usize = 2 << 20;
@@ -148,34 +150,13 @@ pub struct Downloaded {
     pub attempts: u32,
 }
 
-/// What the content check found.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct VideoSummary {
-    pub width: u32,
-    pub height: u32,
-    pub fps: f64,
-    pub frame_count: u64,
-}
-
-/// Opens a file as OpenCV will for analysis and decodes one frame (blocking).
-pub fn probe_video(path: &Path) -> Result<VideoSummary, String> {
-    use opencv::prelude::*;
-    use opencv::videoio::{self, VideoCapture};
-    let mut cap = VideoCapture::from_file(&*path.to_string_lossy(), videoio::CAP_ANY)
-        .map_err(|e| format!("OpenCV cannot open it ({e})"))?;
-    if !cap.is_opened().unwrap_or(false) {
-        return Err("no demuxer/decoder accepted it".into());
-    }
-    let mut frame = opencv::core::Mat::default();
-    if !cap.read(&mut frame).unwrap_or(false) || frame.empty() {
-        return Err("it has no decodable frame".into());
-    }
-    let get = |p| cap.get(p).unwrap_or(0.0);
-    Ok(VideoSummary {
-        width: frame.cols().max(0) as u32,
-        height: frame.rows().max(0) as u32,
-        fps: get(videoio::CAP_PROP_FPS),
-        frame_count: get(videoio::CAP_PROP_FRAME_COUNT).max(0.0) as u64,
+/// The content check: the file must open as the pipeline's decoder will open it and yield a
+/// frame (blocking). The message says why not, without the temporary file's name.
+pub fn check_video(path: &Path) -> Result<VideoInfo, String> {
+    video::probe(path).map_err(|e| match e {
+        VideoError::NotAVideo { detail, .. } => detail,
+        VideoError::NoFrames { .. } => "it has no decodable frame".into(),
+        other => other.to_string(),
     })
 }
 
@@ -585,9 +566,21 @@ mod tests {
     }
 
     #[test]
-    fn probe_rejects_non_video() {
+    fn the_check_refuses_a_non_video_without_naming_the_file() {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         std::io::Write::write_all(&mut f, &[b'x'; 10_000]).unwrap();
-        assert!(probe_video(f.path()).is_err());
+        let e = check_video(f.path()).unwrap_err();
+        let name = f.path().file_name().unwrap().to_string_lossy();
+        assert!(!e.contains(&*name), "{e}");
+    }
+
+    /// The check opens the video as the decoder does: same size, rate and frame count.
+    #[test]
+    fn the_check_sees_what_the_decoder_sees() {
+        let clip = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/vtest.avi");
+        let info = check_video(&clip).expect("assets/vtest.avi (scripts/fetch-assets.sh)");
+        let decoder = video::Decoder::start(&clip, 1, 8).unwrap();
+        assert_eq!(info, decoder.info);
+        assert_eq!((info.width, info.height, info.frame_count), (768, 576, 795));
     }
 }

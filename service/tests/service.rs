@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pitchside_engine::service::{Analyzer, AuthMode, DownloadConfig, Server, ServiceConfig};
+use pitchside_service::{Analyzer, AuthMode, DownloadConfig, Server, ServiceConfig};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::analyzer::StandInAnalyzer;
@@ -760,7 +760,7 @@ async fn a_validator_hanging_up_stops_the_analysis_and_frees_the_slot() {
 #[tokio::test]
 #[ignore = "needs the internet"]
 async fn downloads_over_https_from_a_public_host() {
-    use pitchside_engine::service::download::Downloader;
+    use pitchside_service::download::Downloader;
     let url = std::env::var("PITCHSIDE_PUBLIC_URL")
         .unwrap_or_else(|_| "https://pypi.org/simple/pip/".to_string());
     let temp = tempfile::tempdir().unwrap();
@@ -772,40 +772,14 @@ async fn downloads_over_https_from_a_public_host() {
     assert_eq!(std::fs::read_dir(temp.path()).unwrap().count(), 0);
 }
 
-/// Not a test: runs the service with the stand-in analyzer until SIGTERM, for
-/// tools/load_test/load_test.py. Environment: PITCHSIDE_LISTEN (default 127.0.0.1:8000),
-/// PITCHSIDE_MAX_CONCURRENT (1), PITCHSIDE_STAND_IN_FRAME_MS (0).
-#[test]
-#[ignore = "a server for tools/load_test, not a test"]
-fn stand_in_server() {
-    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
-    let listen: SocketAddr = env("PITCHSIDE_LISTEN", "127.0.0.1:8000").parse().unwrap();
-    let max: usize = env("PITCHSIDE_MAX_CONCURRENT", "1").parse().unwrap();
-    let frame_ms: u64 = env("PITCHSIDE_STAND_IN_FRAME_MS", "0").parse().unwrap();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(env("RUST_LOG", "info")))
-        .with_writer(std::io::stderr)
-        .try_init();
-    let cfg = ServiceConfig {
-        auth: AuthMode::None,
-        max_concurrent_challenges: max,
-        download: DownloadConfig {
-            allow_private_addresses: true,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let analyzer = Arc::new(StandInAnalyzer::slow(Duration::from_millis(frame_ms)));
-    pitchside_engine::service::run(cfg, Some(listen), analyzer).unwrap();
-}
-
 /// The service with the real pipeline (not the stand-in): the test deployment's real
 /// weights at 320 px on the real clip, downloaded over loopback, signed like a validator.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_pipeline_answers_a_signed_challenge() {
     use pitchside_engine::config::{ConfigSource, Deployment, EnvOverrides};
     use pitchside_engine::device::Backend;
-    use pitchside_engine::pipeline::{Pipeline, PipelineAnalyzer};
+    use pitchside_engine::pipeline::Pipeline;
+    use pitchside_service::PipelineAnalyzer;
 
     let path = support::root().join("tests/fixtures/deployments/vtest-320.yaml");
     let d = Deployment::parse(

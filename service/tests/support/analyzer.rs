@@ -1,5 +1,6 @@
 //! A stand-in for the analysis pipeline: really decodes the video with OpenCV and returns one
 //! empty frame entry per decoded frame. Swap in the pipeline's analyzer where this is built.
+//! Also compiled into `examples/load_test_server.rs`.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -7,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use opencv::prelude::*;
 use opencv::videoio::{self, VideoCapture};
-use pitchside_engine::service::{AnalyzeError, Analyzer};
-use serde_json::{Value, json};
+use pitchside_engine::response::{DEFAULT_KEYPOINTS, FrameResult, Response};
+use pitchside_service::{AnalyzeError, Analyzer};
 
 #[derive(Debug, Default)]
 pub struct StandInAnalyzer {
@@ -38,7 +39,7 @@ impl Analyzer for StandInAnalyzer {
         video: &Path,
         challenge_id: &str,
         cancel: &AtomicBool,
-    ) -> Result<Value, AnalyzeError> {
+    ) -> Result<Response, AnalyzeError> {
         self.started.fetch_add(1, Ordering::SeqCst);
         let t0 = Instant::now();
         let decode = |e: opencv::Error| AnalyzeError::new("decode", e.to_string());
@@ -57,19 +58,21 @@ impl Analyzer for StandInAnalyzer {
                 self.cancelled.fetch_add(1, Ordering::SeqCst);
                 break;
             }
-            frames.push(json!({
-                "frame_number": frames.len(),
-                "keypoints": vec![[0, 0]; 32],
-                "objects": [],
-            }));
+            frames.push(FrameResult::new(
+                frames.len() as u64,
+                &[[0.0; 2]; DEFAULT_KEYPOINTS],
+                Vec::new(),
+            ));
             if !self.per_frame.is_zero() {
                 std::thread::sleep(self.per_frame);
             }
         }
-        Ok(json!({
-            "challenge_id": challenge_id,
-            "frames": frames,
-            "processing_time": t0.elapsed().as_secs_f64(),
-        }))
+        Ok(Response {
+            challenge_id: challenge_id.into(),
+            frames,
+            processing_time: t0.elapsed().as_secs_f64(),
+            partial: false,
+            error: None,
+        })
     }
 }

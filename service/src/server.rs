@@ -1,20 +1,10 @@
-//! The Score Vision miner service (`pitchside serve`).
+//! The HTTP side: routes, challenge slots, the shutdown drain.
 //!
-//! Endpoints: `POST /soccer/challenge` (validator-signed, see [`auth`]), `GET /availability`,
-//! `GET /health`, `GET /metrics`. A challenge is downloaded ([`download`]), checked to be a
-//! video, and handed to an [`Analyzer`] on a blocking thread. At most
+//! A challenge is authenticated ([`crate::auth`]), downloaded ([`crate::download`]), checked to
+//! be a video, and handed to an [`Analyzer`] on a blocking thread. At most
 //! `max_concurrent_challenges` run at once; others get 503 with `Retry-After`. On shutdown the
-//! running challenges finish, new ones get 503, then the server exits.
-//!
-//! Entry points: [`run`] (blocking; handles SIGTERM and ctrl-c) for the CLI, [`Server::start`]
-//! (binds, then runs in the background, e.g. on 127.0.0.1:0 in tests) and [`serve`].
-
-pub mod auth;
-pub mod config;
-pub mod download;
-pub mod gdrive;
-pub mod metrics;
-pub mod netguard;
+//! running challenges finish, new ones get 503, then the server exits. Routes are declared in
+//! [`Server::start`]; each is one handler function below.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -35,42 +25,13 @@ use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
-pub use config::{AuthMode, DownloadConfig, ServiceConfig, ServiceConfigError};
+use pitchside_engine::response::{ChallengeId, Response as Answer};
 
-use auth::{AuthError, Authenticator};
-use download::{DownloadError, Downloader};
-use metrics::{Gauges, Metrics};
-
-/// Turns a local video into a Score Vision answer. Implemented by the analysis pipeline; the
-/// tests use a stand-in that only decodes frames.
-pub trait Analyzer: Send + Sync + 'static {
-    /// Analyses a local video file (blocking, CPU/GPU heavy: the service calls it in spawn_blocking).
-    /// Returns the Score Vision response object {"challenge_id", "frames": [...], "processing_time"}.
-    /// `cancel` becomes true when the service wants it to stop early (it may return partial results).
-    fn analyze(
-        &self,
-        video: &Path,
-        challenge_id: &str,
-        cancel: &AtomicBool,
-    ) -> Result<Value, AnalyzeError>;
-}
-
-/// An analysis failure. `kind` labels the `errors_total` metric (e.g. `decode`, `model`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct AnalyzeError {
-    pub kind: String,
-    pub message: String,
-}
-
-impl AnalyzeError {
-    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> AnalyzeError {
-        AnalyzeError {
-            kind: kind.into(),
-            message: message.into(),
-        }
-    }
-}
+use crate::analyzer::Analyzer;
+use crate::auth::{self, AuthError, Authenticator};
+use crate::config::{self, AuthMode, ServiceConfig, ServiceConfigError};
+use crate::download::{self, DownloadError, Downloader};
+use crate::metrics::{Gauges, Metrics};
 
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -208,12 +169,20 @@ fn unavailable(state: &AppState, why: &str) -> Response {
     r
 }
 
-fn id_text(id: &Value) -> Option<String> {
+/// The challenge id as the validator sent it, if it is one (a non-empty string or a number).
+fn challenge_id(id: &Value) -> Option<ChallengeId> {
     match id {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) if !s.is_empty() => Some(ChallengeId::Text(s.clone())),
+        Value::Number(n) => Some(ChallengeId::Number(n.clone())),
         _ => None,
     }
+}
+
+/// The answer's JSON. Through a `serde_json::Value`, whose objects keep their keys sorted:
+/// the service has always answered with sorted keys (`pitchside run` writes them in field
+/// order), so the bytes validators get stay what they were.
+fn answer_json(answer: &Answer) -> Result<Value, serde_json::Error> {
+    serde_json::to_value(answer)
 }
 
 async fn challenge(
@@ -253,7 +222,7 @@ async fn challenge(
             );
         }
     };
-    let Some(id) = id_text(&req.challenge_id) else {
+    let Some(id) = challenge_id(&req.challenge_id) else {
         m.challenge("bad_request");
         m.error("request_json");
         return json_response(
@@ -299,7 +268,7 @@ async fn run_challenge(
     state: Arc<AppState>,
     permit: OwnedSemaphorePermit,
     req: ChallengeRequest,
-    id: String,
+    id: ChallengeId,
     caller: auth::Caller,
     started: Instant,
 ) -> Response {
@@ -339,7 +308,7 @@ async fn challenge_stages(
     slot: Slot,
     cancel: Arc<AtomicBool>,
     req: ChallengeRequest,
-    id: String,
+    id: ChallengeId,
     started: Instant,
 ) -> Response {
     let m = &state.metrics;
@@ -383,7 +352,7 @@ async fn challenge_stages(
     let bytes = downloaded.bytes;
     let file = downloaded.file;
     let checked = tokio::task::spawn_blocking(move || {
-        let r = download::probe_video(file.path());
+        let r = download::check_video(file.path());
         (file, r)
     })
     .await;
@@ -427,7 +396,7 @@ async fn challenge_stages(
     let t = Instant::now();
     let analyzer = state.analyzer.clone();
     let flag = cancel.clone();
-    let aid = id.clone();
+    let aid = id.to_string();
     let analysed = tokio::task::spawn_blocking(move || {
         let r = analyzer.analyze(file.path(), &aid, &flag);
         drop(file);
@@ -438,7 +407,7 @@ async fn challenge_stages(
     let analyse_time = t.elapsed();
     m.stage("analyze", analyse_time);
     let mut answer = match analysed {
-        Ok(Ok(v)) => v,
+        Ok(Ok(answer)) => answer,
         Ok(Err(e)) => {
             return fail(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -456,22 +425,20 @@ async fn challenge_stages(
             );
         }
     };
-    let Some(obj) = answer.as_object_mut() else {
-        return fail(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "analysis_failed",
-            "analysis_output".into(),
-            "the analyzer returned something other than a JSON object".into(),
-        );
-    };
     // The validator matches answers by id: always echo the one it sent, as it sent it.
-    obj.insert("challenge_id".into(), req.challenge_id.clone());
-    obj.entry("processing_time")
-        .or_insert_with(|| json!(analyse_time.as_secs_f64()));
-    let frames = obj
-        .get("frames")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
+    answer.challenge_id = id;
+    let frames = answer.frames.len();
+    let body = match answer_json(&answer) {
+        Ok(body) => body,
+        Err(e) => {
+            return fail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "analysis_failed",
+                "analysis_serialize".into(),
+                format!("analysis failed: {e}"),
+            );
+        }
+    };
     let total = started.elapsed();
     m.stage("total", total);
     m.challenge("ok");
@@ -480,7 +447,7 @@ async fn challenge_stages(
         analyse_time.as_secs_f64(),
         total.as_secs_f64()
     );
-    json_response(StatusCode::OK, answer)
+    json_response(StatusCode::OK, body)
 }
 
 async fn availability(State(state): State<Arc<AppState>>) -> Response {
@@ -501,7 +468,7 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
             "in_flight": state.in_flight(),
             "capacity": state.capacity(),
             "auth": state.cfg.auth,
-            "accepting_challenges": state.cfg.refusal_reason().is_none(),
+            "accepting_challenges": config::refusal_reason(&state.cfg).is_none(),
             "version": env!("CARGO_PKG_VERSION"),
         }),
     )
@@ -539,7 +506,7 @@ impl Server {
         analyzer: Arc<dyn Analyzer>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<Server, ServiceError> {
-        cfg.validate()?;
+        config::validate(&cfg)?;
         let temp_dir = cfg.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
         std::fs::create_dir_all(&temp_dir).map_err(|source| ServiceError::TempDir {
             path: temp_dir.clone(),
@@ -670,7 +637,7 @@ fn log_startup(cfg: &ServiceConfig, addr: SocketAddr, temp_dir: &Path) {
                 cfg.validators.len(),
                 cfg.nonce_window_s
             );
-            if let Some(why) = cfg.refusal_reason() {
+            if let Some(why) = config::refusal_reason(cfg) {
                 tracing::warn!("{why}");
             }
         }
@@ -757,4 +724,42 @@ pub fn run(
     // An analyzer that ignores its cancel flag must not hold the process forever.
     rt.shutdown_timeout(Duration::from_secs(5));
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pitchside_engine::response::{FrameResult, ObjectResult};
+
+    #[test]
+    fn challenge_ids_are_non_empty_strings_or_numbers_kept_as_sent() {
+        assert_eq!(challenge_id(&json!("c-1")), Some(ChallengeId::from("c-1")));
+        assert_eq!(
+            challenge_id(&json!(42)),
+            Some(ChallengeId::Number(42.into()))
+        );
+        for bad in [json!(""), json!(null), json!(true), json!(["x"])] {
+            assert_eq!(challenge_id(&bad), None, "{bad}");
+        }
+    }
+
+    /// The bytes on the wire: keys sorted at every level, the id as the validator sent it.
+    #[test]
+    fn the_answer_is_serialised_with_sorted_keys() {
+        let answer = Answer {
+            challenge_id: ChallengeId::Number(7.into()),
+            frames: vec![FrameResult::new(
+                0,
+                &[[1.5, 2.25]],
+                vec![ObjectResult::new(3, [1.0, 2.0, 30.5, 40.0], 2)],
+            )],
+            processing_time: 0.25,
+            partial: true,
+            error: Some("cancelled".into()),
+        };
+        assert_eq!(
+            serde_json::to_string(&answer_json(&answer).unwrap()).unwrap(),
+            r#"{"challenge_id":7,"error":"cancelled","frames":[{"frame_number":0,"keypoints":[[1.5,2.25]],"objects":[{"bbox":[1.0,2.0,30.5,40.0],"class_id":2,"id":3}]}],"partial":true,"processing_time":0.25}"#
+        );
+    }
 }

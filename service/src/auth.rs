@@ -10,76 +10,19 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderMap;
-use blake2::{Blake2b512, Digest as _};
-use sha2::Sha256;
+use sha2::{Digest as _, Sha256};
 
-use super::config::{AuthMode, ServiceConfig};
+use crate::config::{AuthMode, ServiceConfig};
+use crate::ss58;
 
 pub const HEADER_VALIDATOR: &str = "validator-hotkey";
 pub const HEADER_MINER: &str = "miner-hotkey";
 pub const HEADER_NONCE: &str = "nonce";
 pub const HEADER_SIGNATURE: &str = "signature";
 
-/// The generic Substrate SS58 prefix, which Bittensor uses.
-pub const SS58_PREFIX_SUBSTRATE: u16 = 42;
-
 /// Most nonces remembered at once. Only validly signed requests from allow-listed validators
 /// add one, so this bounds memory against a misbehaving validator, not the internet.
 const NONCE_STORE_CAP: usize = 100_000;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Ss58Error {
-    #[error("not base58")]
-    Base58,
-    #[error("wrong length ({0} bytes) for an SS58 account address")]
-    Length(usize),
-    #[error("bad SS58 checksum")]
-    Checksum,
-}
-
-fn ss58_checksum(data: &[u8]) -> [u8; 2] {
-    let mut h = Blake2b512::new();
-    h.update(b"SS58PRE");
-    h.update(data);
-    let d = h.finalize();
-    [d[0], d[1]]
-}
-
-/// Decodes an SS58 account address (any network prefix) into its 32-byte public key.
-pub fn ss58_decode(address: &str) -> Result<[u8; 32], Ss58Error> {
-    let data = bs58::decode(address)
-        .into_vec()
-        .map_err(|_| Ss58Error::Base58)?;
-    // 1-byte prefixes are 0..=63; 2-byte prefixes set bit 6 of the first byte.
-    let prefix_len = match (data.len(), data.first()) {
-        (35, Some(b)) if *b < 64 => 1,
-        (36, Some(b)) if (64..128).contains(b) => 2,
-        (n, _) => return Err(Ss58Error::Length(n)),
-    };
-    let (body, check) = data.split_at(data.len() - 2);
-    if ss58_checksum(body) != check {
-        return Err(Ss58Error::Checksum);
-    }
-    let mut key = [0u8; 32];
-    key.copy_from_slice(&body[prefix_len..]);
-    Ok(key)
-}
-
-/// Encodes a public key as an SS58 address with `prefix` (42 for Bittensor).
-pub fn ss58_encode(public_key: &[u8; 32], prefix: u16) -> String {
-    let mut data = Vec::with_capacity(36);
-    if prefix < 64 {
-        data.push(prefix as u8);
-    } else {
-        let p = prefix & 0x3fff;
-        data.push((((p & 0b1111_1100) >> 2) as u8) | 0b0100_0000);
-        data.push(((p >> 8) as u8) | (((p & 0b11) as u8) << 6));
-    }
-    data.extend_from_slice(public_key);
-    let c = ss58_checksum(&data);
-    data.extend_from_slice(&c);
-    bs58::encode(data).into_string()
-}
 
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
@@ -263,7 +206,7 @@ impl Authenticator {
         let validators = cfg
             .validators
             .iter()
-            .filter_map(|v| ss58_decode(v).ok().map(|k| (v.clone(), k)))
+            .filter_map(|v| ss58::decode(v).ok().map(|k| (v.clone(), k)))
             .collect();
         Authenticator {
             mode: cfg.auth,
@@ -341,25 +284,6 @@ mod tests {
     }
 
     #[test]
-    fn ss58_round_trips_and_matches_known_address() {
-        // Alice's well-known sr25519 public key and generic-prefix address.
-        let alice = hex::decode("d43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d")
-            .unwrap();
-        let alice: [u8; 32] = alice.try_into().unwrap();
-        let addr = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
-        assert_eq!(ss58_encode(&alice, 42), addr);
-        assert_eq!(ss58_decode(addr).unwrap(), alice);
-        // One character changed: checksum fails.
-        let bad = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQZ";
-        assert_eq!(ss58_decode(bad), Err(Ss58Error::Checksum));
-        assert_eq!(ss58_decode("0OIl"), Err(Ss58Error::Base58));
-        assert!(matches!(ss58_decode("abc"), Err(Ss58Error::Length(_))));
-        // Two-byte prefixes round-trip too.
-        let a = ss58_encode(&alice, 1000);
-        assert_eq!(ss58_decode(&a).unwrap(), alice);
-    }
-
-    #[test]
     fn signatures_verify_only_for_the_right_key_and_message() {
         let kp = keypair(7);
         let pk = kp.public.to_bytes();
@@ -389,7 +313,7 @@ mod tests {
         body: &[u8],
     ) -> HeaderMap {
         let mut h = HeaderMap::new();
-        let v = ss58_encode(&kp.public.to_bytes(), 42);
+        let v = ss58::encode(&kp.public.to_bytes(), 42);
         h.insert(HEADER_VALIDATOR, HeaderValue::from_str(&v).unwrap());
         h.insert(HEADER_MINER, HeaderValue::from_str(miner).unwrap());
         h.insert(HEADER_NONCE, HeaderValue::from_str(nonce).unwrap());
@@ -401,10 +325,10 @@ mod tests {
     #[test]
     fn authenticator_checks_in_order() {
         let validator = keypair(1);
-        let miner = ss58_encode(&keypair(2).public.to_bytes(), 42);
+        let miner = ss58::encode(&keypair(2).public.to_bytes(), 42);
         let cfg = ServiceConfig {
             miner_hotkey: Some(miner.clone()),
-            validators: vec![ss58_encode(&validator.public.to_bytes(), 42)],
+            validators: vec![ss58::encode(&validator.public.to_bytes(), 42)],
             ..Default::default()
         };
         let auth = Authenticator::new(&cfg);

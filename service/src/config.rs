@@ -1,0 +1,163 @@
+//! What the service checks in its `service:` section before it starts.
+//!
+//! The section's types are plain data in the engine's deployment config
+//! ([`pitchside_engine::config::service`]), parsed with the rest of the YAML so that a typo is
+//! reported at its file:line:column; the checks that need more than serde (ranges, SS58
+//! addresses, duplicates) are here, next to the code that relies on them.
+
+pub use pitchside_engine::config::service::{AuthMode, DownloadConfig, ServiceConfig};
+
+use crate::ss58;
+
+/// A semantic problem in the `service:` section.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("service.{field}: {message}")]
+pub struct ServiceConfigError {
+    pub field: String,
+    pub message: String,
+}
+
+fn err(field: impl Into<String>, message: impl Into<String>) -> ServiceConfigError {
+    ServiceConfigError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+fn positive_secs(field: &str, v: f64) -> Result<(), ServiceConfigError> {
+    // Duration::from_secs_f64 panics on negative, NaN or huge values: reject them here.
+    if v.is_finite() && v > 0.0 && v < 1.0e9 {
+        Ok(())
+    } else {
+        Err(err(
+            field,
+            format!("must be a positive number of seconds, got {v}"),
+        ))
+    }
+}
+
+/// Checks values serde cannot: ranges, SS58 addresses, duplicates.
+pub fn validate(cfg: &ServiceConfig) -> Result<(), ServiceConfigError> {
+    if cfg.max_concurrent_challenges == 0 {
+        return Err(err("max_concurrent_challenges", "must be at least 1"));
+    }
+    if cfg.max_request_bytes < 1024 {
+        return Err(err("max_request_bytes", "must be at least 1024"));
+    }
+    if cfg.nonce_window_s == 0 || cfg.nonce_window_s > 3600 {
+        return Err(err("nonce_window_s", "must be between 1 and 3600"));
+    }
+    if cfg.retry_after_s == 0 {
+        return Err(err("retry_after_s", "must be at least 1"));
+    }
+    positive_secs("drain_timeout_s", cfg.drain_timeout_s)?;
+    if let Some([w, h]) = cfg.warm_up_frame
+        && (w == 0 || h == 0 || w > 8192 || h > 8192)
+    {
+        return Err(err(
+            "warm_up_frame",
+            format!("{w}x{h}: width and height must be between 1 and 8192"),
+        ));
+    }
+    if let Some(h) = &cfg.miner_hotkey {
+        ss58::decode(h).map_err(|e| err("miner_hotkey", format!("{h:?}: {e}")))?;
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, v) in cfg.validators.iter().enumerate() {
+        ss58::decode(v).map_err(|e| err(format!("validators[{i}]"), format!("{v:?}: {e}")))?;
+        if !seen.insert(v) {
+            return Err(err(
+                format!("validators[{i}]"),
+                format!("{v} is listed twice"),
+            ));
+        }
+    }
+    let d = &cfg.download;
+    positive_secs("download.connect_timeout_s", d.connect_timeout_s)?;
+    positive_secs("download.read_timeout_s", d.read_timeout_s)?;
+    positive_secs("download.total_timeout_s", d.total_timeout_s)?;
+    positive_secs("download.backoff_base_s", d.backoff_base_s)?;
+    if d.retries > 20 {
+        return Err(err("download.retries", "must be at most 20"));
+    }
+    if d.max_bytes == 0 {
+        return Err(err("download.max_bytes", "must be positive"));
+    }
+    if d.max_redirects > 50 {
+        return Err(err("download.max_redirects", "must be at most 50"));
+    }
+    Ok(())
+}
+
+/// Why challenges will be refused with this configuration, if they all will be.
+pub fn refusal_reason(cfg: &ServiceConfig) -> Option<String> {
+    if cfg.auth == AuthMode::None {
+        return None;
+    }
+    if cfg.validators.is_empty() {
+        return Some(
+            "service.validators is empty: every challenge is refused (403); list the \
+             validator hotkeys allowed to send challenges"
+                .into(),
+        );
+    }
+    if cfg.miner_hotkey.is_none() {
+        return Some(
+            "service.miner_hotkey is not set: every challenge is refused (403); set it to \
+             this miner's hotkey (SS58)"
+                .into(),
+        );
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_safe() {
+        let c = ServiceConfig::default();
+        validate(&c).unwrap();
+        assert_eq!(c.auth, AuthMode::Signed);
+        assert!(!c.download.allow_private_addresses);
+        assert!(refusal_reason(&c).unwrap().contains("validators"));
+        let parsed: ServiceConfig = serde_yaml_ng::from_str("{}").unwrap();
+        assert_eq!(parsed, c);
+    }
+
+    #[test]
+    fn validate_catches_bad_values() {
+        let mut c = ServiceConfig {
+            max_concurrent_challenges: 0,
+            ..Default::default()
+        };
+        assert_eq!(validate(&c).unwrap_err().field, "max_concurrent_challenges");
+        c.max_concurrent_challenges = 1;
+        c.validators = vec!["not-an-address".into()];
+        assert_eq!(validate(&c).unwrap_err().field, "validators[0]");
+        c.validators = vec![];
+        c.download.read_timeout_s = -1.0;
+        assert_eq!(validate(&c).unwrap_err().field, "download.read_timeout_s");
+        c.download.read_timeout_s = f64::NAN;
+        assert!(validate(&c).is_err());
+        c.download.read_timeout_s = 30.0;
+        c.warm_up_frame = Some([0, 1080]);
+        assert_eq!(validate(&c).unwrap_err().field, "warm_up_frame");
+    }
+
+    #[test]
+    fn refusal_names_what_is_missing() {
+        let alice = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY".to_string();
+        let mut c = ServiceConfig {
+            validators: vec![alice.clone()],
+            ..Default::default()
+        };
+        assert!(refusal_reason(&c).unwrap().contains("miner_hotkey"));
+        c.miner_hotkey = Some(alice);
+        assert_eq!(refusal_reason(&c), None);
+        c.validators.clear();
+        c.auth = AuthMode::None;
+        assert_eq!(refusal_reason(&c), None);
+    }
+}
