@@ -20,7 +20,7 @@ impl ImageSize {
     pub const STRIDE: u32 = 32;
 
     pub const fn new(v: u32) -> Result<ImageSize, ImageSizeError> {
-        if v > 0 && v % Self::STRIDE == 0 {
+        if v > 0 && v.is_multiple_of(Self::STRIDE) {
             Ok(ImageSize(v))
         } else {
             Err(ImageSizeError(v))
