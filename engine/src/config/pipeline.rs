@@ -22,7 +22,7 @@ pub enum PluginSource<B: 'static> {
 
 /// Why a `plugin:`/`library:` pair names no plugin.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceError {
+enum SourceError {
     Both,
     Neither,
     /// The message, e.g. "unknown tracker `sort` (built-in: bytetrack)".
@@ -198,11 +198,11 @@ pub(super) struct RawPipeline {
     ball_tracker: Option<RawTracker>,
 }
 
-/// A pipeline error: the key path it is at and the message.
-pub(super) type PipelineError = (Vec<&'static str>, String);
+/// What is wrong, and the key path where it is.
+pub(super) type KeyedError = (Vec<&'static str>, String);
 
 impl RawTracker {
-    fn parse(self, key: &'static str) -> Result<TrackerConfig, PipelineError> {
+    fn parse(self, key: &'static str) -> Result<TrackerConfig, KeyedError> {
         let source = PluginSource::parse(
             self.plugin,
             self.library,
@@ -228,7 +228,7 @@ impl RawTracker {
 }
 
 impl RawPipeline {
-    pub(super) fn parse(self) -> Result<PipelineConfig, PipelineError> {
+    pub(super) fn parse(self) -> Result<PipelineConfig, KeyedError> {
         let at = || vec!["pipeline", "detectors"];
         if self.detectors.is_empty() {
             return Err((at(), "no detectors configured".into()));
