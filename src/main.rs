@@ -139,8 +139,8 @@ struct DetectArgs {
     /// Ultralytics checkpoint (.pt) or .safetensors with its .json architecture.
     #[arg(long)]
     model: PathBuf,
-    #[arg(long, default_value_t = 640)]
-    imgsz: u32,
+    #[arg(long, default_value = "640")]
+    imgsz: pitchside_engine::config::ImageSize,
     #[arg(long, default_value_t = 0.25)]
     conf: f32,
     #[arg(long, default_value_t = 0.7)]
@@ -249,25 +249,10 @@ fn run(cli: Cli) -> Result<()> {
                 Some(p) => Some(Deployment::from_file(p)?),
                 None => None,
             };
-            println!(
-                "{:<10} {:<12} {:<9} {:<4} source",
-                "kind", "name", "version", "abi"
+            print!(
+                "{}",
+                pitchside_engine::plugin_host::plugins_table(deployment.as_ref())
             );
-            for row in pitchside_engine::plugin_host::list_plugins(deployment.as_ref()) {
-                match row {
-                    Ok(p) => println!(
-                        "{:<10} {:<12} {:<9} {:<4} {}",
-                        p.info.kind.to_string(),
-                        p.info.name,
-                        p.info.version,
-                        p.abi_version
-                            .map(|v| v.to_string())
-                            .unwrap_or_else(|| "-".into()),
-                        p.source
-                    ),
-                    Err(e) => println!("error: {e}"),
-                }
-            }
             Ok(())
         }
     }
@@ -515,9 +500,6 @@ fn detect(args: DetectArgs) -> Result<()> {
     use pitchside_engine::media::{annotate_detections, read_image};
     use pitchside_models::{NmsOptions, PredictOptions, YoloModel};
 
-    if args.imgsz == 0 || !args.imgsz.is_multiple_of(32) {
-        anyhow::bail!("--imgsz {} is not a positive multiple of 32", args.imgsz);
-    }
     for (name, v) in [("--conf", args.conf), ("--iou", args.iou)] {
         if !(0.0..=1.0).contains(&v) {
             anyhow::bail!("{name} {v} is outside [0, 1]");
@@ -532,7 +514,7 @@ fn detect(args: DetectArgs) -> Result<()> {
         pitchside_engine::model_device(sel.backend, args.half),
     )?;
     let opts = PredictOptions {
-        imgsz: args.imgsz,
+        imgsz: args.imgsz.get(),
         nms: NmsOptions {
             conf: args.conf,
             iou: args.iou,

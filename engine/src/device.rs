@@ -1,10 +1,9 @@
-//! Device selection: which Burn backend runs the models, and why.
+//! Device selection: which backend runs the models, and why. Knows nothing of
+//! deployments: the configuration maps a backend to its profile, not the other way.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-
-use crate::config::ProfileName;
 
 /// A backend Pitchside can run models on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -14,7 +13,7 @@ pub enum Backend {
     Cuda,
     /// burn-wgpu: Metal on Apple, Vulkan/DX12 elsewhere.
     Wgpu,
-    /// Burn's CPU backend.
+    /// The CPU: Pitchside's NHWC executor, with burn-flex for any module it lacks.
     Cpu,
 }
 
@@ -24,16 +23,6 @@ impl Backend {
             Backend::Cuda => "cuda",
             Backend::Wgpu => "wgpu",
             Backend::Cpu => "cpu",
-        }
-    }
-
-    /// The profile that follows this device unless the deployment pins one.
-    /// WGPU takes the `mps` profile: Metal on Apple is its main user.
-    pub fn default_profile(self) -> ProfileName {
-        match self {
-            Backend::Cuda => ProfileName::Cuda,
-            Backend::Wgpu => ProfileName::Mps,
-            Backend::Cpu => ProfileName::Cpu,
         }
     }
 
@@ -243,21 +232,30 @@ pub fn probe_cuda() -> ProbeResult {
             Ok(f) => f,
             Err(e) => return ProbeResult::Missing(format!("libcuda has no cuInit: {e}")),
         };
-        let rc = init(0);
-        if rc != 0 {
-            return ProbeResult::Missing(format!("cuInit failed with CUDA error {rc}"));
+        let init_rc = init(0);
+        if init_rc != 0 {
+            return cuda_answer(init_rc, 0, 0);
         }
         let count: libloading::Symbol<CuDeviceGetCount> = match lib.get(b"cuDeviceGetCount\0") {
             Ok(f) => f,
             Err(e) => return ProbeResult::Missing(format!("libcuda has no cuDeviceGetCount: {e}")),
         };
         let mut n = 0i32;
-        let rc = count(&mut n);
-        if rc != 0 || n <= 0 {
-            return ProbeResult::Missing(format!("no CUDA devices (error {rc}, count {n})"));
-        }
-        ProbeResult::Found((0..n).map(|i| format!("cuda:{i}")).collect())
+        let count_rc = count(&mut n);
+        cuda_answer(init_rc, count_rc, n)
     }
+}
+
+/// What the driver's answers mean: `cuInit`'s return code, then `cuDeviceGetCount`'s and
+/// the count it wrote.
+fn cuda_answer(init_rc: i32, count_rc: i32, n: i32) -> ProbeResult {
+    if init_rc != 0 {
+        return ProbeResult::Missing(format!("cuInit failed with CUDA error {init_rc}"));
+    }
+    if count_rc != 0 || n <= 0 {
+        return ProbeResult::Missing(format!("no CUDA devices (error {count_rc}, count {n})"));
+    }
+    ProbeResult::Found((0..n).map(|i| format!("cuda:{i}")).collect())
 }
 
 #[cfg(feature = "wgpu")]
@@ -392,26 +390,76 @@ mod tests {
     }
 
     #[test]
-    fn this_build_matches_features() {
-        let c = CompiledBackends::this_build();
-        assert_eq!(c.cuda, cfg!(feature = "cuda"));
-        assert_eq!(c.wgpu, cfg!(feature = "wgpu"));
-        assert_eq!(c.cpu, cfg!(feature = "cpu"));
+    fn cuda_driver_answers_are_read_right() {
+        assert_eq!(
+            cuda_answer(0, 0, 2),
+            ProbeResult::Found(vec!["cuda:0".into(), "cuda:1".into()])
+        );
+        assert_eq!(
+            cuda_answer(100, 0, 0),
+            ProbeResult::Missing("cuInit failed with CUDA error 100".into())
+        );
+        assert_eq!(
+            cuda_answer(0, 0, 0),
+            ProbeResult::Missing("no CUDA devices (error 0, count 0)".into())
+        );
+        assert_eq!(
+            cuda_answer(0, 3, 1),
+            ProbeResult::Missing("no CUDA devices (error 3, count 1)".into())
+        );
     }
 
     #[test]
-    fn cuda_probe_on_this_machine_does_not_panic() {
-        // No GPU here: must answer Missing, never panic.
-        let _ = probe_cuda();
-        let _ = probe_wgpu();
+    fn compiled_backends_list_in_preference_order() {
+        assert_eq!(
+            built(true, true).list(),
+            vec![Backend::Cuda, Backend::Wgpu, Backend::Cpu]
+        );
+        assert_eq!(built(false, true).list(), vec![Backend::Wgpu, Backend::Cpu]);
+        let none = CompiledBackends {
+            cuda: false,
+            wgpu: false,
+            cpu: false,
+        };
+        assert!(none.list().is_empty());
+        assert_eq!(
+            select_device(
+                DeviceRequest::Auto,
+                none,
+                &Canned {
+                    cuda: true,
+                    wgpu: true
+                }
+            ),
+            Err(DeviceError::NotCompiled(Backend::Cpu))
+        );
+    }
+
+    /// The default build has the CPU backend; `this_build` must say so.
+    #[cfg(feature = "cpu")]
+    #[test]
+    fn this_build_has_the_cpu_backend() {
+        assert!(
+            CompiledBackends::this_build()
+                .list()
+                .contains(&Backend::Cpu)
+        );
+    }
+
+    #[cfg(not(feature = "wgpu"))]
+    #[test]
+    fn wgpu_probe_without_the_feature_says_why() {
+        assert_eq!(
+            probe_wgpu(),
+            ProbeResult::Missing("built without the `wgpu` feature".into())
+        );
     }
 
     #[test]
-    fn profiles_follow_devices() {
-        assert_eq!(Backend::Cuda.default_profile(), ProfileName::Cuda);
-        assert_eq!(Backend::Wgpu.default_profile(), ProfileName::Mps);
-        assert_eq!(Backend::Cpu.default_profile(), ProfileName::Cpu);
+    fn requests_parse_case_and_blank_insensitively() {
         assert_eq!(DeviceRequest::parse(" CUDA "), Some(DeviceRequest::Cuda));
+        assert_eq!(DeviceRequest::parse("cpu"), Some(DeviceRequest::Cpu));
         assert_eq!(DeviceRequest::parse("gpu"), None);
+        assert_eq!("wgpu".parse::<DeviceRequest>(), Ok(DeviceRequest::Wgpu));
     }
 }

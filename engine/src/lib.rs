@@ -22,5 +22,6 @@ pub fn model_device(backend: Backend, half: bool) -> ModelDevice {
 }
 pub mod pipeline;
 pub mod plugin_host;
+pub mod registry;
 pub mod response;
 pub mod video;

@@ -9,7 +9,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use pitchside_models::StageTimes;
 use pitchside_plugin::{Detection, FrameRef, PluginError, Tracker};
 use serde::Serialize;
 
@@ -151,8 +150,8 @@ impl Pipeline {
             })?;
         }
         // Keep the first real run's stage times its own.
-        for slot in &self.detectors {
-            take_stage_times(slot);
+        for slot in &mut self.detectors {
+            slot.detector.take_stage_times();
         }
         Ok(start.elapsed())
     }
@@ -313,7 +312,7 @@ impl Pipeline {
         let t = Instant::now();
         let frames = assemble(&processed, total);
         stats.assemble_s = t.elapsed().as_secs_f64();
-        for slot in &self.detectors {
+        for slot in &mut self.detectors {
             let mut d = DetectorStats {
                 calls_s: call_time
                     .get(&slot.role)
@@ -321,7 +320,7 @@ impl Pipeline {
                     .unwrap_or(0.0),
                 ..Default::default()
             };
-            if let Some(st) = take_stage_times(slot) {
+            if let Some(st) = slot.detector.take_stage_times() {
                 d.preprocess_s = st.preprocess.as_secs_f64();
                 d.forward_s = st.forward.as_secs_f64();
                 d.postprocess_s = st.postprocess.as_secs_f64();
@@ -344,14 +343,6 @@ impl Pipeline {
             stats,
         ))
     }
-}
-
-/// A built-in detector's stage times since they were last taken (`None` for plugins).
-fn take_stage_times(slot: &DetectorSlot) -> Option<StageTimes> {
-    let times = slot.yolo_times.as_ref()?;
-    Some(std::mem::take(
-        &mut *times.lock().unwrap_or_else(|e| e.into_inner()),
-    ))
 }
 
 /// One detector's answer for a batch: detections per frame.

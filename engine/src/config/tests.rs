@@ -69,7 +69,11 @@ fn shipped_configs_parse() {
 fn profile_defaults_match_the_python_miner() {
     let c = Profile::defaults(ProfileName::Cuda);
     assert_eq!(
-        (c.imgsz.players, c.imgsz.pitch, c.imgsz.ball),
+        (
+            c.imgsz.players.get(),
+            c.imgsz.pitch.get(),
+            c.imgsz.ball.get()
+        ),
         (640, 640, 640)
     );
     assert_eq!((c.conf_threshold, c.iou_threshold), (0.35, 0.5));
@@ -85,7 +89,11 @@ fn profile_defaults_match_the_python_miner() {
 
     let m = Profile::defaults(ProfileName::Mps);
     assert_eq!(
-        (m.imgsz.players, m.imgsz.pitch, m.imgsz.ball),
+        (
+            m.imgsz.players.get(),
+            m.imgsz.pitch.get(),
+            m.imgsz.ball.get()
+        ),
         (1280, 1024, 1024)
     );
     assert_eq!((m.conf_threshold, m.iou_threshold), (0.25, 0.45));
@@ -101,7 +109,11 @@ fn profile_defaults_match_the_python_miner() {
 
     let p = Profile::defaults(ProfileName::Cpu);
     assert_eq!(
-        (p.imgsz.players, p.imgsz.pitch, p.imgsz.ball),
+        (
+            p.imgsz.players.get(),
+            p.imgsz.pitch.get(),
+            p.imgsz.ball.get()
+        ),
         (1024, 896, 896)
     );
     assert_eq!((p.conf_threshold, p.iou_threshold), (0.25, 0.45));
@@ -303,4 +315,155 @@ fn locate_key_finds_nested_keys() {
     // Only a prefix present: the deepest key found.
     assert_eq!(locate_key(MINIMAL, &["pipeline", "nothing"]), Some((8, 1)));
     assert_eq!(locate_key(MINIMAL, &["nothing"]), None);
+}
+
+#[test]
+fn profiles_follow_devices() {
+    assert_eq!(ProfileName::for_backend(Backend::Cuda), ProfileName::Cuda);
+    assert_eq!(ProfileName::for_backend(Backend::Wgpu), ProfileName::Mps);
+    assert_eq!(ProfileName::for_backend(Backend::Cpu), ProfileName::Cpu);
+    assert_eq!(ProfileChoice::Auto.resolve(Backend::Wgpu), ProfileName::Mps);
+    assert_eq!(ProfileChoice::Cpu.resolve(Backend::Cuda), ProfileName::Cpu);
+}
+
+#[test]
+fn image_sizes_are_positive_multiples_of_32() {
+    assert_eq!(ImageSize::new(640).map(ImageSize::get), Ok(640));
+    for bad in [0, 500, 31, 33] {
+        assert_eq!(ImageSize::new(bad), Err(ImageSizeError(bad)));
+    }
+    assert_eq!(
+        "1280".parse::<ImageSize>(),
+        ImageSize::new(1280).map_err(|e| e.to_string())
+    );
+    let err = "12x".parse::<ImageSize>().unwrap_err();
+    assert!(err.contains("multiple of 32"), "{err}");
+    // Sizes serialise as plain numbers (`config show`).
+    assert_eq!(serde_json::to_string(&ImageSize::fixed(96)).unwrap(), "96");
+    assert!(serde_json::from_str::<ImageSize>("100").is_err());
+}
+
+#[test]
+fn file_and_environment_patches_merge_the_same_way() {
+    let file = format!(
+        "{MINIMAL}profiles:\n  cpu:\n    imgsz: {{ players: 512, pitch: 512, ball: 512 }}\n    batch_size: 8\n    frame_stride: 3\n    prefetch_frames: 16\n    conf_threshold: 0.4\n    max_detections: 77\n"
+    );
+    let from_file = parse(&file)
+        .unwrap()
+        .effective(Backend::Cpu, &no_env())
+        .unwrap();
+    let env: &[(&str, &str)] = &[
+        ("IMG_SIZE", "512"),
+        ("BATCH_SIZE", "8"),
+        ("FRAME_STRIDE", "3"),
+        ("PREFETCH_FRAMES", "16"),
+        ("CONF_THRESHOLD", "0.4"),
+        ("MAX_DETECTIONS", "77"),
+    ];
+    let o = EnvOverrides::read(env).unwrap();
+    let from_env = parse(MINIMAL).unwrap().effective(Backend::Cpu, &o).unwrap();
+    assert_eq!(from_file.profile, from_env.profile);
+    assert_eq!(from_file.models, from_env.models);
+    // The environment comes last.
+    let o = EnvOverrides::read(&[("BATCH_SIZE", "5")][..]).unwrap();
+    let e = parse(&file).unwrap().effective(Backend::Cpu, &o).unwrap();
+    assert_eq!((e.profile.batch_size, e.profile.frame_stride), (5, 3));
+}
+
+#[test]
+fn plugin_sources_are_exactly_one_known_plugin() {
+    let d = parse(MINIMAL).unwrap();
+    let p = &d.file.pipeline;
+    assert!(matches!(p.detectors[0].source, PluginSource::Builtin(b) if b.name == "yolo"));
+    assert!(matches!(p.tracker.source, PluginSource::Builtin(b) if b.name == "bytetrack"));
+
+    let lib = MINIMAL.replace(
+        "  tracker:\n    plugin: bytetrack\n",
+        "  tracker:\n    library: libt.so\n    params: { a: 1 }\n",
+    );
+    let d = parse(&lib).unwrap();
+    assert_eq!(
+        d.file.pipeline.tracker.source,
+        PluginSource::Library("libt.so".into())
+    );
+    assert_eq!(d.file.pipeline.tracker.params, serde_json::json!({"a": 1}));
+
+    let cases = [
+        (
+            MINIMAL.replace("plugin: bytetrack", "plugin: bytetrack\n    library: x.so"),
+            "t.yaml:14:3: both `plugin` and `library` given",
+        ),
+        (
+            MINIMAL.replace("plugin: bytetrack", "params: {}"),
+            "t.yaml:14:3: needs `plugin` or `library`",
+        ),
+        (
+            MINIMAL.replace("plugin: bytetrack", "plugin: yolo"),
+            "t.yaml:15:5: `yolo` is a built-in detector, not a tracker",
+        ),
+        (
+            MINIMAL.replacen("plugin: yolo", "plugin: bytetrack", 1),
+            "t.yaml:9:3: `bytetrack` is a built-in tracker, not a detector",
+        ),
+        (
+            MINIMAL.replacen("plugin: yolo", "plugin: yolov5", 1),
+            "t.yaml:9:3: unknown detector `yolov5` (built-in: yolo)",
+        ),
+        (
+            MINIMAL.replacen("plugin: yolo", "plugin: yolo\n      library: x.so", 1),
+            "t.yaml:9:3: a detector has both `plugin` and `library`",
+        ),
+        (
+            MINIMAL.replacen("      plugin: yolo\n", "", 1),
+            "t.yaml:9:3: detector for role players needs `plugin` or `library`",
+        ),
+        (
+            MINIMAL.replace("role: pitch", "role: players"),
+            "t.yaml:9:3: two detectors for role players",
+        ),
+        (
+            MINIMAL.replace("role: pitch", "role: ball"),
+            "t.yaml:9:3: detector for role ball runs model `ball`, which is not in `models`",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let msg = parse(&yaml).unwrap_err().to_string();
+        assert_eq!(msg, want, "{yaml}");
+    }
+}
+
+#[test]
+fn config_show_writes_plugin_sources_back_as_written() {
+    let yaml = MINIMAL.replace(
+        "  tracker:\n    plugin: bytetrack\n",
+        "  tracker:\n    plugin: bytetrack\n    params: { frame_rate: 30 }\n  ball_tracker:\n    library: libt.so\n",
+    );
+    let e = parse(&yaml)
+        .unwrap()
+        .effective(Backend::Cpu, &no_env())
+        .unwrap();
+    let v: serde_json::Value = serde_json::to_value(&e.pipeline).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "detectors": [
+                {"role": "players", "plugin": "yolo"},
+                {"role": "pitch", "plugin": "yolo"},
+            ],
+            "tracker": {"plugin": "bytetrack", "params": {"frame_rate": 30}},
+            "ball_tracker": {"library": "libt.so"},
+        })
+    );
+}
+
+#[test]
+fn score_vision_pins_the_miners_bytetrack_frame_rate() {
+    // The Python miner runs sv.ByteTrack() with its default frame_rate of 30 whatever the
+    // video; the deployment that mirrors it must not get the processed-frame rate.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/score-vision.yaml");
+    let d = Deployment::from_file(&path).unwrap();
+    let ctx = crate::registry::TrackerContext { frame_rate: 12.5 };
+    let params = crate::registry::bytetrack_params(&ctx, &d.file.pipeline.tracker.params).unwrap();
+    assert_eq!(params.frame_rate, 30.0);
+    assert_eq!(params, pitchside_bytetrack::ByteTrackParams::default());
 }

@@ -8,6 +8,7 @@
 //! `Box<dyn Tracker>`. The pipeline only ever sees `dyn Detector` and `dyn Tracker`.
 
 use std::fmt;
+use std::time::Duration;
 
 pub mod abi;
 #[cfg(feature = "host")]
@@ -146,6 +147,25 @@ pub enum PluginError {
     Panicked(String),
 }
 
+/// Where a detector's time went, stage by stage (`pitchside bench` reports it per role).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimes {
+    /// Letterbox and conversion to the network's input.
+    pub preprocess: Duration,
+    /// The network itself.
+    pub forward: Duration,
+    /// Decoding, NMS and scaling back to source pixels.
+    pub postprocess: Duration,
+}
+
+impl std::ops::AddAssign for StageTimes {
+    fn add_assign(&mut self, o: StageTimes) {
+        self.preprocess += o.preprocess;
+        self.forward += o.forward;
+        self.postprocess += o.postprocess;
+    }
+}
+
 /// A detector: frames in, detections out. One call takes a batch of frames of the same
 /// size; the result has one list per frame, in descending score order.
 pub trait Detector: Send {
@@ -157,6 +177,13 @@ pub trait Detector: Send {
     }
 
     fn detect(&mut self, frames: &[FrameRef<'_>]) -> Result<Vec<Vec<Detection>>, PluginError>;
+
+    /// The stage times of the `detect` calls since the last call of this method, which
+    /// resets them; `None` for a detector that does not measure its stages (the default,
+    /// and every shared-library plugin: the C ABI carries no timings).
+    fn take_stage_times(&mut self) -> Option<StageTimes> {
+        None
+    }
 }
 
 /// A multi-object tracker: called once per processed frame, in order.

@@ -1,0 +1,99 @@
+//! Environment overrides, in the names the Python miner's operators already use. They
+//! become a [`ProfilePatch`], laid over the profile after the deployment file's.
+
+use std::collections::BTreeMap;
+
+use super::error::ConfigError;
+use super::image_size::ImageSize;
+use super::profile::{ImageSizesPatch, ProfilePatch};
+use crate::device::DeviceRequest;
+
+/// Reads environment variables; tests pass a map instead of touching the process.
+pub trait Env {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Env for BTreeMap<&str, &str> {
+    fn get(&self, name: &str) -> Option<String> {
+        BTreeMap::get(self, name).map(|s| s.to_string())
+    }
+}
+
+impl Env for [(&str, &str)] {
+    fn get(&self, name: &str) -> Option<String> {
+        self.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    }
+}
+
+/// What the environment overrides.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EnvOverrides {
+    /// `PITCHSIDE_DEVICE`.
+    pub device: Option<DeviceRequest>,
+    /// `IMG_SIZE` (every role), `BATCH_SIZE`, `FRAME_STRIDE`, `PREFETCH_FRAMES`,
+    /// `CONF_THRESHOLD`, `MAX_DETECTIONS`. A size set here also beats a model's pinned
+    /// `imgsz`, as `IMG_SIZE` does in the Python miner.
+    pub profile: ProfilePatch,
+}
+
+impl EnvOverrides {
+    pub fn read(env: &(impl Env + ?Sized)) -> Result<EnvOverrides, ConfigError> {
+        fn var<T>(
+            env: &(impl Env + ?Sized),
+            var: &'static str,
+            expected: &'static str,
+            parse: impl Fn(&str) -> Option<T>,
+        ) -> Result<Option<T>, ConfigError> {
+            let Some(value) = env.get(var) else {
+                return Ok(None);
+            };
+            match parse(value.trim()) {
+                Some(v) => Ok(Some(v)),
+                None => Err(ConfigError::Env {
+                    var,
+                    value,
+                    expected,
+                }),
+            }
+        }
+        let at_least_1 = |s: &str| s.parse::<u32>().ok().filter(|&v| v >= 1);
+        let img_size = var(
+            env,
+            "IMG_SIZE",
+            "a positive multiple of 32, e.g. 640",
+            |s| ImageSize::new(s.parse().ok()?).ok(),
+        )?;
+        let profile = ProfilePatch {
+            imgsz: img_size.map(ImageSizesPatch::all),
+            batch_size: var(env, "BATCH_SIZE", "an integer >= 1", at_least_1)?,
+            frame_stride: var(env, "FRAME_STRIDE", "an integer >= 1", at_least_1)?,
+            prefetch_frames: var(env, "PREFETCH_FRAMES", "an integer >= 1", at_least_1)?,
+            max_detections: var(env, "MAX_DETECTIONS", "an integer >= 1", at_least_1)?,
+            conf_threshold: var(
+                env,
+                "CONF_THRESHOLD",
+                "a number between 0 and 1, e.g. 0.25",
+                |s| s.parse::<f32>().ok().filter(|v| (0.0..=1.0).contains(v)),
+            )?,
+            ..ProfilePatch::default()
+        };
+        let device = var(
+            env,
+            "PITCHSIDE_DEVICE",
+            "one of auto, cuda, wgpu, cpu",
+            DeviceRequest::parse,
+        )?;
+        Ok(EnvOverrides { device, profile })
+    }
+}

@@ -1,0 +1,333 @@
+//! Device profiles: the built-in defaults, the patches a deployment file or the
+//! environment lays over them (one merge for both), and the checks of the result.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::image_size::{ImageSize, ImageSizeError};
+use super::model::Role;
+use crate::device::Backend;
+
+/// Per-role inference sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSizes {
+    pub players: ImageSize,
+    pub pitch: ImageSize,
+    pub ball: ImageSize,
+}
+
+impl ImageSizes {
+    pub fn get(&self, role: Role) -> ImageSize {
+        match role {
+            Role::Players => self.players,
+            Role::Pitch => self.pitch,
+            Role::Ball => self.ball,
+        }
+    }
+
+    const fn fixed(players: u32, pitch: u32, ball: u32) -> ImageSizes {
+        ImageSizes {
+            players: ImageSize::fixed(players),
+            pitch: ImageSize::fixed(pitch),
+            ball: ImageSize::fixed(ball),
+        }
+    }
+}
+
+/// The device profile names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileName {
+    Cuda,
+    Mps,
+    Cpu,
+}
+
+impl ProfileName {
+    pub const ALL: [ProfileName; 3] = [ProfileName::Cuda, ProfileName::Mps, ProfileName::Cpu];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProfileName::Cuda => "cuda",
+            ProfileName::Mps => "mps",
+            ProfileName::Cpu => "cpu",
+        }
+    }
+
+    /// The profile that follows a device unless the deployment pins one.
+    /// WGPU takes the `mps` profile: Metal on Apple is its main user.
+    pub fn for_backend(backend: Backend) -> ProfileName {
+        match backend {
+            Backend::Cuda => ProfileName::Cuda,
+            Backend::Wgpu => ProfileName::Mps,
+            Backend::Cpu => ProfileName::Cpu,
+        }
+    }
+}
+
+impl fmt::Display for ProfileName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which profile to use: the one matching the device, or a pinned one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileChoice {
+    #[default]
+    Auto,
+    Cuda,
+    Mps,
+    Cpu,
+}
+
+impl ProfileChoice {
+    pub fn resolve(self, backend: Backend) -> ProfileName {
+        match self {
+            ProfileChoice::Auto => ProfileName::for_backend(backend),
+            ProfileChoice::Cuda => ProfileName::Cuda,
+            ProfileChoice::Mps => ProfileName::Mps,
+            ProfileChoice::Cpu => ProfileName::Cpu,
+        }
+    }
+}
+
+/// Effective settings of one device profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub imgsz: ImageSizes,
+    pub conf_threshold: f32,
+    pub iou_threshold: f32,
+    pub max_detections: u32,
+    pub half: bool,
+    pub agnostic_nms: bool,
+    pub batch_size: u32,
+    pub timeout_s: u64,
+    pub prefetch_frames: u32,
+    pub frame_stride: u32,
+    /// 0 = all cores.
+    pub cpu_threads: u32,
+}
+
+impl Profile {
+    /// Defaults that mirror the Python miner's cuda/mps/cpu configs.
+    pub fn defaults(name: ProfileName) -> Profile {
+        match name {
+            ProfileName::Cuda => Profile {
+                imgsz: const { ImageSizes::fixed(640, 640, 640) },
+                conf_threshold: 0.35,
+                iou_threshold: 0.5,
+                max_detections: 150,
+                half: true,
+                agnostic_nms: false,
+                batch_size: 32,
+                timeout_s: 900,
+                prefetch_frames: 64,
+                frame_stride: 2,
+                cpu_threads: 0,
+            },
+            ProfileName::Mps => Profile {
+                imgsz: const { ImageSizes::fixed(1280, 1024, 1024) },
+                conf_threshold: 0.25,
+                iou_threshold: 0.45,
+                max_detections: 300,
+                half: false,
+                agnostic_nms: false,
+                batch_size: 2,
+                timeout_s: 1800,
+                prefetch_frames: 64,
+                frame_stride: 2,
+                cpu_threads: 0,
+            },
+            ProfileName::Cpu => Profile {
+                imgsz: const { ImageSizes::fixed(1024, 896, 896) },
+                conf_threshold: 0.25,
+                iou_threshold: 0.45,
+                max_detections: 300,
+                half: false,
+                agnostic_nms: false,
+                batch_size: 1,
+                timeout_s: 10800,
+                prefetch_frames: 64,
+                frame_stride: 2,
+                cpu_threads: 0,
+            },
+        }
+    }
+
+    /// Checks the values no type rules out; on error returns the offending field and why.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        for (field, v) in [
+            ("conf_threshold", self.conf_threshold),
+            ("iou_threshold", self.iou_threshold),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err((field, format!("{field} {v} is outside [0, 1]")));
+            }
+        }
+        let positive = [
+            ("batch_size", self.batch_size as u64),
+            ("max_detections", self.max_detections as u64),
+            ("prefetch_frames", self.prefetch_frames as u64),
+            ("frame_stride", self.frame_stride as u64),
+            ("timeout_s", self.timeout_s),
+        ];
+        for (field, v) in positive {
+            if v == 0 {
+                return Err((field, format!("{field} must be at least 1")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Partial per-role sizes; `S` as in [`ProfilePatch`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSizesPatch<S = ImageSize> {
+    pub players: Option<S>,
+    pub pitch: Option<S>,
+    pub ball: Option<S>,
+}
+
+impl<S> Default for ImageSizesPatch<S> {
+    fn default() -> Self {
+        ImageSizesPatch {
+            players: None,
+            pitch: None,
+            ball: None,
+        }
+    }
+}
+
+impl<S: Copy> ImageSizesPatch<S> {
+    /// The same size for every role.
+    pub fn all(s: S) -> Self {
+        ImageSizesPatch {
+            players: Some(s),
+            pitch: Some(s),
+            ball: Some(s),
+        }
+    }
+
+    pub fn get(&self, role: Role) -> Option<S> {
+        match role {
+            Role::Players => self.players,
+            Role::Pitch => self.pitch,
+            Role::Ball => self.ball,
+        }
+    }
+}
+
+/// Some of a profile's fields, laid over a profile: a deployment file's `profiles:` entry
+/// or the environment overrides. `S` is the type of the sizes: `u32` as the YAML parser
+/// reads them, [`ImageSize`] once checked ([`ProfilePatch::checked`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePatch<S = ImageSize> {
+    pub imgsz: Option<ImageSizesPatch<S>>,
+    pub conf_threshold: Option<f32>,
+    pub iou_threshold: Option<f32>,
+    pub max_detections: Option<u32>,
+    pub half: Option<bool>,
+    pub agnostic_nms: Option<bool>,
+    pub batch_size: Option<u32>,
+    pub timeout_s: Option<u64>,
+    pub prefetch_frames: Option<u32>,
+    pub frame_stride: Option<u32>,
+    pub cpu_threads: Option<u32>,
+}
+
+impl<S> Default for ProfilePatch<S> {
+    fn default() -> Self {
+        ProfilePatch {
+            imgsz: None,
+            conf_threshold: None,
+            iou_threshold: None,
+            max_detections: None,
+            half: None,
+            agnostic_nms: None,
+            batch_size: None,
+            timeout_s: None,
+            prefetch_frames: None,
+            frame_stride: None,
+            cpu_threads: None,
+        }
+    }
+}
+
+impl ProfilePatch<u32> {
+    /// Checks the sizes; on error returns the role whose size is wrong.
+    pub fn checked(self) -> Result<ProfilePatch, (Role, ImageSizeError)> {
+        let imgsz = match self.imgsz {
+            None => None,
+            Some(s) => {
+                let check = |role: Role| {
+                    s.get(role)
+                        .map(ImageSize::new)
+                        .transpose()
+                        .map_err(|e| (role, e))
+                };
+                Some(ImageSizesPatch {
+                    players: check(Role::Players)?,
+                    pitch: check(Role::Pitch)?,
+                    ball: check(Role::Ball)?,
+                })
+            }
+        };
+        Ok(ProfilePatch {
+            imgsz,
+            conf_threshold: self.conf_threshold,
+            iou_threshold: self.iou_threshold,
+            max_detections: self.max_detections,
+            half: self.half,
+            agnostic_nms: self.agnostic_nms,
+            batch_size: self.batch_size,
+            timeout_s: self.timeout_s,
+            prefetch_frames: self.prefetch_frames,
+            frame_stride: self.frame_stride,
+            cpu_threads: self.cpu_threads,
+        })
+    }
+}
+
+impl ProfilePatch {
+    /// Sets every field the patch has.
+    pub fn apply(&self, p: &mut Profile) {
+        if let Some(s) = &self.imgsz {
+            for (role, size) in [
+                (Role::Players, &mut p.imgsz.players),
+                (Role::Pitch, &mut p.imgsz.pitch),
+                (Role::Ball, &mut p.imgsz.ball),
+            ] {
+                if let Some(v) = s.get(role) {
+                    *size = v;
+                }
+            }
+        }
+        macro_rules! set {
+            ($($f:ident),*) => {$( if let Some(v) = self.$f { p.$f = v; } )*};
+        }
+        set!(
+            conf_threshold,
+            iou_threshold,
+            max_detections,
+            half,
+            agnostic_nms,
+            batch_size,
+            timeout_s,
+            prefetch_frames,
+            frame_stride,
+            cpu_threads
+        );
+    }
+
+    /// The size this patch sets for a role, if any.
+    pub fn imgsz(&self, role: Role) -> Option<ImageSize> {
+        self.imgsz.and_then(|s| s.get(role))
+    }
+}
