@@ -2,7 +2,7 @@
 //! compiled [`Network`] (the CPU executor or a Burn backend) behind one trait.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
@@ -148,21 +148,9 @@ impl Default for PredictOptions {
     }
 }
 
-/// Time spent per stage in one call.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct StageTimes {
-    pub preprocess: Duration,
-    pub forward: Duration,
-    pub postprocess: Duration,
-}
-
-impl std::ops::AddAssign for StageTimes {
-    fn add_assign(&mut self, o: StageTimes) {
-        self.preprocess += o.preprocess;
-        self.forward += o.forward;
-        self.postprocess += o.postprocess;
-    }
-}
+/// Time spent per stage in one call: the plugin interface's type, so a detector reports
+/// it as is.
+pub use pitchside_plugin::StageTimes;
 
 /// Raw head output of one batch: `[batch, channels, anchors]`, channel-major per image.
 pub struct RawOutput {

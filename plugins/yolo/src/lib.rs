@@ -290,11 +290,7 @@ impl Detector for YoloDetector {
             .model
             .predict(frames, &self.opts)
             .map_err(|e| PluginError::Failed(e.to_string()))?;
-        self.times += StageTimes {
-            preprocess: t.preprocess,
-            forward: t.forward,
-            postprocess: t.postprocess,
-        };
+        self.times += t;
         if let Some(map) = &self.class_map {
             for dets in &mut out {
                 apply_class_map(dets, map);
