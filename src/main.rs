@@ -368,7 +368,7 @@ fn run_video(args: RunArgs) -> Result<()> {
     let json = serde_json::to_string(&response)?;
     match &args.out {
         Some(p) => {
-            std::fs::write(p, json).with_context(|| format!("cannot write {}", p.display()))?
+            std::fs::write(p, &json).with_context(|| format!("cannot write {}", p.display()))?
         }
         None => println!("{json}"),
     }

@@ -1,6 +1,6 @@
 //! A synthetic broadcast-like clip with known ground truth, for testing the score where no
 //! football footage can be fetched: the validator's pitch template drawn through a moving
-//! camera (a pan, then a cut to a zoomed view of the other half), striped grass with grain,
+//! camera (a pan, then a cut to a tighter view), striped grass with grain,
 //! worn lines, stands beyond the far touchline, and players, a referee and a ball moving
 //! with ids. Everything is deterministic (own PRNG, integer drawing), and the video is
 //! written losslessly so that any decoder returns exactly the rendered pixels.
@@ -66,21 +66,22 @@ impl Camera {
     fn look_at(centre: [f64; 3], target: [f64; 3], focal: f64) -> Self {
         let f = normalize(sub(target, centre));
         let r = normalize(cross([0.0, 0.0, 1.0], f));
-        let d = cross(r, f);
-        let d = [-d[0], -d[1], -d[2]];
+        let d = cross(r, f); // image down: towards the camera and down in the world
         Self { rot: [r, d, f], centre, focal }
     }
 
-    /// The camera of frame `t`: a pan across the left half, then (from `CUT_AT`) a tighter
-    /// view of the right half.
+    /// The camera of frame `t`: a pan across the left half, then (from `CUT_AT`) a cut to a
+    /// tighter view of the same area.
     pub fn at(t: usize) -> Self {
-        let centre = [PITCH_LENGTH / 2.0, PITCH_WIDTH + 4500.0, 1700.0];
+        let centre = [PITCH_LENGTH / 2.0, PITCH_WIDTH + 2600.0, 1300.0];
         if t < CUT_AT {
             let s = t as f64 / (CUT_AT - 1) as f64;
-            Self::look_at(centre, [3000.0 + 1600.0 * s, 3300.0, 0.0], 1250.0 + 150.0 * s)
+            Self::look_at(centre, [2600.0 + 1400.0 * s, 3300.0, 0.0], 1100.0 + 150.0 * s)
         } else {
+            // A tighter shot of the same area: most players stay in view but jump in the
+            // image, which is how the validator recognises a cut.
             let s = (t - CUT_AT) as f64 / (FRAMES - CUT_AT - 1) as f64;
-            Self::look_at(centre, [8700.0 + 700.0 * s, 3600.0, 0.0], 1500.0)
+            Self::look_at(centre, [4200.0 + 500.0 * s, 3600.0, 0.0], 1700.0)
         }
     }
 
@@ -96,7 +97,34 @@ impl Camera {
     pub fn project(&self, x: f64, y: f64) -> [f64; 2] {
         self.project3([x, y, 0.0]).0
     }
+
+    /// Depth of a ground point.
+    fn depth(&self, p: [f64; 2]) -> f64 {
+        dot(self.rot[2], sub([p[0], p[1], 0.0], self.centre))
+    }
+
+    /// A ground polygon clipped to the part in front of the camera (Sutherland-Hodgman
+    /// against the near plane), projected in fixed point: a polygon with a corner behind
+    /// the camera would otherwise project inside out.
+    fn polygon(&self, poly: &[[f64; 2]]) -> Vector<Point> {
+        let mut out = Vec::new();
+        for (i, &a) in poly.iter().enumerate() {
+            let b = poly[(i + 1) % poly.len()];
+            let (da, db) = (self.depth(a) - NEAR, self.depth(b) - NEAR);
+            if da >= 0.0 {
+                out.push(a);
+            }
+            if (da >= 0.0) != (db >= 0.0) {
+                let s = da / (da - db);
+                out.push([a[0] + (b[0] - a[0]) * s, a[1] + (b[1] - a[1]) * s]);
+            }
+        }
+        out.iter().map(|p| to_fixed(self.project(p[0], p[1]))).collect()
+    }
 }
+
+/// Nearest depth drawn, in cm.
+const NEAR: f64 = 100.0;
 
 fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
@@ -220,7 +248,7 @@ pub fn render(path: &Path) -> Result<Vec<TruthFrame>, ScoreError> {
 fn grain() -> Result<Mat, ScoreError> {
     let (gw, gh) = (WIDTH + 64, HEIGHT + 64);
     let mut rng = Rng::new(0x5C0E_0002);
-    let data: Vec<u8> = (0..gw * gh * 3).map(|_| (rng.next_u64() % 17) as u8).collect();
+    let data: Vec<u8> = (0..gw * gh * 3).map(|_| (rng.next_u64() % 9) as u8).collect();
     let flat = Mat::from_slice(&data)?;
     Ok(flat.reshape(3, gh)?.try_clone()?)
 }
@@ -234,13 +262,12 @@ pub fn render_frame(t: usize) -> Result<(Mat, TruthFrame), ScoreError> {
     let mut rng = Rng::new(0x5C0E_0003);
     for i in 0..40 {
         let x = f64::from(i) * 320.0 - 400.0;
-        let poly: Vector<Point> = [[x, -2600.0], [x + 320.0, -2600.0], [x + 320.0, -500.0], [x, -500.0]]
-            .iter()
-            .map(|p| to_fixed(cam.project(p[0], p[1])))
-            .collect();
+        let poly = cam.polygon(&[[x, -2600.0], [x + 320.0, -2600.0], [x + 320.0, -500.0], [x, -500.0]]);
         let c = 60.0 + rng.uniform() * 90.0;
         let colour = Scalar::new(c, c * 0.8, c * 1.1, 0.0);
-        imgproc::fill_convex_poly(&mut img, &poly, colour, imgproc::LINE_8, 4)?;
+        if poly.len() >= 3 {
+            imgproc::fill_convex_poly(&mut img, &poly, colour, imgproc::LINE_8, 4)?;
+        }
     }
 
     // Grass with mowing stripes across the length (pitch plus a 5 m surround).
@@ -248,16 +275,20 @@ pub fn render_frame(t: usize) -> Result<(Mat, TruthFrame), ScoreError> {
     let n = ((PITCH_LENGTH + 1000.0) / stripe).ceil() as i32;
     for i in 0..n {
         let x0 = -500.0 + f64::from(i) * stripe;
-        let poly: Vector<Point> = [[x0, -500.0], [x0 + stripe, -500.0], [x0 + stripe, PITCH_WIDTH + 500.0], [x0, PITCH_WIDTH + 500.0]]
-            .iter()
-            .map(|p| to_fixed(cam.project(p[0], p[1])))
-            .collect();
+        let poly = cam.polygon(&[
+            [x0, -500.0],
+            [x0 + stripe, -500.0],
+            [x0 + stripe, PITCH_WIDTH + 500.0],
+            [x0, PITCH_WIDTH + 500.0],
+        ]);
         let colour = if i % 2 == 0 {
             Scalar::new(48.0, 128.0, 58.0, 0.0)
         } else {
             Scalar::new(58.0, 146.0, 70.0, 0.0)
         };
-        imgproc::fill_convex_poly(&mut img, &poly, colour, imgproc::LINE_8, 4)?;
+        if poly.len() >= 3 {
+            imgproc::fill_convex_poly(&mut img, &poly, colour, imgproc::LINE_8, 4)?;
+        }
     }
 
     // Lines, 12 cm wide, in 25 cm pieces; wear fixed in pitch space (the same piece is worn
@@ -279,6 +310,9 @@ pub fn render_frame(t: usize) -> Result<(Mat, TruthFrame), ScoreError> {
                     continue;
                 }
                 let (ia, za) = cam.project3([pa[0], pa[1], 0.0]);
+                if za < NEAR || cam.depth(pb) < NEAR {
+                    continue;
+                }
                 let ib = cam.project(pb[0], pb[1]);
                 let thickness = ((12.0 * cam.focal / za).round() as i32).clamp(1, 4);
                 imgproc::line(&mut img, to_fixed(ia), to_fixed(ib), Scalar::new(shade * 0.8, shade, shade * 0.82, 0.0), thickness, imgproc::LINE_AA, 4)?;
@@ -291,6 +325,9 @@ pub fn render_frame(t: usize) -> Result<(Mat, TruthFrame), ScoreError> {
     for m in movers() {
         let p = m.position(t);
         let (foot, depth) = cam.project3([p[0], p[1], 0.0]);
+        if depth < NEAR {
+            continue;
+        }
         let (head, _) = cam.project3([p[0], p[1], m.height]);
         let h = foot[1] - head[1];
         let w = if m.class_id == 0 { h } else { h * 0.42 };
@@ -322,13 +359,13 @@ pub fn render_frame(t: usize) -> Result<(Mat, TruthFrame), ScoreError> {
     let mut grained = Mat::default();
     core::add(&soft, &roi, &mut grained, &core::no_array(), -1)?;
     let mut out = Mat::default();
-    core::subtract(&grained, &Scalar::all(8.0), &mut out, &core::no_array(), -1)?;
+    core::subtract(&grained, &Scalar::all(4.0), &mut out, &core::no_array(), -1)?;
 
     let keypoints = template::vertices()
         .iter()
         .map(|v| {
-            let p = cam.project(v[0], v[1]);
-            ((0.0..f64::from(WIDTH)).contains(&p[0]) && (0.0..f64::from(HEIGHT)).contains(&p[1])).then_some(p)
+            let (p, depth) = cam.project3([v[0], v[1], 0.0]);
+            (depth > NEAR && (0.0..f64::from(WIDTH)).contains(&p[0]) && (0.0..f64::from(HEIGHT)).contains(&p[1])).then_some(p)
         })
         .collect();
     let mut objects: Vec<TruthObject> = objs.into_iter().map(|(_, o, _, _)| o).collect();
