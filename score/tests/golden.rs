@@ -106,19 +106,29 @@ fn compare(name: &str, s: &KeypointScore, g: &Value) -> Vec<String> {
     e
 }
 
-/// The validator's pitch lines, frame by frame, must be exactly Pitchside's.
+/// The validator's pitch lines, frame by frame, must be exactly Pitchside's: the golden
+/// file holds each frame's segment count and checksum (tools/score/golden.py).
 fn compare_lines(ev: &VideoEvidence, g: &Value) {
     let lines = g["pitch_lines"].as_object().unwrap();
     assert_eq!(ev.lines.len(), lines.len(), "decoded frames");
     let mut differing = Vec::new();
     for (k, v) in lines {
-        let theirs: Vec<[i32; 4]> = serde_json::from_value(v.clone()).unwrap();
+        let [count, sum]: [i64; 2] = serde_json::from_value(v.clone()).unwrap();
         let ours = &ev.lines[&k.parse::<i64>().unwrap()];
-        if *ours != theirs {
-            differing.push(format!("frame {k}: {} vs {} segments", ours.len(), theirs.len()));
+        if (ours.len() as i64, lines_checksum(ours)) != (count, sum) {
+            differing.push(format!("frame {k}: {} vs {count} segments", ours.len()));
         }
     }
     assert!(differing.is_empty(), "pitch lines differ: {differing:?}");
+}
+
+/// `lines_checksum` of golden.py: the sum of (i + 1) * (x1 + 3 y1 + 7 x2 + 11 y2).
+fn lines_checksum(segments: &[[i32; 4]]) -> i64 {
+    segments
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (i as i64 + 1) * (i64::from(s[0]) + 3 * i64::from(s[1]) + 7 * i64::from(s[2]) + 11 * i64::from(s[3])))
+        .sum()
 }
 
 fn score_all(video: &Path, answers: &[(String, Vec<u8>)], g: &Value) -> Vec<(String, KeypointScore)> {
