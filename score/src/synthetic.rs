@@ -448,7 +448,8 @@ fn kp_json(kps: &[Option<[f64; 2]>]) -> Vec<Value> {
 /// The test answers, by name: `exact` (the truth, rounded to 2 decimals like Pitchside's
 /// output), `noisy` (keypoints with 4 px Gaussian noise, boxes with 1.5 px), `partial`
 /// (every other visible keypoint dropped, every 7th frame missing), `wrong_order` (the
-/// keypoints in a shuffled vertex order) and `all_zero` (32 × `[0, 0]`, true objects).
+/// keypoints in a shuffled vertex order), `all_zero` (32 × `[0, 0]`, true objects), and
+/// two quirk probes, `integer_keypoints` and `extra_keypoint` (33 keypoints).
 pub fn answers(truth: &[TruthFrame]) -> Vec<(&'static str, Value)> {
     let frame = |t: usize, kps: Vec<Value>, objects: Vec<Value>| {
         json!({ "frame_number": t, "keypoints": kps, "objects": objects })
@@ -514,11 +515,38 @@ pub fn answers(truth: &[TruthFrame]) -> Vec<(&'static str, Value)> {
         .map(|(t, f)| frame(t, kp_json(&[None; KEYPOINT_COUNT]), objects_json(&f.objects, None)))
         .collect();
 
+    // Two probes of validator quirks: every keypoint number a JSON integer (numpy makes an
+    // int64 array that cv2.perspectiveTransform rejects) and a 33rd keypoint (an index past
+    // the template).
+    let integer = truth
+        .iter()
+        .enumerate()
+        .map(|(t, f)| {
+            let kps: Vec<Value> = f
+                .keypoints
+                .iter()
+                .map(|k| k.map_or(json!([0, 0]), |[x, y]| json!([x.round() as i64, y.round() as i64])))
+                .collect();
+            frame(t, kps, objects_json(&f.objects, None))
+        })
+        .collect();
+    let extra = truth
+        .iter()
+        .enumerate()
+        .map(|(t, f)| {
+            let mut kps = kp_json(&f.keypoints);
+            kps.push(json!([7.5, 530.5]));
+            frame(t, kps, objects_json(&f.objects, None))
+        })
+        .collect();
+
     vec![
         ("exact", answer_json(exact)),
         ("noisy", answer_json(noisy)),
         ("partial", answer_json(partial)),
         ("wrong_order", answer_json(wrong)),
         ("all_zero", answer_json(zero)),
+        ("integer_keypoints", answer_json(integer)),
+        ("extra_keypoint", answer_json(extra)),
     ]
 }
