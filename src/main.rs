@@ -236,7 +236,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Detect(args) => detect(args),
         Command::Run(args) => run_video(args),
         Command::Bench(args) => bench(args),
-        Command::Score { video, answer, json } => {
+        Command::Score {
+            video,
+            answer,
+            json,
+        } => {
             let score = pitchside_score::score_answer(&video, &answer)?;
             match json {
                 true => println!("{}", serde_json::to_string_pretty(&score)?),
@@ -374,7 +378,10 @@ fn run_video(args: RunArgs) -> Result<()> {
     }
     if args.score {
         let evidence = pitchside_score::VideoEvidence::from_video(&args.source)?;
-        eprint!("{}", pitchside_score::score_answer_json(&evidence, json.as_bytes(), None)?);
+        eprint!(
+            "{}",
+            pitchside_score::score_answer_json(&evidence, json.as_bytes(), None)?
+        );
     }
     if let Some(out) = &args.annotate {
         pitchside_engine::media::annotate_video(&args.source, &response.frames, out)?;

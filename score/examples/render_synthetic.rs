@@ -6,7 +6,11 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = PathBuf::from(std::env::args().nth(1).ok_or("usage: render_synthetic OUT_DIR")?);
+    let dir = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .ok_or("usage: render_synthetic OUT_DIR")?,
+    );
     std::fs::create_dir_all(&dir)?;
     let video = dir.join("synthetic.mkv");
     let truth = pitchside_score::synthetic::render(&video)?;

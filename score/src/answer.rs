@@ -67,7 +67,10 @@ impl Object {
 
     /// The centre of `bbox[0..4]`, as `detect_scene_transitions` and friends compute it.
     pub fn center(&self) -> Result<[f64; 2], Raise> {
-        let b = self.bbox.as_ref().ok_or_else(|| Raise::new("KeyError: 'bbox'"))?;
+        let b = self
+            .bbox
+            .as_ref()
+            .ok_or_else(|| Raise::new("KeyError: 'bbox'"))?;
         if b.len() < 4 {
             return Err(Raise::new("IndexError: bbox has fewer than 4 numbers"));
         }
@@ -76,14 +79,23 @@ impl Object {
 
     /// `x1, y1, x2, y2 = obj["bbox"]` (exactly four numbers).
     pub fn corners(&self) -> Result<[f64; 4], Raise> {
-        let b = self.bbox.as_ref().ok_or_else(|| Raise::new("KeyError: 'bbox'"))?;
-        <[f64; 4]>::try_from(b.as_slice())
-            .map_err(|_| Raise::new(format!("ValueError: bbox of {} numbers unpacked into 4", b.len())))
+        let b = self
+            .bbox
+            .as_ref()
+            .ok_or_else(|| Raise::new("KeyError: 'bbox'"))?;
+        <[f64; 4]>::try_from(b.as_slice()).map_err(|_| {
+            Raise::new(format!(
+                "ValueError: bbox of {} numbers unpacked into 4",
+                b.len()
+            ))
+        })
     }
 
     /// `obj["id"]`.
     pub fn player_id(&self) -> Result<&str, Raise> {
-        self.id.as_deref().ok_or_else(|| Raise::new("KeyError: 'id'"))
+        self.id
+            .as_deref()
+            .ok_or_else(|| Raise::new("KeyError: 'id'"))
     }
 }
 
@@ -175,7 +187,9 @@ impl TempKey {
         match v {
             Value::Number(n) => Ok(Self::Num(n.as_f64().unwrap_or(f64::NAN))),
             Value::String(s) => Ok(Self::Str(s.clone())),
-            other => Err(ScoreError::Answer(format!("frame_number {other} is not a number or string"))),
+            other => Err(ScoreError::Answer(format!(
+                "frame_number {other} is not a number or string"
+            ))),
         }
     }
 
@@ -231,10 +245,12 @@ fn python_float_repr(x: f64) -> String {
 /// the legacy list converted by `frame_number` (or position), then
 /// `{str(k): v for k, v in frames.items() if int(k) in frames_to_validate}`.
 pub fn parse_answer(json: &[u8], frames_to_validate: &[i64]) -> Result<Frames, ScoreError> {
-    let doc: AnswerDoc = serde_json::from_slice(json).map_err(|e| ScoreError::Answer(e.to_string()))?;
+    let doc: AnswerDoc =
+        serde_json::from_slice(json).map_err(|e| ScoreError::Answer(e.to_string()))?;
     // Python dict semantics for `temp_frames`: keys compared by value (12 == 12.0).
     let mut temp: Vec<(TempKey, Value, Value)> = Vec::new();
-    let mut put = |k: TempKey, raw: Value, v: Value| match temp.iter_mut().find(|(t, _, _)| *t == k) {
+    let mut put = |k: TempKey, raw: Value, v: Value| match temp.iter_mut().find(|(t, _, _)| *t == k)
+    {
         Some(slot) => slot.2 = v,
         None => temp.push((k, raw, v)),
     };
@@ -312,16 +328,30 @@ fn parse_keypoints(v: &Value) -> Keypoints {
     let all_numbers = numbers.iter().all(|n| n.is_number());
     let integer_dtype = numbers.iter().all(|n| n.is_i64() || n.is_u64());
     let points = if !shape_ok || !all_numbers {
-        Err(Raise::new("keypoints are not a rectangular list of numbers"))
-    } else if numbers.len() % 2 != 0 {
-        Err(Raise::new("ValueError: cannot reshape keypoints into (-1, 2)"))
+        Err(Raise::new(
+            "keypoints are not a rectangular list of numbers",
+        ))
+    } else if !numbers.len().is_multiple_of(2) {
+        Err(Raise::new(
+            "ValueError: cannot reshape keypoints into (-1, 2)",
+        ))
     } else {
         Ok(numbers
             .chunks(2)
-            .map(|c| [c[0].as_f64().unwrap_or(f64::NAN), c[1].as_f64().unwrap_or(f64::NAN)])
+            .map(|c| {
+                [
+                    c[0].as_f64().unwrap_or(f64::NAN),
+                    c[1].as_f64().unwrap_or(f64::NAN),
+                ]
+            })
             .collect())
     };
-    Keypoints { points, integer_dtype, raw_len: list.len(), all_zero_pairs }
+    Keypoints {
+        points,
+        integer_dtype,
+        raw_len: list.len(),
+        all_zero_pairs,
+    }
 }
 
 fn parse_object(v: &Value) -> Result<Object, Raise> {
@@ -332,7 +362,10 @@ fn parse_object(v: &Value) -> Result<Object, Raise> {
         None => None,
         Some(Value::Array(a)) => Some(
             a.iter()
-                .map(|n| n.as_f64().ok_or_else(|| Raise::new("TypeError: bbox holds a non-number")))
+                .map(|n| {
+                    n.as_f64()
+                        .ok_or_else(|| Raise::new("TypeError: bbox holds a non-number"))
+                })
                 .collect::<Result<Vec<_>, _>>()?,
         ),
         Some(_) => return Err(Raise::new("TypeError: bbox is not a list")),
@@ -358,11 +391,25 @@ mod tests {
         let f = parse_answer(json, &[0, 9]).unwrap();
         let keys: Vec<_> = f.iter().map(|(k, _)| k.to_string()).collect();
         assert_eq!(keys, ["0", "9"]);
-        let kp = f.get("0").unwrap().as_ref().unwrap().keypoints.clone().unwrap();
+        let kp = f
+            .get("0")
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .keypoints
+            .clone()
+            .unwrap();
         assert!(!kp.integer_dtype);
         assert_eq!(kp.raw_len, 2);
         assert_eq!(kp.points.unwrap(), vec![[1.5, 2.0], [0.0, 0.0]]);
-        let empty = f.get("9").unwrap().as_ref().unwrap().keypoints.clone().unwrap();
+        let empty = f
+            .get("9")
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .keypoints
+            .clone()
+            .unwrap();
         assert!(empty.all_zero_pairs, "all() of an empty list is true");
     }
 
@@ -372,10 +419,27 @@ mod tests {
         let f = parse_answer(json, &[1, 3]).unwrap();
         let keys: Vec<_> = f.iter().map(|(k, _)| k.to_string()).collect();
         assert_eq!(keys, ["3", "1"]);
-        let three = f.get("3").unwrap().as_ref().unwrap().keypoints.clone().unwrap();
+        let three = f
+            .get("3")
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .keypoints
+            .clone()
+            .unwrap();
         assert!(three.integer_dtype);
-        let one = f.get("1").unwrap().as_ref().unwrap().keypoints.clone().unwrap();
-        assert!(!one.all_zero_pairs, "a flat list never compares equal to [0.0, 0.0]");
+        let one = f
+            .get("1")
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .keypoints
+            .clone()
+            .unwrap();
+        assert!(
+            !one.all_zero_pairs,
+            "a flat list never compares equal to [0.0, 0.0]"
+        );
         assert_eq!(one.raw_len, 2);
     }
 

@@ -51,7 +51,10 @@ pub enum ScoreError {
     #[error("answer: {0}")]
     Answer(String),
     #[error("reading {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("opencv: {0}")]
     OpenCv(#[from] opencv::Error),
 }
@@ -136,7 +139,10 @@ impl KeypointScore {
 /// Score the answer file against the video.
 pub fn score_answer(video: &Path, answer: &Path) -> Result<KeypointScore, ScoreError> {
     let evidence = VideoEvidence::from_video(video)?;
-    let json = std::fs::read(answer).map_err(|source| ScoreError::Io { path: answer.display().to_string(), source })?;
+    let json = std::fs::read(answer).map_err(|source| ScoreError::Io {
+        path: answer.display().to_string(),
+        source,
+    })?;
     score_answer_json(&evidence, &json, None)
 }
 
@@ -173,7 +179,12 @@ pub fn score_answer_json(
 }
 
 /// `process_input_file` followed by `calculate_final_score_keypoints`.
-fn process_input_file(frames: &Frames, ev: &VideoEvidence, to_validate: &[i64], out: &mut KeypointScore) -> Result<(), Raise> {
+fn process_input_file(
+    frames: &Frames,
+    ev: &VideoEvidence,
+    to_validate: &[i64],
+    out: &mut KeypointScore,
+) -> Result<(), Raise> {
     let (w, h) = (f64::from(ev.width), f64::from(ev.height));
     let (transitions, frame_to_segment) = detect_scene_transitions(frames)?;
     let scene = compute_scene_keypoint_consistency(frames, to_validate, w, h)?;
@@ -185,14 +196,19 @@ fn process_input_file(frames: &Frames, ev: &VideoEvidence, to_validate: &[i64], 
     let (mut kp_stab, mut h_stab, mut plaus) = (Vec::new(), Vec::new(), Vec::new());
     for (key, _) in frames.iter() {
         let frame = frame_of(frames, key)?;
-        let kp = frame.keypoints.as_ref().ok_or_else(|| Raise::new("KeyError: 'keypoints'"))?;
+        let kp = frame
+            .keypoints
+            .as_ref()
+            .ok_or_else(|| Raise::new("KeyError: 'keypoints'"))?;
         let pts = kp.points.as_deref().map_err(Clone::clone)?;
         let (valid_kps, _) = get_valid_keypoints(pts, Some((w, h)), 25.0);
         let fit = estimate_homography_ransac(kp, w, h)?;
         let Some(hm) = fit.h else { continue };
         // `[obj['bbox'] for obj in objects]`: unused, but it raises on an object without one.
         for o in frame.objects.as_deref().unwrap_or(&[]) {
-            o.bbox.as_ref().ok_or_else(|| Raise::new("KeyError: 'bbox'"))?;
+            o.bbox
+                .as_ref()
+                .ok_or_else(|| Raise::new("KeyError: 'bbox'"))?;
         }
         let keypoint_score = calculate_keypoint_score(fit.inlier_ratio, fit.avg_reprojection_error);
         // pitch_lines_by_frame is keyed by str(idx): only a canonical key finds its lines.
@@ -204,7 +220,10 @@ fn process_input_file(frames: &Frames, ev: &VideoEvidence, to_validate: &[i64], 
         let frac_on_line = mean_keypoint_to_line_distance_score(&valid_kps, lines, w, h);
         let frac_inside = fraction_objects_inside(frame, &hm, w)?;
         let scale_ratio = calculate_keypoint_to_player_scale_ratio(pts, frame, w, h)?.min(1.5);
-        let segment_id = frame_to_segment.iter().find(|(k, _)| k == key).map_or(0, |&(_, s)| s);
+        let segment_id = frame_to_segment
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or(0, |&(_, s)| s);
         let st = stability.get(&segment_id).copied();
         kp_stab.push(st.map_or(1.0, |s| s.keypoint_stability));
         h_stab.push(st.map_or(1.0, |s| s.homography_stability));
@@ -226,7 +245,13 @@ fn process_input_file(frames: &Frames, ev: &VideoEvidence, to_validate: &[i64], 
         inside.push(frac_inside);
         scale.push(scale_ratio);
     }
-    let mean_or = |v: &[f64], d: f64| if v.is_empty() { d } else { v.iter().sum::<f64>() / v.len() as f64 };
+    let mean_or = |v: &[f64], d: f64| {
+        if v.is_empty() {
+            d
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    };
     let valid = out.per_frame.len();
     out.valid_frames = valid;
     out.mean_on_line = mean_or(&on_line, 0.0);
@@ -236,9 +261,17 @@ fn process_input_file(frames: &Frames, ev: &VideoEvidence, to_validate: &[i64], 
         return Err(Raise::new("ZeroDivisionError: no frame to validate"));
     }
     out.scale_valid = (valid as f64 / to_validate.len() as f64 / 0.4).clamp(0.0, 1.0);
-    out.avg_inlier_ratio = if valid > 0 { total_inlier / valid as f64 } else { 0.0 };
+    out.avg_inlier_ratio = if valid > 0 {
+        total_inlier / valid as f64
+    } else {
+        0.0
+    };
     out.avg_reprojection_error = (valid > 0).then(|| total_err / valid as f64);
-    out.avg_keypoint_score = if valid > 0 { total_kp / valid as f64 } else { 0.0 };
+    out.avg_keypoint_score = if valid > 0 {
+        total_kp / valid as f64
+    } else {
+        0.0
+    };
     let pp = score_player_positions(frames)?;
     out.player_score = pp.player_score;
     out.avg_jump = pp.avg_jump;
@@ -284,18 +317,60 @@ impl fmt::Display for KeypointScore {
             writeln!(f, "  final keypoint score           0.00 / 100")?;
             return Ok(());
         }
-        let err = self.avg_reprojection_error.map_or("inf".to_string(), |e| format!("{e:.3}"));
+        let err = self
+            .avg_reprojection_error
+            .map_or("inf".to_string(), |e| format!("{e:.3}"));
         let rows: [(&str, String, &str); 17] = [
-            ("frames with a homography", format!("{}", self.valid_frames), ""),
-            ("avg inlier ratio", format!("{:.4}", self.avg_inlier_ratio), ""),
-            ("avg reprojection error", err, "px of the stretched template"),
-            ("keypoint score", format!("{:.3}", self.avg_keypoint_score), "/100, weight 0.25"),
-            ("on line", format!("{:.4}", self.mean_on_line), "weight 0.40"),
-            ("players inside the pitch", format!("{:.4}", self.mean_inside), "weight 0.20"),
-            ("keypoint stability", format!("{:.4}", self.avg_keypoint_stability), "weight 0.05"),
-            ("homography stability", format!("{:.4}", self.avg_homography_stability), "not weighted"),
-            ("player plausibility", format!("{:.4}", self.avg_player_plausibility), "half of weight 0.10"),
-            ("player track score", format!("{:.3}", self.player_score), "/100, half of weight 0.10"),
+            (
+                "frames with a homography",
+                format!("{}", self.valid_frames),
+                "",
+            ),
+            (
+                "avg inlier ratio",
+                format!("{:.4}", self.avg_inlier_ratio),
+                "",
+            ),
+            (
+                "avg reprojection error",
+                err,
+                "px of the stretched template",
+            ),
+            (
+                "keypoint score",
+                format!("{:.3}", self.avg_keypoint_score),
+                "/100, weight 0.25",
+            ),
+            (
+                "on line",
+                format!("{:.4}", self.mean_on_line),
+                "weight 0.40",
+            ),
+            (
+                "players inside the pitch",
+                format!("{:.4}", self.mean_inside),
+                "weight 0.20",
+            ),
+            (
+                "keypoint stability",
+                format!("{:.4}", self.avg_keypoint_stability),
+                "weight 0.05",
+            ),
+            (
+                "homography stability",
+                format!("{:.4}", self.avg_homography_stability),
+                "not weighted",
+            ),
+            (
+                "player plausibility",
+                format!("{:.4}", self.avg_player_plausibility),
+                "half of weight 0.10",
+            ),
+            (
+                "player track score",
+                format!("{:.3}", self.player_score),
+                "/100, half of weight 0.10",
+            ),
             (
                 "scene transitions",
                 format!("{} ({} segments)", self.transitions.len(), self.segments),
@@ -303,14 +378,33 @@ impl fmt::Display for KeypointScore {
             ),
             (
                 "player jumps",
-                format!("{} (avg {:.2} px, max {:.2}, {} large)", self.total_jumps, self.avg_jump, self.biggest_jump, self.large_jumps),
+                format!(
+                    "{} (avg {:.2} px, max {:.2}, {} large)",
+                    self.total_jumps, self.avg_jump, self.biggest_jump, self.large_jumps
+                ),
                 "",
             ),
-            ("scene consistency", format!("{:.4}", self.scene_consistency), "multiplier"),
-            ("mean scale", format!("{:.4}", self.mean_scale), "multiplier, with scale valid"),
+            (
+                "scene consistency",
+                format!("{:.4}", self.scene_consistency),
+                "multiplier",
+            ),
+            (
+                "mean scale",
+                format!("{:.4}", self.mean_scale),
+                "multiplier, with scale valid",
+            ),
             ("scale valid", format!("{:.4}", self.scale_valid), ""),
-            ("final keypoint score", format!("{:.3}", self.final_score), "/100"),
-            ("keypoints_final_score", format!("{:.5}", self.keypoints_final_score()), "what the validator records (0..1)"),
+            (
+                "final keypoint score",
+                format!("{:.3}", self.final_score),
+                "/100",
+            ),
+            (
+                "keypoints_final_score",
+                format!("{:.5}", self.keypoints_final_score()),
+                "what the validator records (0..1)",
+            ),
         ];
         for (name, value, note) in rows {
             writeln!(f, "  {name:<28} {value:>14}  {note}")?;

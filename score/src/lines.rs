@@ -57,7 +57,12 @@ impl VideoEvidence {
             lines.insert(idx, detect_pitch_lines_tophat(&frame)?);
             frames_to_validate.push(idx);
         }
-        Ok(Self { width, height, frames_to_validate, lines })
+        Ok(Self {
+            width,
+            height,
+            frames_to_validate,
+            lines,
+        })
     }
 }
 
@@ -93,7 +98,13 @@ pub fn detect_pitch_lines_tophat(frame: &Mat) -> Result<Vec<Segment>, ScoreError
     let mut tophat = Mat::default();
     imgproc::morphology_ex_def(&gray, &mut tophat, imgproc::MORPH_TOPHAT, &kernel)?;
     let mut white_lines = Mat::default();
-    imgproc::threshold(&tophat, &mut white_lines, 30.0, 255.0, imgproc::THRESH_BINARY)?;
+    imgproc::threshold(
+        &tophat,
+        &mut white_lines,
+        30.0,
+        255.0,
+        imgproc::THRESH_BINARY,
+    )?;
 
     // 3) restricted to grass
     let mut masked = Mat::default();
@@ -105,7 +116,15 @@ pub fn detect_pitch_lines_tophat(frame: &Mat) -> Result<Vec<Segment>, ScoreError
     let mut edges = Mat::default();
     imgproc::canny_def(&blur, &mut edges, 30.0, 100.0)?;
     let mut lines: Vector<Vec4i> = Vector::new();
-    imgproc::hough_lines_p(&edges, &mut lines, 1.0, std::f64::consts::PI / 360.0, 30, 10.0, 15.0)?;
+    imgproc::hough_lines_p(
+        &edges,
+        &mut lines,
+        1.0,
+        std::f64::consts::PI / 360.0,
+        30,
+        10.0,
+        15.0,
+    )?;
 
     // 5) only segments whose 30 samples all lie on grass, drawn 2 px wide into the mask
     let mut line_mask = Mat::new_rows_cols_with_default(h, w, core::CV_8U, Scalar::all(0.0))?;
@@ -147,7 +166,14 @@ pub fn detect_pitch_lines_tophat(frame: &Mat) -> Result<Vec<Segment>, ScoreError
 }
 
 /// `line_on_mask`: `samples` points at `np.linspace(0, 1, samples)`, truncated to ints.
-fn line_on_mask(x1: i32, y1: i32, x2: i32, y2: i32, mask: &Mat, samples: usize) -> Result<bool, ScoreError> {
+fn line_on_mask(
+    x1: i32,
+    y1: i32,
+    x2: i32,
+    y2: i32,
+    mask: &Mat,
+    samples: usize,
+) -> Result<bool, ScoreError> {
     for t in linspace01(samples) {
         let x = (f64::from(x1) + f64::from(x2 - x1) * t) as i32;
         let y = (f64::from(y1) + f64::from(y2 - y1) * t) as i32;
@@ -164,7 +190,9 @@ pub(crate) fn linspace01(n: usize) -> Vec<f64> {
         return vec![0.0];
     }
     let step = 1.0 / (n - 1) as f64;
-    (0..n).map(|i| if i == n - 1 { 1.0 } else { i as f64 * step }).collect()
+    (0..n)
+        .map(|i| if i == n - 1 { 1.0 } else { i as f64 * step })
+        .collect()
 }
 
 /// `filter_by_density`: drop segments with more than `max_neighbors` midpoints (itself
@@ -177,7 +205,9 @@ fn filter_by_density(kept: &[Segment], radius: f64, max_neighbors: usize) -> Vec
     kept.iter()
         .zip(&mids)
         .filter(|(_, (mx, my))| {
-            mids.iter().filter(|(ux, uy)| (ux - mx).abs() < radius && (uy - my).abs() < radius).count()
+            mids.iter()
+                .filter(|(ux, uy)| (ux - mx).abs() < radius && (uy - my).abs() < radius)
+                .count()
                 <= max_neighbors
         })
         .map(|(s, _)| *s)
@@ -203,13 +233,36 @@ mod tests {
         // expected segments are what the validator's detect_pitch_lines_tophat returns on
         // this image (opencv-python 4.6.0.66). Pure white lines would give none: white is
         // not in the grass hue/saturation range, so only lines tinted by the grass survive.
-        let mut img =
-            Mat::new_rows_cols_with_default(200, 300, core::CV_8UC3, Scalar::new(40.0, 140.0, 40.0, 0.0)).unwrap();
+        let mut img = Mat::new_rows_cols_with_default(
+            200,
+            300,
+            core::CV_8UC3,
+            Scalar::new(40.0, 140.0, 40.0, 0.0),
+        )
+        .unwrap();
         let grey = core::Rect::new(0, 150, 300, 50);
         imgproc::rectangle(&mut img, grey, Scalar::all(128.0), -1, imgproc::LINE_8, 0).unwrap();
         let tint = Scalar::new(195.0, 235.0, 190.0, 0.0);
-        imgproc::line(&mut img, Point::new(20, 60), Point::new(280, 70), tint, 3, imgproc::LINE_8, 0).unwrap();
-        imgproc::line(&mut img, Point::new(20, 175), Point::new(280, 175), tint, 3, imgproc::LINE_8, 0).unwrap();
+        imgproc::line(
+            &mut img,
+            Point::new(20, 60),
+            Point::new(280, 70),
+            tint,
+            3,
+            imgproc::LINE_8,
+            0,
+        )
+        .unwrap();
+        imgproc::line(
+            &mut img,
+            Point::new(20, 175),
+            Point::new(280, 175),
+            tint,
+            3,
+            imgproc::LINE_8,
+            0,
+        )
+        .unwrap();
         let segs = detect_pitch_lines_tophat(&img).unwrap();
         let expected: Vec<Segment> = vec![
             [161, 68, 281, 72],

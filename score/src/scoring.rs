@@ -19,6 +19,12 @@ pub type Homography = [[f64; 3]; 3];
 
 type R<T> = Result<T, Raise>;
 
+/// `frame_to_segment`: frame key → segment, in insertion order.
+pub type FrameSegments = Vec<(String, usize)>;
+
+/// A player track: (frame, centre) by player id, in first-seen order.
+type Tracks<'a> = Vec<(&'a str, Vec<(i64, [f64; 2])>)>;
+
 fn norm2(a: [f64; 2], b: [f64; 2]) -> f64 {
     // np.linalg.norm of a 2-vector: sqrt(dot(x, x)).
     let (dx, dy) = (a[0] - b[0], a[1] - b[1]);
@@ -46,7 +52,10 @@ fn objects(frame: &Frame) -> R<&[Object]> {
 }
 
 fn keypoints(frame: &Frame) -> R<&Keypoints> {
-    frame.keypoints.as_ref().ok_or_else(|| Raise::new("KeyError: 'keypoints'"))
+    frame
+        .keypoints
+        .as_ref()
+        .ok_or_else(|| Raise::new("KeyError: 'keypoints'"))
 }
 
 fn points(kp: &Keypoints) -> R<&[[f64; 2]]> {
@@ -57,7 +66,11 @@ fn points(kp: &Keypoints) -> R<&[[f64; 2]]> {
 /// one zero coordinate counts, and `[0, 0]` can never be a real keypoint), optionally
 /// inside `[0, w) × [0, h)`, then greedily thinned so that no two kept points are closer
 /// than `min_dist` (25 px), in index order. Returns the points and their indices.
-pub fn get_valid_keypoints(kps: &[[f64; 2]], bounds: Option<(f64, f64)>, min_dist: f64) -> (Vec<[f64; 2]>, Vec<usize>) {
+pub fn get_valid_keypoints(
+    kps: &[[f64; 2]],
+    bounds: Option<(f64, f64)>,
+    min_dist: f64,
+) -> (Vec<[f64; 2]>, Vec<usize>) {
     let mut out_p: Vec<[f64; 2]> = Vec::new();
     let mut out_i = Vec::new();
     for (i, &p) in kps.iter().enumerate() {
@@ -90,7 +103,11 @@ pub struct HomographyFit {
 }
 
 impl HomographyFit {
-    const NONE: Self = Self { h: None, inlier_ratio: 0.0, avg_reprojection_error: f64::INFINITY };
+    const NONE: Self = Self {
+        h: None,
+        inlier_ratio: 0.0,
+        avg_reprojection_error: f64::INFINITY,
+    };
 }
 
 /// `estimate_homography_ransac`: OpenCV's RANSAC homography from the valid keypoints to
@@ -101,19 +118,25 @@ impl HomographyFit {
 /// Quirk: a keypoint's index is its template vertex, so an answer with more than 32
 /// keypoints raises (an index past the template) as soon as one of them is valid, and a
 /// shorter one is matched to the first vertices.
-pub fn estimate_homography_ransac(kp: &Keypoints, video_width: f64, video_height: f64) -> R<HomographyFit> {
+pub fn estimate_homography_ransac(
+    kp: &Keypoints,
+    video_width: f64,
+    video_height: f64,
+) -> R<HomographyFit> {
     let scaled = template::scaled_vertices(video_width, video_height);
-    let (valid, idx) = get_valid_keypoints(points(kp)?, Some((video_width, video_height)), MIN_DIST);
+    let (valid, idx) =
+        get_valid_keypoints(points(kp)?, Some((video_width, video_height)), MIN_DIST);
     if valid.len() < 4 {
         return Ok(HomographyFit::NONE);
     }
     let dst: Vec<[f64; 2]> = idx
         .iter()
         .map(|&i| {
-            scaled
-                .get(i)
-                .copied()
-                .ok_or_else(|| Raise::new(format!("IndexError: keypoint {i} past the 32-vertex template")))
+            scaled.get(i).copied().ok_or_else(|| {
+                Raise::new(format!(
+                    "IndexError: keypoint {i} past the 32-vertex template"
+                ))
+            })
         })
         .collect::<R<_>>()?;
     let thresh = (video_width * 0.01).max(12.0);
@@ -122,15 +145,25 @@ pub fn estimate_homography_ransac(kp: &Keypoints, video_width: f64, video_height
     let mut mask = Mat::default();
     // cv2.findHomography's defaults: maxIters 2000, confidence 0.995. RANSAC draws from a
     // local RNG((uint64)-1) on every call, so the result is deterministic and equal to cv2's.
-    let h = calib3d::find_homography_ext(&src_v, &dst_v, calib3d::RANSAC, thresh, &mut mask, 2000, 0.995)
-        .map_err(|e| Raise::new(format!("cv2.error: {e}")))?;
+    let h = calib3d::find_homography_ext(
+        &src_v,
+        &dst_v,
+        calib3d::RANSAC,
+        thresh,
+        &mut mask,
+        2000,
+        0.995,
+    )
+    .map_err(|e| Raise::new(format!("cv2.error: {e}")))?;
     if h.empty() || mask.empty() {
         return Ok(HomographyFit::NONE);
     }
     let mut hm = [[0.0; 3]; 3];
     for (r, row) in hm.iter_mut().enumerate() {
         for (c, v) in row.iter_mut().enumerate() {
-            *v = *h.at_2d::<f64>(r as i32, c as i32).map_err(|e| Raise::new(e.to_string()))?;
+            *v = *h
+                .at_2d::<f64>(r as i32, c as i32)
+                .map_err(|e| Raise::new(e.to_string()))?;
         }
     }
     let total = mask.total();
@@ -150,8 +183,16 @@ pub fn estimate_homography_ransac(kp: &Keypoints, video_width: f64, video_height
         ));
     }
     let reproj = perspective_transform_d(&valid, &hm)?;
-    let errors: Vec<f64> = reproj.iter().zip(&dst).map(|(&p, &q)| norm2(p, q)).collect();
-    Ok(HomographyFit { h: Some(hm), inlier_ratio, avg_reprojection_error: mean(&errors) })
+    let errors: Vec<f64> = reproj
+        .iter()
+        .zip(&dst)
+        .map(|(&p, &q)| norm2(p, q))
+        .collect();
+    Ok(HomographyFit {
+        h: Some(hm),
+        inlier_ratio,
+        avg_reprojection_error: mean(&errors),
+    })
 }
 
 fn h_mat(h: &Homography) -> R<Mat> {
@@ -162,7 +203,8 @@ fn h_mat(h: &Homography) -> R<Mat> {
 fn perspective_transform_d(pts: &[[f64; 2]], h: &Homography) -> R<Vec<[f64; 2]>> {
     let src: Vector<Point2d> = pts.iter().map(|p| Point2d::new(p[0], p[1])).collect();
     let mut dst: Vector<Point2d> = Vector::new();
-    opencv::core::perspective_transform(&src, &mut dst, &h_mat(h)?).map_err(|e| Raise::new(e.to_string()))?;
+    opencv::core::perspective_transform(&src, &mut dst, &h_mat(h)?)
+        .map_err(|e| Raise::new(e.to_string()))?;
     Ok(dst.iter().map(|p| [p.x, p.y]).collect())
 }
 
@@ -170,7 +212,8 @@ fn perspective_transform_d(pts: &[[f64; 2]], h: &Homography) -> R<Vec<[f64; 2]>>
 fn perspective_transform_f(p: [f32; 2], h: &Homography) -> R<[f32; 2]> {
     let src: Vector<Point2f> = std::iter::once(Point2f::new(p[0], p[1])).collect();
     let mut dst: Vector<Point2f> = Vector::new();
-    opencv::core::perspective_transform(&src, &mut dst, &h_mat(h)?).map_err(|e| Raise::new(e.to_string()))?;
+    opencv::core::perspective_transform(&src, &mut dst, &h_mat(h)?)
+        .map_err(|e| Raise::new(e.to_string()))?;
     let q = dst.get(0).map_err(|e| Raise::new(e.to_string()))?;
     Ok([q.x, q.y])
 }
@@ -179,7 +222,7 @@ fn perspective_transform_f(p: [f32; 2], h: &Homography) -> R<[f32; 2]> {
 /// players (class 2) moved more than 20 px from where the same id was in the previous
 /// frame of the answer. Returns the transition frames and the segment of every frame
 /// (keyed by `str(int(key))`, in frame order).
-pub fn detect_scene_transitions(frames: &Frames) -> R<(Vec<i64>, Vec<(String, usize)>)> {
+pub fn detect_scene_transitions(frames: &Frames) -> R<(Vec<i64>, FrameSegments)> {
     let frame_ids = sorted_int_keys(frames)?;
     let mut transitions = Vec::new();
     let mut frame_to_segment: Vec<(String, usize)> = Vec::new();
@@ -222,7 +265,8 @@ fn sorted_int_keys(frames: &Frames) -> R<Vec<i64>> {
     let mut ids = frames
         .iter()
         .map(|(k, _)| {
-            crate::answer::python_int_str(k).ok_or_else(|| Raise::new(format!("ValueError: int({k:?})")))
+            crate::answer::python_int_str(k)
+                .ok_or_else(|| Raise::new(format!("ValueError: int({k:?})")))
         })
         .collect::<R<Vec<_>>>()?;
     ids.sort_unstable();
@@ -273,7 +317,13 @@ pub fn check_keypoint_stability(
     let mut out = BTreeMap::new();
     for (segment_id, segment_frames) in group_segments(frame_to_segment) {
         if segment_frames.len() < 2 {
-            out.insert(segment_id, SegmentStability { keypoint_stability: 1.0, homography_stability: 1.0 });
+            out.insert(
+                segment_id,
+                SegmentStability {
+                    keypoint_stability: 1.0,
+                    homography_stability: 1.0,
+                },
+            );
             continue;
         }
         let mut homographies: BTreeMap<String, Homography> = BTreeMap::new();
@@ -285,11 +335,20 @@ pub fn check_keypoint_stability(
             let fit = estimate_homography_ransac(kp, video_width, video_height)?;
             if let Some(h) = fit.h {
                 homographies.insert(fid.clone(), h);
-                valid_map.insert(fid.clone(), get_valid_keypoints(points(kp)?, None, MIN_DIST));
+                valid_map.insert(
+                    fid.clone(),
+                    get_valid_keypoints(points(kp)?, None, MIN_DIST),
+                );
             }
         }
         if homographies.len() < 2 {
-            out.insert(segment_id, SegmentStability { keypoint_stability: 0.5, homography_stability: 0.5 });
+            out.insert(
+                segment_id,
+                SegmentStability {
+                    keypoint_stability: 0.5,
+                    homography_stability: 0.5,
+                },
+            );
             continue;
         }
         // BTreeMap<String, _> iterates in Python's sorted(str) order.
@@ -312,14 +371,17 @@ pub fn check_keypoint_stability(
 
         let mut keypoint_diffs = Vec::new();
         for w in ids.windows(2) {
-            let (Some((pk, pi)), Some((ck, ci))) = (valid_map.get(w[0]), valid_map.get(w[1])) else {
+            let (Some((pk, pi)), Some((ck, ci))) = (valid_map.get(w[0]), valid_map.get(w[1]))
+            else {
                 continue;
             };
             let common = intersect_sorted(pi, ci);
             if common.len() < 2 {
                 continue;
             }
-            let at = |kps: &[[f64; 2]], idx: &[usize], i: usize| kps[idx.iter().position(|&x| x == i).unwrap_or(0)];
+            let at = |kps: &[[f64; 2]], idx: &[usize], i: usize| {
+                kps[idx.iter().position(|&x| x == i).unwrap_or(0)]
+            };
             let prev: Vec<[f64; 2]> = common.iter().map(|&i| at(pk, pi, i)).collect();
             let curr: Vec<[f64; 2]> = common.iter().map(|&i| at(ck, ci, i)).collect();
             let mut rel = Vec::new();
@@ -339,7 +401,13 @@ pub fn check_keypoint_stability(
         } else {
             (-10.0 * mean(&keypoint_diffs)).exp()
         };
-        out.insert(segment_id, SegmentStability { keypoint_stability, homography_stability });
+        out.insert(
+            segment_id,
+            SegmentStability {
+                keypoint_stability,
+                homography_stability,
+            },
+        );
     }
     Ok(out)
 }
@@ -360,12 +428,18 @@ fn intersect_sorted(a: &[usize], b: &[usize]) -> Vec<usize> {
 /// `check_player_plausibility`: per segment, `1 - implausible / total` over the player
 /// moves between successive frames at most two frame numbers apart, a move of more than
 /// 30 px being implausible; 1.0 for a one-frame segment, 0.5 with no move to judge.
-pub fn check_player_plausibility(frames: &Frames, frame_to_segment: &[(String, usize)]) -> R<BTreeMap<usize, f64>> {
+pub fn check_player_plausibility(
+    frames: &Frames,
+    frame_to_segment: &[(String, usize)],
+) -> R<BTreeMap<usize, f64>> {
     let mut out = BTreeMap::new();
     for (segment_id, segment_frames) in group_segments(frame_to_segment) {
         let mut ids = segment_frames
             .iter()
-            .map(|k| crate::answer::python_int_str(k).ok_or_else(|| Raise::new(format!("ValueError: int({k:?})"))))
+            .map(|k| {
+                crate::answer::python_int_str(k)
+                    .ok_or_else(|| Raise::new(format!("ValueError: int({k:?})")))
+            })
             .collect::<R<Vec<i64>>>()?;
         ids.sort_unstable();
         if ids.len() < 2 {
@@ -419,13 +493,14 @@ pub struct PlayerPositions {
 /// sorted by frame). Quirk: only "medium" 2–10 px jumps are penalised; jumps over 10 px
 /// score as well as still players.
 pub fn score_player_positions(frames: &Frames) -> R<PlayerPositions> {
-    let mut tracks: Vec<(&str, Vec<(i64, [f64; 2])>)> = Vec::new();
+    let mut tracks: Tracks = Vec::new();
     for (key, frame) in frames.iter() {
         let frame = frame.as_ref().map_err(Clone::clone)?;
         for obj in objects(frame)?.iter().filter(|o| o.is_player()) {
             let center = obj.center()?;
             let pid = obj.player_id()?;
-            let fid = crate::answer::python_int_str(key).ok_or_else(|| Raise::new(format!("ValueError: int({key:?})")))?;
+            let fid = crate::answer::python_int_str(key)
+                .ok_or_else(|| Raise::new(format!("ValueError: int({key:?})")))?;
             match tracks.iter_mut().find(|(p, _)| *p == pid) {
                 Some((_, t)) => t.push((fid, center)),
                 None => tracks.push((pid, vec![(fid, center)])),
@@ -452,8 +527,16 @@ pub fn score_player_positions(frames: &Frames) -> R<PlayerPositions> {
             max_score += 1.0;
         }
     }
-    r.avg_jump = if r.total_jumps > 0 { total_jump / r.total_jumps as f64 } else { 0.0 };
-    r.player_score = if max_score > 0.0 { total_score / max_score * 100.0 } else { 0.0 };
+    r.avg_jump = if r.total_jumps > 0 {
+        total_jump / r.total_jumps as f64
+    } else {
+        0.0
+    };
+    r.player_score = if max_score > 0.0 {
+        total_score / max_score * 100.0
+    } else {
+        0.0
+    };
     Ok(r)
 }
 
@@ -468,7 +551,7 @@ pub fn calculate_keypoint_score(inlier_ratio: f64, avg_reprojection_error: f64) 
 /// passes) and not "touching the scoreboard zone". Quirk: that zone is the whole band
 /// `y ≤ 150 px` across the frame, whatever the frame's height, so every object whose top
 /// edge is in the top 150 px is dropped.
-fn filter_valid_bboxes<'a>(objs: &'a [Object], video_width: f64) -> R<Vec<&'a Object>> {
+fn filter_valid_bboxes(objs: &[Object], video_width: f64) -> R<Vec<&Object>> {
     let mut out = Vec::new();
     for o in objs {
         let [x1, y1, x2, y2] = o.corners()?;
@@ -529,7 +612,10 @@ pub fn mean_keypoint_to_line_distance_score(
         .iter()
         .map(|p| {
             let (u, v) = (p[0] / video_width, p[1] / video_height);
-            norm_segs.iter().map(|&s| point_to_segment_dist(u, v, s)).fold(f64::INFINITY, f64::min)
+            norm_segs
+                .iter()
+                .map(|&s| point_to_segment_dist(u, v, s))
+                .fold(f64::INFINITY, f64::min)
         })
         .collect();
     logistic(mean(&distances))
@@ -594,7 +680,11 @@ pub fn fraction_objects_inside(frame: &Frame, h: &Homography, video_width: f64) 
         }
         total += 1;
     }
-    Ok(if total > 0 { inside as f64 / total as f64 } else { 0.0 })
+    Ok(if total > 0 {
+        inside as f64 / total as f64
+    } else {
+        0.0
+    })
 }
 
 /// `compute_scene_keypoint_consistency`: the validated frames split into runs of
@@ -619,7 +709,10 @@ pub fn compute_scene_keypoint_consistency(
     let mut scenes: Vec<Vec<i64>> = vec![vec![ids[0]]];
     for w in ids.windows(2) {
         if w[1] == w[0] + 1 {
-            scenes.last_mut().unwrap_or_else(|| unreachable!()).push(w[1]);
+            scenes
+                .last_mut()
+                .unwrap_or_else(|| unreachable!())
+                .push(w[1]);
         } else {
             scenes.push(vec![w[1]]);
         }
@@ -640,7 +733,8 @@ pub fn compute_scene_keypoint_consistency(
             };
             let prev = keypoints(frame_of(frames, &prev_key)?)?;
             let curr = keypoints(frame_of(frames, &key)?)?;
-            if prev.raw_len != template::KEYPOINT_COUNT || curr.raw_len != template::KEYPOINT_COUNT {
+            if prev.raw_len != template::KEYPOINT_COUNT || curr.raw_len != template::KEYPOINT_COUNT
+            {
                 scores.push(0.0);
                 continue;
             }
@@ -656,16 +750,26 @@ pub fn compute_scene_keypoint_consistency(
                 scores.push(0.0);
                 continue;
             }
-            let at = |kps: &[[f64; 2]], ix: &[usize], i: usize| kps[ix.iter().position(|&x| x == i).unwrap_or(0)];
+            let at = |kps: &[[f64; 2]], ix: &[usize], i: usize| {
+                kps[ix.iter().position(|&x| x == i).unwrap_or(0)]
+            };
             let dists: Vec<f64> = common
                 .iter()
                 .map(|&i| norm2(at(&kp_curr, &idx_curr, i), at(&kp_prev, &idx_prev, i)))
                 .collect();
             scores.push(logistic(mean(&dists) / diag));
         }
-        let avg = if scores.is_empty() { 1.0 } else { mean(&scores) };
+        let avg = if scores.is_empty() {
+            1.0
+        } else {
+            mean(&scores)
+        };
         total_len += scores.len();
         weighted_sum += avg * scores.len() as f64;
     }
-    Ok(if total_len > 0 { weighted_sum / total_len as f64 } else { 1.0 })
+    Ok(if total_len > 0 {
+        weighted_sum / total_len as f64
+    } else {
+        1.0
+    })
 }

@@ -67,7 +67,11 @@ impl Camera {
         let f = normalize(sub(target, centre));
         let r = normalize(cross([0.0, 0.0, 1.0], f));
         let d = cross(r, f); // image down: towards the camera and down in the world
-        Self { rot: [r, d, f], centre, focal }
+        Self {
+            rot: [r, d, f],
+            centre,
+            focal,
+        }
     }
 
     /// The camera of frame `t`: a pan across the left half, then (from `CUT_AT`) a cut to a
@@ -76,7 +80,11 @@ impl Camera {
         let centre = [PITCH_LENGTH / 2.0, PITCH_WIDTH + 2600.0, 1300.0];
         if t < CUT_AT {
             let s = t as f64 / (CUT_AT - 1) as f64;
-            Self::look_at(centre, [2600.0 + 1400.0 * s, 3300.0, 0.0], 1100.0 + 150.0 * s)
+            Self::look_at(
+                centre,
+                [2600.0 + 1400.0 * s, 3300.0, 0.0],
+                1100.0 + 150.0 * s,
+            )
         } else {
             // A tighter shot of the same area: most players stay in view but jump in the
             // image, which is how the validator recognises a cut.
@@ -88,7 +96,11 @@ impl Camera {
     /// Image position and depth of a world point.
     pub fn project3(&self, p: [f64; 3]) -> ([f64; 2], f64) {
         let q = sub(p, self.centre);
-        let c = [dot(self.rot[0], q), dot(self.rot[1], q), dot(self.rot[2], q)];
+        let c = [
+            dot(self.rot[0], q),
+            dot(self.rot[1], q),
+            dot(self.rot[2], q),
+        ];
         let u = self.focal * c[0] / c[2] + f64::from(WIDTH) / 2.0;
         let v = self.focal * c[1] / c[2] + f64::from(HEIGHT) / 2.0;
         ([u, v], c[2])
@@ -119,7 +131,9 @@ impl Camera {
                 out.push([a[0] + (b[0] - a[0]) * s, a[1] + (b[1] - a[1]) * s]);
             }
         }
-        out.iter().map(|p| to_fixed(self.project(p[0], p[1]))).collect()
+        out.iter()
+            .map(|p| to_fixed(self.project(p[0], p[1])))
+            .collect()
     }
 }
 
@@ -133,7 +147,11 @@ fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
 fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
 }
 fn normalize(a: [f64; 3]) -> [f64; 3] {
     let n = dot(a, a).sqrt();
@@ -182,21 +200,39 @@ fn movers() -> Vec<Mover> {
         v.push(Mover {
             id,
             class_id: 2,
-            start: [600.0 + rng.uniform() * 10800.0, 600.0 + rng.uniform() * 5800.0],
+            start: [
+                600.0 + rng.uniform() * 10800.0,
+                600.0 + rng.uniform() * 5800.0,
+            ],
             velocity: [(rng.uniform() - 0.5) * 30.0, (rng.uniform() - 0.5) * 20.0],
             phase: rng.uniform() * 6.0,
             height: 170.0 + rng.uniform() * 20.0,
         });
     }
-    v.push(Mover { id: 23, class_id: 3, start: [4200.0, 3000.0], velocity: [30.0, 4.0], phase: 1.0, height: 178.0 });
-    v.push(Mover { id: 24, class_id: 0, start: [3600.0, 3400.0], velocity: [60.0, 5.0], phase: 0.3, height: 22.0 });
+    v.push(Mover {
+        id: 23,
+        class_id: 3,
+        start: [4200.0, 3000.0],
+        velocity: [30.0, 4.0],
+        phase: 1.0,
+        height: 178.0,
+    });
+    v.push(Mover {
+        id: 24,
+        class_id: 0,
+        start: [3600.0, 3400.0],
+        velocity: [60.0, 5.0],
+        phase: 0.3,
+        height: 22.0,
+    });
     v
 }
 
 /// The pitch markings as polylines in cm.
 fn markings() -> Vec<Vec<[f64; 2]>> {
     let (l, w) = (PITCH_LENGTH, PITCH_WIDTH);
-    let rect = |x0: f64, y0: f64, x1: f64, y1: f64| vec![[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]];
+    let rect =
+        |x0: f64, y0: f64, x1: f64, y1: f64| vec![[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]];
     let arc = |cx: f64, cy: f64, r: f64, a0: f64, a1: f64| {
         (0..=64)
             .map(|i| {
@@ -208,7 +244,7 @@ fn markings() -> Vec<Vec<[f64; 2]>> {
     let (pbw, pbl, gbw, gbl) = (4100.0, 2015.0, 1832.0, 550.0);
     let pi = std::f64::consts::PI;
     // The arc of each penalty area: radius 915 around the spot, outside the box.
-    let a = (((pbl - 1100.0) / 915.0) as f64).acos();
+    let a = ((pbl - 1100.0) / 915.0_f64).acos();
     vec![
         rect(0.0, 0.0, l, w),
         vec![[l / 2.0, 0.0], [l / 2.0, w]],
@@ -232,7 +268,10 @@ pub fn render(path: &Path) -> Result<Vec<TruthFrame>, ScoreError> {
     let fourcc = VideoWriter::fourcc('F', 'F', 'V', '1')?;
     let mut writer = VideoWriter::new(path, fourcc, FPS, Size::new(WIDTH, HEIGHT), true)?;
     if !writer.is_opened()? {
-        return Err(ScoreError::Video(format!("{}: cannot write FFV1", path.display())));
+        return Err(ScoreError::Video(format!(
+            "{}: cannot write FFV1",
+            path.display()
+        )));
     }
     let mut truth = Vec::with_capacity(FRAMES);
     for t in 0..FRAMES {
@@ -248,7 +287,9 @@ pub fn render(path: &Path) -> Result<Vec<TruthFrame>, ScoreError> {
 fn grain() -> Result<Mat, ScoreError> {
     let (gw, gh) = (WIDTH + 64, HEIGHT + 64);
     let mut rng = Rng::new(0x5C0E_0002);
-    let data: Vec<u8> = (0..gw * gh * 3).map(|_| (rng.next_u64() % 9) as u8).collect();
+    let data: Vec<u8> = (0..gw * gh * 3)
+        .map(|_| (rng.next_u64() % 9) as u8)
+        .collect();
     let flat = Mat::from_slice(&data)?;
     Ok(flat.reshape(3, gh)?.try_clone()?)
 }
@@ -256,13 +297,23 @@ fn grain() -> Result<Mat, ScoreError> {
 /// One frame and its truth.
 pub fn render_frame(t: usize) -> Result<(Mat, TruthFrame), ScoreError> {
     let cam = Camera::at(t);
-    let mut img = Mat::new_rows_cols_with_default(HEIGHT, WIDTH, core::CV_8UC3, Scalar::new(70.0, 58.0, 52.0, 0.0))?;
+    let mut img = Mat::new_rows_cols_with_default(
+        HEIGHT,
+        WIDTH,
+        core::CV_8UC3,
+        Scalar::new(70.0, 58.0, 52.0, 0.0),
+    )?;
 
     // Stands: a band of coloured blocks above the far touchline's surround.
     let mut rng = Rng::new(0x5C0E_0003);
     for i in 0..40 {
         let x = f64::from(i) * 320.0 - 400.0;
-        let poly = cam.polygon(&[[x, -2600.0], [x + 320.0, -2600.0], [x + 320.0, -500.0], [x, -500.0]]);
+        let poly = cam.polygon(&[
+            [x, -2600.0],
+            [x + 320.0, -2600.0],
+            [x + 320.0, -500.0],
+            [x, -500.0],
+        ]);
         let c = 60.0 + rng.uniform() * 90.0;
         let colour = Scalar::new(c, c * 0.8, c * 1.1, 0.0);
         if poly.len() >= 3 {
@@ -300,7 +351,12 @@ pub fn render_frame(t: usize) -> Result<(Mat, TruthFrame), ScoreError> {
             let pieces = (len / 25.0).ceil().max(1.0) as usize;
             for k in 0..pieces {
                 let (a, b) = (k as f64 / pieces as f64, (k + 1) as f64 / pieces as f64);
-                let lerp = |s: f64| [seg[0][0] + (seg[1][0] - seg[0][0]) * s, seg[0][1] + (seg[1][1] - seg[0][1]) * s];
+                let lerp = |s: f64| {
+                    [
+                        seg[0][0] + (seg[1][0] - seg[0][0]) * s,
+                        seg[0][1] + (seg[1][1] - seg[0][1]) * s,
+                    ]
+                };
                 let (pa, pb) = (lerp(a), lerp(b));
                 let worn = wear.uniform();
                 // Greenish white, as lines on grass look on broadcasts: pure white would not
@@ -315,7 +371,15 @@ pub fn render_frame(t: usize) -> Result<(Mat, TruthFrame), ScoreError> {
                 }
                 let ib = cam.project(pb[0], pb[1]);
                 let thickness = ((12.0 * cam.focal / za).round() as i32).clamp(1, 4);
-                imgproc::line(&mut img, to_fixed(ia), to_fixed(ib), Scalar::new(shade * 0.8, shade, shade * 0.82, 0.0), thickness, imgproc::LINE_AA, 4)?;
+                imgproc::line(
+                    &mut img,
+                    to_fixed(ia),
+                    to_fixed(ib),
+                    Scalar::new(shade * 0.8, shade, shade * 0.82, 0.0),
+                    thickness,
+                    imgproc::LINE_AA,
+                    4,
+                )?;
             }
         }
     }
@@ -343,7 +407,16 @@ pub fn render_frame(t: usize) -> Result<(Mat, TruthFrame), ScoreError> {
             bbox[2].min(f64::from(WIDTH)),
             bbox[3].min(f64::from(HEIGHT)),
         ];
-        objs.push((depth, TruthObject { id: m.id, class_id: m.class_id, bbox: clipped }, [cx, foot[1]], h));
+        objs.push((
+            depth,
+            TruthObject {
+                id: m.id,
+                class_id: m.class_id,
+                bbox: clipped,
+            },
+            [cx, foot[1]],
+            h,
+        ));
     }
     objs.sort_by(|a, b| b.0.total_cmp(&a.0));
     for (_, o, foot, h) in &objs {
@@ -352,7 +425,14 @@ pub fn render_frame(t: usize) -> Result<(Mat, TruthFrame), ScoreError> {
 
     // A little softness, then grain.
     let mut soft = Mat::default();
-    imgproc::gaussian_blur(&img, &mut soft, Size::new(3, 3), 0.7, 0.7, core::BORDER_DEFAULT)?;
+    imgproc::gaussian_blur(
+        &img,
+        &mut soft,
+        Size::new(3, 3),
+        0.7,
+        0.7,
+        core::BORDER_DEFAULT,
+    )?;
     let g = grain()?;
     let off = ((t * 7) % 64) as i32;
     let roi = Mat::roi(&g, core::Rect::new(off, (t as i32 * 3) % 64, WIDTH, HEIGHT))?;
@@ -365,7 +445,10 @@ pub fn render_frame(t: usize) -> Result<(Mat, TruthFrame), ScoreError> {
         .iter()
         .map(|v| {
             let (p, depth) = cam.project3([v[0], v[1], 0.0]);
-            (depth > NEAR && (0.0..f64::from(WIDTH)).contains(&p[0]) && (0.0..f64::from(HEIGHT)).contains(&p[1])).then_some(p)
+            (depth > NEAR
+                && (0.0..f64::from(WIDTH)).contains(&p[0])
+                && (0.0..f64::from(HEIGHT)).contains(&p[1]))
+            .then_some(p)
         })
         .collect();
     let mut objects: Vec<TruthObject> = objs.into_iter().map(|(_, o, _, _)| o).collect();
@@ -377,7 +460,15 @@ fn draw_figure(img: &mut Mat, o: &TruthObject, foot: [f64; 2], h: f64) -> Result
     if o.class_id == 0 {
         let r = (h / 2.0).max(1.5);
         let c = [foot[0], foot[1] - r];
-        imgproc::circle(img, to_fixed(c), (r * 16.0) as i32, Scalar::all(245.0), -1, imgproc::LINE_AA, 4)?;
+        imgproc::circle(
+            img,
+            to_fixed(c),
+            (r * 16.0) as i32,
+            Scalar::all(245.0),
+            -1,
+            imgproc::LINE_AA,
+            4,
+        )?;
         return Ok(());
     }
     let shirt = match (o.class_id, o.id) {
@@ -385,7 +476,11 @@ fn draw_figure(img: &mut Mat, o: &TruthObject, foot: [f64; 2], h: f64) -> Result
         (_, id) if id <= 11 => Scalar::new(40.0, 40.0, 200.0, 0.0),
         _ => Scalar::new(230.0, 230.0, 235.0, 0.0),
     };
-    let shorts = if o.class_id == 3 { Scalar::all(20.0) } else { Scalar::new(90.0, 30.0, 20.0, 0.0) };
+    let shorts = if o.class_id == 3 {
+        Scalar::all(20.0)
+    } else {
+        Scalar::new(90.0, 30.0, 20.0, 0.0)
+    };
     let w = h * 0.42;
     let x = foot[0];
     let top = foot[1] - h;
@@ -396,7 +491,15 @@ fn draw_figure(img: &mut Mat, o: &TruthObject, foot: [f64; 2], h: f64) -> Result
     };
     // legs, shorts, shirt, head
     let (a, b) = rect(x - w * 0.3, top + h * 0.62, x + w * 0.3, foot[1]);
-    imgproc::rectangle_points(img, a, b, Scalar::new(40.0, 60.0, 80.0, 0.0), -1, imgproc::LINE_8, 4)?;
+    imgproc::rectangle_points(
+        img,
+        a,
+        b,
+        Scalar::new(40.0, 60.0, 80.0, 0.0),
+        -1,
+        imgproc::LINE_8,
+        4,
+    )?;
     let (a, b) = rect(x - w * 0.4, top + h * 0.5, x + w * 0.4, top + h * 0.64);
     imgproc::rectangle_points(img, a, b, shorts, -1, imgproc::LINE_8, 4)?;
     let (a, b) = rect(x - w * 0.5, top + h * 0.16, x + w * 0.5, top + h * 0.52);
@@ -451,9 +554,7 @@ fn kp_json(kps: &[Option<[f64; 2]>]) -> Vec<Value> {
 /// keypoints in a shuffled vertex order), `all_zero` (32 × `[0, 0]`, true objects), and
 /// two quirk probes, `integer_keypoints` and `extra_keypoint` (33 keypoints).
 pub fn answers(truth: &[TruthFrame]) -> Vec<(&'static str, Value)> {
-    let frame = |t: usize, kps: Vec<Value>, objects: Vec<Value>| {
-        json!({ "frame_number": t, "keypoints": kps, "objects": objects })
-    };
+    let frame = |t: usize, kps: Vec<Value>, objects: Vec<Value>| json!({ "frame_number": t, "keypoints": kps, "objects": objects });
     let exact = truth
         .iter()
         .enumerate()
@@ -512,7 +613,13 @@ pub fn answers(truth: &[TruthFrame]) -> Vec<(&'static str, Value)> {
     let zero = truth
         .iter()
         .enumerate()
-        .map(|(t, f)| frame(t, kp_json(&[None; KEYPOINT_COUNT]), objects_json(&f.objects, None)))
+        .map(|(t, f)| {
+            frame(
+                t,
+                kp_json(&[None; KEYPOINT_COUNT]),
+                objects_json(&f.objects, None),
+            )
+        })
         .collect();
 
     // Two probes of validator quirks: every keypoint number a JSON integer (numpy makes an
@@ -525,7 +632,11 @@ pub fn answers(truth: &[TruthFrame]) -> Vec<(&'static str, Value)> {
             let kps: Vec<Value> = f
                 .keypoints
                 .iter()
-                .map(|k| k.map_or(json!([0, 0]), |[x, y]| json!([x.round() as i64, y.round() as i64])))
+                .map(|k| {
+                    k.map_or(json!([0, 0]), |[x, y]| {
+                        json!([x.round() as i64, y.round() as i64])
+                    })
+                })
                 .collect();
             frame(t, kps, objects_json(&f.objects, None))
         })

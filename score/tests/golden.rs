@@ -21,7 +21,9 @@ const TOL: f64 = 1e-3;
 const FRAME_H_TOL: f64 = 1e-2;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn golden(name: &str) -> Value {
@@ -46,25 +48,60 @@ fn close_within(what: &str, ours: f64, theirs: &Value, tol: f64, errors: &mut Ve
 /// Compare one answer's score with the golden entry; returns the differences.
 fn compare(name: &str, s: &KeypointScore, g: &Value) -> Vec<String> {
     let mut e = Vec::new();
-    close(&format!("{name}.final_score"), s.final_score, &g["final_score"], &mut e);
-    assert_eq!(s.answer_frames as u64, g["answer_frames"].as_u64().unwrap(), "{name}: answer frames");
+    close(
+        &format!("{name}.final_score"),
+        s.final_score,
+        &g["final_score"],
+        &mut e,
+    );
+    assert_eq!(
+        s.answer_frames as u64,
+        g["answer_frames"].as_u64().unwrap(),
+        "{name}: answer frames"
+    );
     match (&s.validator_error, g["validator_error"].as_str()) {
         (None, None) => {}
         (Some(_), Some(_)) => return e,
         (ours, theirs) => {
-            e.push(format!("{name}: validator error pitchside {ours:?} vs validator {theirs:?}"));
+            e.push(format!(
+                "{name}: validator error pitchside {ours:?} vs validator {theirs:?}"
+            ));
             return e;
         }
     }
     let f = |k: &str| &g[k];
-    assert_eq!(s.valid_frames as u64, f("valid_frames").as_u64().unwrap(), "{name}: valid frames");
-    assert_eq!(s.total_jumps as u64, f("total_jumps").as_u64().unwrap(), "{name}: total jumps");
-    assert_eq!(s.large_jumps as u64, f("large_jumps").as_u64().unwrap(), "{name}: large jumps");
-    assert_eq!(s.segments as u64, f("segments").as_u64().unwrap(), "{name}: segments");
+    assert_eq!(
+        s.valid_frames as u64,
+        f("valid_frames").as_u64().unwrap(),
+        "{name}: valid frames"
+    );
+    assert_eq!(
+        s.total_jumps as u64,
+        f("total_jumps").as_u64().unwrap(),
+        "{name}: total jumps"
+    );
+    assert_eq!(
+        s.large_jumps as u64,
+        f("large_jumps").as_u64().unwrap(),
+        "{name}: large jumps"
+    );
+    assert_eq!(
+        s.segments as u64,
+        f("segments").as_u64().unwrap(),
+        "{name}: segments"
+    );
     let transitions: Vec<i64> = serde_json::from_value(f("transitions").clone()).unwrap();
     assert_eq!(s.transitions, transitions, "{name}: transitions");
-    match (s.avg_reprojection_error, f("avg_reprojection_error").as_f64()) {
-        (Some(a), Some(_)) => close(&format!("{name}.avg_reprojection_error"), a, f("avg_reprojection_error"), &mut e),
+    match (
+        s.avg_reprojection_error,
+        f("avg_reprojection_error").as_f64(),
+    ) {
+        (Some(a), Some(_)) => close(
+            &format!("{name}.avg_reprojection_error"),
+            a,
+            f("avg_reprojection_error"),
+            &mut e,
+        ),
         (None, None) => {}
         (a, b) => e.push(format!("{name}.avg_reprojection_error: {a:?} vs {b:?}")),
     }
@@ -86,21 +123,58 @@ fn compare(name: &str, s: &KeypointScore, g: &Value) -> Vec<String> {
         close(&format!("{name}.{k}"), v, f(k), &mut e);
     }
     let per_frame = f("per_frame").as_object().unwrap();
-    assert_eq!(s.per_frame.len(), per_frame.len(), "{name}: frames with a homography");
+    assert_eq!(
+        s.per_frame.len(),
+        per_frame.len(),
+        "{name}: frames with a homography"
+    );
     for fr in &s.per_frame {
         let Some(gf) = per_frame.get(&fr.frame) else {
-            e.push(format!("{name}: frame {} has a homography only in pitchside", fr.frame));
+            e.push(format!(
+                "{name}: frame {} has a homography only in pitchside",
+                fr.frame
+            ));
             continue;
         };
         let p = format!("{name}[{}]", fr.frame);
-        close(&format!("{p}.inlier_ratio"), fr.inlier_ratio, &gf["inlier_ratio"], &mut e);
+        close(
+            &format!("{p}.inlier_ratio"),
+            fr.inlier_ratio,
+            &gf["inlier_ratio"],
+            &mut e,
+        );
         let err = &gf["avg_reprojection_error"];
-        close_within(&format!("{p}.avg_reprojection_error"), fr.avg_reprojection_error, err, FRAME_H_TOL, &mut e);
-        close_within(&format!("{p}.keypoint_score"), fr.keypoint_score, &gf["keypoint_score"], FRAME_H_TOL, &mut e);
-        close(&format!("{p}.frac_inside"), fr.frac_inside, &gf["frac_inside"], &mut e);
-        close(&format!("{p}.frac_on_line"), fr.frac_on_line, &gf["frac_on_line"], &mut e);
+        close_within(
+            &format!("{p}.avg_reprojection_error"),
+            fr.avg_reprojection_error,
+            err,
+            FRAME_H_TOL,
+            &mut e,
+        );
+        close_within(
+            &format!("{p}.keypoint_score"),
+            fr.keypoint_score,
+            &gf["keypoint_score"],
+            FRAME_H_TOL,
+            &mut e,
+        );
+        close(
+            &format!("{p}.frac_inside"),
+            fr.frac_inside,
+            &gf["frac_inside"],
+            &mut e,
+        );
+        close(
+            &format!("{p}.frac_on_line"),
+            fr.frac_on_line,
+            &gf["frac_on_line"],
+            &mut e,
+        );
         if fr.segment_id as u64 != gf["segment_id"].as_u64().unwrap() {
-            e.push(format!("{p}.segment_id: {} vs {}", fr.segment_id, gf["segment_id"]));
+            e.push(format!(
+                "{p}.segment_id: {} vs {}",
+                fr.segment_id, gf["segment_id"]
+            ));
         }
     }
     e
@@ -127,11 +201,21 @@ fn lines_checksum(segments: &[[i32; 4]]) -> i64 {
     segments
         .iter()
         .enumerate()
-        .map(|(i, s)| (i as i64 + 1) * (i64::from(s[0]) + 3 * i64::from(s[1]) + 7 * i64::from(s[2]) + 11 * i64::from(s[3])))
+        .map(|(i, s)| {
+            (i as i64 + 1)
+                * (i64::from(s[0])
+                    + 3 * i64::from(s[1])
+                    + 7 * i64::from(s[2])
+                    + 11 * i64::from(s[3]))
+        })
         .sum()
 }
 
-fn score_all(video: &Path, answers: &[(String, Vec<u8>)], g: &Value) -> Vec<(String, KeypointScore)> {
+fn score_all(
+    video: &Path,
+    answers: &[(String, Vec<u8>)],
+    g: &Value,
+) -> Vec<(String, KeypointScore)> {
     let ev = VideoEvidence::from_video(video).unwrap();
     assert_eq!(ev.width as u64, g["video_width"].as_u64().unwrap());
     assert_eq!(ev.height as u64, g["video_height"].as_u64().unwrap());
@@ -145,7 +229,11 @@ fn score_all(video: &Path, answers: &[(String, Vec<u8>)], g: &Value) -> Vec<(Str
         errors.extend(compare(name, &s, &g["answers"][name.as_str()]));
         scores.push((name.clone(), s));
     }
-    assert!(errors.is_empty(), "differences from the validator:\n{}", errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "differences from the validator:\n{}",
+        errors.join("\n")
+    );
     scores
 }
 
@@ -161,15 +249,29 @@ fn synthetic_clip_scores_as_the_validator_scores_it() {
         .collect();
     let scores = score_all(&video, &answers, &g);
     let get = |n: &str| scores.iter().find(|(k, _)| k == n).unwrap().1.final_score;
-    assert!(get("exact") > get("noisy"), "exact {} > noisy {}", get("exact"), get("noisy"));
-    assert!(get("noisy") > get("all_zero"), "noisy {} > all-zero {}", get("noisy"), get("all_zero"));
+    assert!(
+        get("exact") > get("noisy"),
+        "exact {} > noisy {}",
+        get("exact"),
+        get("noisy")
+    );
+    assert!(
+        get("noisy") > get("all_zero"),
+        "noisy {} > all-zero {}",
+        get("noisy"),
+        get("all_zero")
+    );
     assert!(get("exact") > get("wrong_order") && get("exact") > get("partial"));
 }
 
 #[test]
 fn vtest_answer_of_pitchside_scores_as_the_validator_scores_it() {
     let video = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/vtest.avi");
-    assert!(video.is_file(), "{} is missing: run scripts/fetch-assets.sh", video.display());
+    assert!(
+        video.is_file(),
+        "{} is missing: run scripts/fetch-assets.sh",
+        video.display()
+    );
     let g = golden("vtest.json");
     let answer = std::fs::read(fixture("vtest-answer.json")).unwrap();
     score_all(&video, &[("pitchside".to_string(), answer)], &g);
