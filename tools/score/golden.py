@@ -9,10 +9,17 @@ checkout of score-technologies/score-vision (its validator/ and miner/ directori
     # (or, from a bare mirror: mkdir /tmp/score-vision &&
     #  git --git-dir=MIRROR archive 1791fe198fe6f66a1c69100491017ed69cdb94e3 validator miner |
     #  tar -x -C /tmp/score-vision)
-    python3 -m venv /tmp/sv && /tmp/sv/bin/pip install "numpy<2" opencv-python-headless==4.6.0.66
+    python3 -m venv /tmp/sv && /tmp/sv/bin/pip install numpy==1.26.4 opencv-python-headless==4.8.1.78
     /tmp/sv/bin/python tools/score/golden.py --score-vision /tmp/score-vision \
         --commit 1791fe198fe6f66a1c69100491017ed69cdb94e3 \
         --video clip.mkv --answer exact=exact.json ... --out score/tests/fixtures/NAME.json
+
+OpenCV versions: the committed goldens use 4.8.1.78, the version score-vision's uv.lock pins
+(4.6.0.66 gives bit-identical results). opencv-python 5.0, which the validator's
+unpinned `opencv-python>=4.8.0` resolves to today, breaks the validator's own code:
+HoughLinesP's output shape changed and detect_pitch_lines_tophat raises a TypeError.
+Debian's python3-opencv (4.6, the library Pitchside links) differs from the wheels only in
+findHomography's final refinement on noisy inlier sets (a few thousandths of a pixel).
 
 What it runs is the validator's code itself: `detect_pitch_lines_tophat`,
 `process_input_file` and `calculate_final_score_keypoints` from
