@@ -50,6 +50,18 @@ enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
+    /// The Score Vision validator's keypoint score of an answer, computed locally.
+    Score {
+        /// The video the answer is for.
+        #[arg(long)]
+        video: PathBuf,
+        /// The answer (Score Vision JSON, as `run` writes it).
+        #[arg(long)]
+        answer: PathBuf,
+        /// Print every component as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Detector and tracker plugins: built-in and configured.
     Plugins {
         #[command(subcommand)]
@@ -83,6 +95,9 @@ struct RunArgs {
     /// challenge_id to put in the response.
     #[arg(long, default_value = "local")]
     challenge_id: String,
+    /// Also print the validator's keypoint score of the result (as `pitchside score`).
+    #[arg(long)]
+    score: bool,
     /// The video file.
     source: PathBuf,
 }
@@ -221,6 +236,18 @@ fn run(cli: Cli) -> Result<()> {
         Command::Detect(args) => detect(args),
         Command::Run(args) => run_video(args),
         Command::Bench(args) => bench(args),
+        Command::Score {
+            video,
+            answer,
+            json,
+        } => {
+            let score = pitchside_score::score_answer(&video, &answer)?;
+            match json {
+                true => println!("{}", serde_json::to_string_pretty(&score)?),
+                false => print!("{score}"),
+            }
+            Ok(())
+        }
         Command::Serve {
             config,
             device,
@@ -329,9 +356,16 @@ fn run_video(args: RunArgs) -> Result<()> {
     let json = serde_json::to_string(&response)?;
     match &args.out {
         Some(p) => {
-            std::fs::write(p, json).with_context(|| format!("cannot write {}", p.display()))?
+            std::fs::write(p, &json).with_context(|| format!("cannot write {}", p.display()))?
         }
         None => println!("{json}"),
+    }
+    if args.score {
+        let evidence = pitchside_score::VideoEvidence::from_video(&args.source)?;
+        eprint!(
+            "{}",
+            pitchside_score::score_answer_json(&evidence, json.as_bytes(), None)?
+        );
     }
     if let Some(out) = &args.annotate {
         pitchside_engine::media::annotate_video(&args.source, &response.frames, out)?;
