@@ -21,3 +21,6 @@ pub mod pipeline;
 pub mod plugin_host;
 pub mod service;
 pub mod video;
+
+#[cfg(test)]
+mod test_support;
