@@ -8,7 +8,7 @@ Run by hand, never by tests or CI:
     /work/venv-sv/bin/python tools/bytetrack_fixtures.py --check    # regenerates, diffs, writes nothing
     /work/venv-sv/bin/python tools/bytetrack_fixtures.py --bench    # supervision's cost per frame
     /work/venv-sv/bin/python tools/bytetrack_fixtures.py --stress 50 --out /tmp/bt-stress
-    BYTETRACK_EXTRA_FIXTURES=/tmp/bt-stress cargo test -p pitchside-bytetrack --test parity
+    BYTETRACK_EXTRA_FIXTURES=/tmp/bt-stress cargo test -p pitchside-bytetrack --test parity -- --ignored
 
 Each scenario is a seeded synthetic soccer clip: players, goalkeepers, referees and a ball
 that move, cross, vanish behind each other for 5-40 frames and come back, plus detector

@@ -25,3 +25,6 @@ pub mod plugin_host;
 pub mod registry;
 pub mod response;
 pub mod video;
+
+#[cfg(test)]
+mod test_support;

@@ -195,7 +195,7 @@ impl Pipeline {
             let mut batch = Vec::with_capacity(batch_size);
             let wait = Instant::now();
             while batch.len() < batch_size {
-                match decoder.events.recv() {
+                match decoder.recv() {
                     Ok(DecoderEvent::Frame(f)) => batch.push(f),
                     Ok(DecoderEvent::End {
                         frames_read,

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, RecvError, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -99,7 +99,8 @@ pub fn probe(path: &Path) -> Result<VideoInfo, VideoError> {
 /// A running decoder thread.
 pub struct Decoder {
     pub info: VideoInfo,
-    pub events: Receiver<DecoderEvent>,
+    // Private so that `Drop` can disconnect it before joining the thread.
+    events: Receiver<DecoderEvent>,
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
 }
@@ -169,6 +170,12 @@ impl Decoder {
         })
     }
 
+    /// The next frame, or the end of decoding; blocks until the thread sends one. An error
+    /// means the thread is gone without sending `End` (it panicked).
+    pub fn recv(&self) -> Result<DecoderEvent, RecvError> {
+        self.events.recv()
+    }
+
     /// Asks the decoder to stop early (timeouts, cancellation).
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -178,10 +185,14 @@ impl Decoder {
 impl Drop for Decoder {
     fn drop(&mut self) {
         self.stop();
-        // Drain so a blocked send wakes up, then join.
-        while self.events.try_recv().is_ok() {}
+        // Disconnect the queue before joining: every send the thread is blocked in, or
+        // makes later (its next frame, the `End`), then fails at once and the thread
+        // returns. Draining instead is not enough: with a queue of one, the frame the
+        // blocked send delivers after the drain fills it again, and the `End` would block
+        // forever.
+        let (_, disconnected) = sync_channel(0);
+        drop(std::mem::replace(&mut self.events, disconnected));
         if let Some(h) = self.handle.take() {
-            // The loop checks `stop` after each send; dropping the receiver ends it too.
             let _ = h.join();
         }
     }
@@ -264,6 +275,50 @@ fn decode_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{vtest, within};
+
+    #[test]
+    fn an_early_stop_with_a_queue_of_one_does_not_deadlock() {
+        let video = vtest();
+        // The hang was a race the drop nearly always lost; a few rounds make it certain.
+        for round in 0..8 {
+            let video = video.clone();
+            within(
+                Duration::from_secs(30),
+                &format!("round {round}: dropping the decoder"),
+                move || {
+                    let decoder = Decoder::start(&video, 1, 1).unwrap();
+                    assert!(matches!(decoder.recv(), Ok(DecoderEvent::Frame(_))));
+                    // Let the thread fill the queue of one and block sending the next frame:
+                    // the state a slow detector, a timeout or a cancellation leaves it in.
+                    std::thread::sleep(Duration::from_millis(100));
+                    decoder.stop();
+                    drop(decoder);
+                },
+            );
+        }
+    }
+
+    #[test]
+    fn a_queue_of_one_delivers_every_frame_then_the_end() {
+        within(Duration::from_secs(120), "decoding vtest.avi", || {
+            let decoder = Decoder::start(&vtest(), 2, 1).unwrap();
+            let mut numbers = Vec::new();
+            let frames_read = loop {
+                match decoder.recv().unwrap() {
+                    DecoderEvent::Frame(f) => numbers.push(f.frame_number),
+                    DecoderEvent::End {
+                        frames_read, error, ..
+                    } => {
+                        assert_eq!(error, None);
+                        break frames_read;
+                    }
+                }
+            };
+            assert_eq!(frames_read, 795);
+            assert_eq!(numbers, (0..795).step_by(2).collect::<Vec<u64>>());
+        });
+    }
 
     #[test]
     fn missing_and_non_video_files_are_clear_errors() {

@@ -269,13 +269,14 @@ fn linear_assignment_matches_supervision() {
     }
 }
 
-/// Extra scenarios from `tools/bytetrack_fixtures.py --stress N --out DIR`, when
-/// `BYTETRACK_EXTRA_FIXTURES=DIR` is set (not committed: a longer soak run by hand).
+/// Extra scenarios from `tools/bytetrack_fixtures.py --stress N --out DIR` (not committed:
+/// a longer soak run by hand).
 #[test]
+#[ignore = "needs BYTETRACK_EXTRA_FIXTURES=DIR written by `tools/bytetrack_fixtures.py --stress N --out DIR`; run with `cargo test -p pitchside-bytetrack --test parity -- --ignored`"]
 fn parity_extra_fixtures_from_env() {
-    let Some(dir) = std::env::var_os("BYTETRACK_EXTRA_FIXTURES") else {
-        return;
-    };
+    let dir = std::env::var_os("BYTETRACK_EXTRA_FIXTURES").expect(
+        "BYTETRACK_EXTRA_FIXTURES=DIR: the scenarios of tools/bytetrack_fixtures.py --stress N --out DIR",
+    );
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("BYTETRACK_EXTRA_FIXTURES")
         .map(|e| e.unwrap().path())

@@ -1,11 +1,11 @@
-//! Builds the plugin libraries the tests and the benchmark load.
+//! Builds the plugin libraries the tests and the benchmark load; where the crate is.
 //!
 //! They are built by a nested `cargo build` into `<target>/plugin-tests`, a target directory
 //! of their own (as trybuild does): the outer `cargo test` may still hold the lock on its
 //! own target directory, and another build of the workspace may hold it for a long time.
 //! The first test to get here builds; the others wait on the `OnceLock`.
 
-#![allow(dead_code)] // Each test binary uses a different part.
+#![allow(dead_code)] // The tests and the benchmark each use a different part.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -61,11 +61,16 @@ pub fn outer_target_dir() -> PathBuf {
         .to_owned()
 }
 
-pub fn workspace_root() -> PathBuf {
-    Path::new(
-        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+/// This crate's directory, read at run time: test binaries are reused across checkouts
+/// that share a target dir.
+pub fn crate_dir() -> PathBuf {
+    PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
     )
-    .join("../..")
+}
+
+pub fn workspace_root() -> PathBuf {
+    crate_dir().join("../..")
 }
 
 fn build(release: bool) -> Built {

@@ -1,8 +1,6 @@
 //! The host loader against libraries that misbehave in every way the ABI allows: each must
 //! give a clear error naming the library, and the process must carry on.
 
-mod support;
-
 use std::path::PathBuf;
 
 use pitchside_plugin::host::{self, LoadError, SanitizeReport, SharedDetector, SharedTracker};
@@ -10,6 +8,8 @@ use pitchside_plugin::serde_json::{Value, json};
 use pitchside_plugin::{
     Detection, Detector, FrameRef, PixelFormat, PluginError, PluginKind, Tracker, abi,
 };
+
+use crate::support;
 
 const W: u32 = 64;
 const H: u32 = 48;

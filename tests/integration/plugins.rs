@@ -3,48 +3,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 use opencv::prelude::*;
 use pitchside_engine::config::{Deployment, EnvOverrides};
 use pitchside_engine::device::Backend;
 use pitchside_engine::pipeline::{Pipeline, RunOptions};
 
-fn root() -> PathBuf {
-    PathBuf::from(
-        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
-    )
-}
+use crate::support::{plugin_lib, root};
 
-/// Builds the example plugin (its own target dir, as trybuild does, so the outer cargo's
-/// lock never matters) and returns the library path.
-fn colour_plugin() -> &'static PathBuf {
-    static LIB: OnceLock<PathBuf> = OnceLock::new();
-    LIB.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let target = exe.ancestors().nth(3).unwrap().join("plugin-tests");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--lib",
-                "-p",
-                "colour-ball-detector",
-                "--manifest-path",
-            ])
-            .arg(root().join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target)
-            .status()
-            .unwrap();
-        assert!(status.success(), "building the example plugin failed");
-        let name = format!(
-            "{}colour_ball_detector{}",
-            std::env::consts::DLL_PREFIX,
-            std::env::consts::DLL_SUFFIX
-        );
-        target.join("debug").join(name)
-    })
+fn colour_plugin() -> PathBuf {
+    plugin_lib("colour_ball_detector")
 }
 
 /// A real clip: a slow pan across the OpenCV sample football photo (messi5.jpg).
@@ -89,7 +57,7 @@ fn a_shared_library_detector_runs_a_clip_via_yaml() {
     let dir = tempfile::tempdir().unwrap();
     let clip = panning_clip(dir.path(), 12);
     let cfg = dir.path().join("colour.yaml");
-    std::fs::write(&cfg, deployment_yaml(colour_plugin())).unwrap();
+    std::fs::write(&cfg, deployment_yaml(&colour_plugin())).unwrap();
     let d = Deployment::from_file(&cfg).unwrap();
     d.check_files().unwrap();
     let e = d.effective(Backend::Cpu, &EnvOverrides::default()).unwrap();
@@ -121,7 +89,7 @@ fn a_shared_library_detector_runs_a_clip_via_yaml() {
 fn plugins_list_shows_builtin_and_configured_plugins() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("colour.yaml");
-    std::fs::write(&cfg, deployment_yaml(colour_plugin())).unwrap();
+    std::fs::write(&cfg, deployment_yaml(&colour_plugin())).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_pitchside"))
         .args(["plugins", "list", "--config"])
         .arg(&cfg)

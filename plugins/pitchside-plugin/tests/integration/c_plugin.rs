@@ -2,8 +2,6 @@
 //! compiler and loaded through the host: proves the header matches the Rust ABI (its
 //! static asserts check the layout, the calls check the conventions).
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -11,12 +9,7 @@ use pitchside_plugin::host::{self, LoadError, SharedDetector};
 use pitchside_plugin::serde_json::json;
 use pitchside_plugin::{Detector, FrameRef, PixelFormat, PluginKind};
 
-/// Read at run time: test binaries are reused across checkouts sharing a target dir.
-fn crate_dir() -> PathBuf {
-    PathBuf::from(
-        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
-    )
-}
+use crate::support;
 
 /// Compiles `c/minimal_detector.c`; `None` (and a note) without a C compiler.
 fn compile() -> Option<PathBuf> {
@@ -38,10 +31,10 @@ fn compile() -> Option<PathBuf> {
             "-O2",
         ])
         .args(["-shared", "-fPIC", "-fvisibility=hidden", "-I"])
-        .arg(crate_dir().join("include"))
+        .arg(support::crate_dir().join("include"))
         .arg("-o")
         .arg(&lib)
-        .arg(crate_dir().join("c/minimal_detector.c"))
+        .arg(support::crate_dir().join("c/minimal_detector.c"))
         .output()
     {
         Ok(output) => output,
@@ -117,7 +110,7 @@ fn the_header_compiles_as_cpp() {
             "-x",
             "c++",
         ])
-        .arg(crate_dir().join("include/pitchside_plugin.h"))
+        .arg(support::crate_dir().join("include/pitchside_plugin.h"))
         .output()
     {
         Ok(output) => output,

@@ -2,27 +2,14 @@
 //! person detector, pose model and ByteTrack.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::time::Duration;
 
 use pitchside_engine::config::{Deployment, EnvOverrides};
 use pitchside_engine::device::Backend;
 use pitchside_engine::pipeline::{Pipeline, Response, RunOptions};
 
-fn root() -> PathBuf {
-    PathBuf::from(
-        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
-    )
-}
-
-fn vtest() -> PathBuf {
-    let p = root().join("assets/vtest.avi");
-    assert!(
-        p.is_file(),
-        "{} is missing: run scripts/fetch-assets.sh",
-        p.display()
-    );
-    p
-}
+use crate::support::{plugin_lib, root, vtest, within};
 
 fn pipeline(env: &[(&str, &str)], patch: &str) -> Pipeline {
     let path = root().join("tests/fixtures/deployments/vtest-320.yaml");
@@ -192,6 +179,62 @@ fn a_timeout_returns_the_frames_done_so_far() {
     let n = r.frames.len();
     assert!(n > 0 && n < 795, "{n} frames");
     check_schema(&r, n as u64, 17);
+}
+
+/// With `prefetch_frames: 1` the decoder is one frame ahead, so an early stop finds it
+/// blocked sending the next frame: the run must still end (it deadlocked in the decoder's
+/// drop). The watchdog turns a hang into a failure.
+const DEADLOCK_WATCHDOG: Duration = Duration::from_secs(120);
+
+#[test]
+fn a_timeout_with_a_queue_of_one_returns_the_frames_done_so_far() {
+    let r = within(DEADLOCK_WATCHDOG, "a run timing out, prefetch 1", || {
+        let mut p = pipeline(&[("PREFETCH_FRAMES", "1")], "    timeout_s: 2\n");
+        run(&mut p, &vtest())
+    });
+    assert!(r.partial);
+    assert!(
+        r.error.as_deref().unwrap().contains("timed out"),
+        "{:?}",
+        r.error
+    );
+    let n = r.frames.len();
+    assert!(n > 0 && n < 795, "{n} frames");
+    check_schema(&r, n as u64, 17);
+}
+
+#[test]
+fn a_detector_error_with_a_queue_of_one_returns_the_frames_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("failing.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "device: cpu\nmodels: {{}}\npipeline:\n  detectors:\n    - role: players\n      library: {}\n      params: {{ mode: error, fail_on_frame: 9 }}\n  tracker:\n    plugin: bytetrack\nprofiles:\n  cpu:\n    batch_size: 4\n    frame_stride: 1\n    prefetch_frames: 1\n",
+            plugin_lib("pitchside_test_plugins").display()
+        ),
+    )
+    .unwrap();
+    let r = within(
+        DEADLOCK_WATCHDOG,
+        "a run whose detector fails, prefetch 1",
+        move || {
+            let d = Deployment::from_file(&cfg).unwrap();
+            d.check_files().unwrap();
+            let e = d.effective(Backend::Cpu, &EnvOverrides::default()).unwrap();
+            assert_eq!(e.profile.prefetch_frames, 1);
+            let mut p = Pipeline::load(d, e, Backend::Cpu).unwrap();
+            run(&mut p, &vtest())
+        },
+    );
+    assert!(r.partial);
+    let error = r.error.as_deref().unwrap();
+    assert!(
+        error.contains("players") && error.contains("asked to fail on frame 9"),
+        "{error}"
+    );
+    // Batches 0-3 and 4-7 are done; the one holding frame 9 failed as a whole.
+    check_schema(&r, 8, 32);
 }
 
 #[test]

@@ -2,13 +2,13 @@
 //! as a shared library and used directly: both must find the ball and the player, and agree
 //! exactly.
 
-mod support;
-
 use colour_ball_detector::{CLASS_BALL, CLASS_PLAYER, ColourBallDetector};
 use pitchside_plugin::host::{self, SharedDetector};
 use pitchside_plugin::sdk::DetectorPlugin;
 use pitchside_plugin::serde_json::json;
 use pitchside_plugin::{Detection, Detector, FrameRef, PixelFormat};
+
+use crate::support;
 
 /// The photo as packed BGR, the engine's format.
 fn messi_bgr() -> (Vec<u8>, u32, u32) {

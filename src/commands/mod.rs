@@ -1,0 +1,55 @@
+//! One module per subcommand, each with its arguments and its `run`. A new command is a
+//! new module here plus a variant of `Command`.
+
+mod bench;
+mod config;
+mod detect;
+mod devices;
+mod plugins;
+mod run;
+mod score;
+mod serve;
+
+use anyhow::Result;
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Inspect the deployment configuration.
+    Config {
+        #[command(subcommand)]
+        command: config::ConfigCommand,
+    },
+    /// List the backends compiled in and the devices they find.
+    Devices,
+    /// Run a YOLO checkpoint on images; print detections as JSON.
+    Detect(detect::DetectArgs),
+    /// Analyse a video: tracked objects and pitch keypoints for every frame (Score Vision JSON).
+    Run(run::RunArgs),
+    /// Where the time goes: per-stage throughput on a video, or per-image latency of a model.
+    Bench(bench::BenchArgs),
+    /// The Score Vision validator's keypoint score of an answer, computed locally.
+    Score(score::ScoreArgs),
+    /// Run the Score Vision miner service.
+    Serve(serve::ServeArgs),
+    /// Detector and tracker plugins: built-in and configured.
+    Plugins {
+        #[command(subcommand)]
+        command: plugins::PluginsCommand,
+    },
+}
+
+impl Command {
+    pub fn run(self) -> Result<()> {
+        match self {
+            Command::Config { command } => config::run(command),
+            Command::Devices => devices::run(),
+            Command::Detect(args) => detect::run(args),
+            Command::Run(args) => run::run(args),
+            Command::Bench(args) => bench::run(args),
+            Command::Score(args) => score::run(args),
+            Command::Serve(args) => serve::run(args),
+            Command::Plugins { command } => plugins::run(command),
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! What the integration tests share: where the checkout is, the real clip, the plugin
+//! libraries built for them, and a watchdog for code that could deadlock.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
+
+/// The repository root, read at run time (test binaries are reused across checkouts that
+/// share a target dir).
+pub fn root() -> PathBuf {
+    PathBuf::from(
+        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+}
+
+/// The real test clip (scripts/fetch-assets.sh): 768x576, 795 frames, XVID AVI.
+pub fn vtest() -> PathBuf {
+    let p = root().join("assets/vtest.avi");
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/fetch-assets.sh",
+        p.display()
+    );
+    p
+}
+
+/// A plugin library of this workspace by crate name (`colour_ball_detector`,
+/// `pitchside_test_plugins`). Both are built once, on first use, by a nested `cargo build`
+/// into a target dir of their own (as trybuild does), so the outer cargo's lock never matters.
+pub fn plugin_lib(crate_name: &str) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        let target = exe.ancestors().nth(3).unwrap().join("plugin-tests");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--lib", "-p", "colour-ball-detector"])
+            .args(["-p", "pitchside-test-plugins", "--manifest-path"])
+            .arg(root().join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the plugin libraries failed");
+        target.join("debug")
+    });
+    dir.join(format!(
+        "{}{crate_name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ))
+}
+
+/// Runs `f` on its own thread and returns its result, failing if it has not returned
+/// within `limit`: a deadlock then fails the test instead of hanging the run (the stuck
+/// thread is left behind; the test process still exits).
+pub fn within<T: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (done, finished) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(f());
+    });
+    match finished.recv_timeout(limit) {
+        Ok(v) => v,
+        Err(RecvTimeoutError::Timeout) => panic!("{what}: still running after {limit:?}"),
+        Err(RecvTimeoutError::Disconnected) => panic!("{what}: panicked"),
+    }
+}
