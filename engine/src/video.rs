@@ -79,13 +79,19 @@ fn open(path: &Path) -> Result<VideoCapture, VideoError> {
 /// Opens a video as the decoder will (same backends, same order) and decodes its first
 /// frame: what the miner service checks a download with before it queues the analysis.
 pub fn probe(path: &Path) -> Result<VideoInfo, VideoError> {
+    open_at_first_frame(path).map(|(_, info, _)| info)
+}
+
+/// Opens `path` (see [`open`]), reads the container's geometry and decodes frame 0, so that
+/// "no decodable frame" is an error, not an empty result.
+fn open_at_first_frame(path: &Path) -> Result<(VideoCapture, VideoInfo, Mat), VideoError> {
     let mut cap = open(path)?;
-    let get = |cap: &VideoCapture, p| cap.get(p).unwrap_or(0.0);
+    let get = |p| cap.get(p).unwrap_or(0.0);
     let info = VideoInfo {
-        width: get(&cap, videoio::CAP_PROP_FRAME_WIDTH) as u32,
-        height: get(&cap, videoio::CAP_PROP_FRAME_HEIGHT) as u32,
-        fps: get(&cap, videoio::CAP_PROP_FPS),
-        frame_count: get(&cap, videoio::CAP_PROP_FRAME_COUNT).max(0.0) as u64,
+        width: get(videoio::CAP_PROP_FRAME_WIDTH) as u32,
+        height: get(videoio::CAP_PROP_FRAME_HEIGHT) as u32,
+        fps: get(videoio::CAP_PROP_FPS),
+        frame_count: get(videoio::CAP_PROP_FRAME_COUNT).max(0.0) as u64,
     };
     let mut first = Mat::default();
     if !cap.read(&mut first).unwrap_or(false) || first.empty() {
@@ -93,7 +99,7 @@ pub fn probe(path: &Path) -> Result<VideoInfo, VideoError> {
             path: path.to_path_buf(),
         });
     }
-    Ok(info)
+    Ok((cap, info, first))
 }
 
 /// A running decoder thread.
@@ -120,23 +126,8 @@ impl Decoder {
         prefetch: usize,
         max_frames: Option<u64>,
     ) -> Result<Decoder, VideoError> {
-        let mut cap = open(path)?;
-        let get = |cap: &VideoCapture, p| cap.get(p).unwrap_or(0.0);
-        let info = VideoInfo {
-            width: get(&cap, videoio::CAP_PROP_FRAME_WIDTH) as u32,
-            height: get(&cap, videoio::CAP_PROP_FRAME_HEIGHT) as u32,
-            fps: get(&cap, videoio::CAP_PROP_FPS),
-            frame_count: get(&cap, videoio::CAP_PROP_FRAME_COUNT).max(0.0) as u64,
-        };
-        // Decode frame 0 here so that "no decodable frame" is an error, not an empty result.
         let t0 = Instant::now();
-        let mut first = Mat::default();
-        let ok = cap.read(&mut first).unwrap_or(false) && !first.empty();
-        if !ok {
-            return Err(VideoError::NoFrames {
-                path: path.to_path_buf(),
-            });
-        }
+        let (cap, info, first) = open_at_first_frame(path)?;
         let first = Image::from_mat(&first).map_err(|e| VideoError::NotAVideo {
             path: path.to_path_buf(),
             detail: e.to_string(),
