@@ -39,10 +39,7 @@ fn embedded_default_parses() {
 
 #[test]
 fn shipped_configs_parse() {
-    let dir = Path::new(
-        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
-    )
-    .join("../configs");
+    let dir = crate::test_support::workspace_root().join("configs");
     for name in [
         "default.yaml",
         "cuda.yaml",
@@ -460,7 +457,7 @@ fn config_show_writes_plugin_sources_back_as_written() {
 fn score_vision_pins_the_miners_bytetrack_frame_rate() {
     // The Python miner runs sv.ByteTrack() with its default frame_rate of 30 whatever the
     // video; the deployment that mirrors it must not get the processed-frame rate.
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/score-vision.yaml");
+    let path = crate::test_support::workspace_root().join("configs/score-vision.yaml");
     let d = Deployment::from_file(&path).unwrap();
     let ctx = crate::registry::TrackerContext { frame_rate: 12.5 };
     let params = crate::registry::bytetrack_params(&ctx, &d.file.pipeline.tracker.params).unwrap();

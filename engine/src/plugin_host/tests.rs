@@ -1,11 +1,11 @@
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::*;
 use crate::config::{ConfigSource, EnvOverrides};
 
 /// The checkout's `assets/` (scripts/fetch-assets.sh).
 fn assets() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
+    let p = crate::test_support::workspace_root().join("assets");
     assert!(
         p.join("yolo11n-pose.pt").is_file(),
         "assets missing: run scripts/fetch-assets.sh"

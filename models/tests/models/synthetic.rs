@@ -1,9 +1,8 @@
 //! Random-weight checkpoints from architecture descriptions: the same tensors as real
 //! checkpoints of the architecture, ultralytics' parameter counts for the sizes we have no
-//! weights for, and a sane forward pass through `yolo::build`.
+//! weights for, and a sane forward pass through the plan (`Plan::from_checkpoint`).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use pitchside_models::Checkpoint;
 use pitchside_models::synthetic::{load_arch_yaml, synthetic_checkpoint};
@@ -13,15 +12,8 @@ use crate::support::asset;
 
 /// An architecture from models/archs by scaled name (`yolov8x.yaml` reads yolov8.yaml).
 fn arch(name: &str, nc: u64, kpt_shape: Option<[u64; 2]>) -> Value {
-    let mut a = load_arch_yaml(
-        Path::new(
-            &std::env::var("CARGO_MANIFEST_DIR")
-                .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
-        )
-        .join("archs")
-        .join(name),
-    )
-    .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let mut a = load_arch_yaml(crate::support::root().join("models/archs").join(name))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     a["nc"] = nc.into();
     if let Some(k) = kpt_shape {
         a["kpt_shape"] = json!(k);
