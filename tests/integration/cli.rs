@@ -190,3 +190,49 @@ fn detect_annotates_images() {
     use opencv::prelude::*;
     assert_eq!((img.cols(), img.rows()), (810, 1080));
 }
+
+/// `pitchside score` prints what the validator's own code gives for Pitchside's committed
+/// vtest.avi answer (score/tests/fixtures, written by tools/score/golden.py).
+#[test]
+fn score_prints_the_validators_keypoint_score_of_an_answer() {
+    let fixtures = root().join("score/tests/fixtures");
+    let golden: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixtures.join("vtest.json")).unwrap()).unwrap();
+    let want = golden["answers"]["pitchside"]["final_score"]
+        .as_f64()
+        .unwrap();
+    let out = ok(&pitchside(
+        &[
+            "score",
+            "--video",
+            "assets/vtest.avi",
+            "--answer",
+            fixtures.join("vtest-answer.json").to_str().unwrap(),
+            "--json",
+        ],
+        &[],
+    ));
+    let got: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let got = got["final_score"].as_f64().unwrap();
+    assert!(
+        (got - want).abs() < 1e-3,
+        "final_score {got}, validator {want}"
+    );
+}
+
+/// `bench --score` scores the frames it ran, beside the speed, in the table and the JSON.
+#[test]
+fn bench_reports_the_keypoint_score_of_the_frames_it_ran() {
+    let o = pitchside(
+        &["bench", "--frames", "24", "--score", "assets/vtest.avi"],
+        &[("IMG_SIZE", "320"), ("FRAME_STRIDE", "4")],
+    );
+    let out = ok(&o);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("final keypoint score"), "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let score = &json["keypoint_score"];
+    assert_eq!(score["answer_frames"], 24, "{score}");
+    let f = score["final_score"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&f), "{score}");
+}
