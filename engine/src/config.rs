@@ -24,7 +24,9 @@ pub use error::{ConfigError, ConfigSource};
 pub use image_size::{ImageSize, ImageSizeError};
 pub use model::{EffectiveModel, ModelConfig, Role, Task};
 pub use pipeline::{DetectorConfig, PipelineConfig, PluginSource, TrackerConfig};
-pub use profile::{ImageSizes, ImageSizesPatch, Profile, ProfileChoice, ProfileName, ProfilePatch};
+pub use profile::{
+    ImageSizes, ImageSizesPatch, Profile, ProfileChoice, ProfileName, ProfilePatch, limits,
+};
 
 use crate::device::DeviceRequest;
 
@@ -251,7 +253,7 @@ impl Deployment {
                 location: format!("profile {profile_name} after environment overrides ({field})"),
                 message,
             })?;
-        let models = self
+        let models: BTreeMap<Role, EffectiveModel> = self
             .file
             .models
             .iter()
@@ -275,6 +277,16 @@ impl Deployment {
                 )
             })
             .collect();
+        // A model's own size (pinned, or IMG_SIZE) with the profile's batch, checked as
+        // the profile's sizes are.
+        for (role, m) in &models {
+            profile::check_batch_pixels(profile.batch_size, m.imgsz).map_err(|(_, message)| {
+                ConfigError::Invalid {
+                    location: format!("profile {profile_name}, model {role}"),
+                    message,
+                }
+            })?;
+        }
         Ok(EffectiveConfig {
             source: self.source.to_string(),
             device,

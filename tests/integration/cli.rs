@@ -190,3 +190,52 @@ fn detect_annotates_images() {
     use opencv::prelude::*;
     assert_eq!((img.cols(), img.rows()), (810, 1080));
 }
+
+#[test]
+fn huge_sizes_are_config_errors_not_allocation_aborts() {
+    // IMG_SIZE=65536 used to abort on a 77 GB allocation (exit 134); 99999968 passed
+    // `config show`.
+    for value in ["65536", "99999968"] {
+        let o = pitchside(&["config", "show"], &[("IMG_SIZE", value)]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("IMG_SIZE") && err.contains("at most 4096"),
+            "{err}"
+        );
+    }
+    let o = pitchside(&["config", "show"], &[("BATCH_SIZE", "1000000")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("BATCH_SIZE") && err.contains("at most 256"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("huge.yaml");
+    let text = std::fs::read_to_string(root().join("configs/cpu.yaml")).unwrap();
+    std::fs::write(&cfg, text.replace("players: 1024,", "players: 65536,")).unwrap();
+    let o = pitchside(&["config", "show", "--config", cfg.to_str().unwrap()], &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("huge.yaml:") && err.contains("at most 4096"),
+        "{err}"
+    );
+
+    let o = pitchside(
+        &[
+            "detect",
+            "--model",
+            "assets/yolo11n-pose.pt",
+            "--imgsz",
+            "65536",
+            "assets/bus.jpg",
+        ],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("at most 4096"), "{err}");
+}
