@@ -72,6 +72,9 @@ struct ChallengeRequest {
 
 struct AppState {
     cfg: ServiceConfig,
+    /// Why every challenge will be refused (no allow-list, no miner hotkey), if so: then
+    /// the miner is never available, so validators stop sending to it.
+    refusal: Option<String>,
     auth: Authenticator,
     downloader: Downloader,
     analyzer: Arc<dyn Analyzer>,
@@ -95,7 +98,7 @@ impl AppState {
         self.draining.load(Ordering::SeqCst)
     }
     fn available(&self) -> bool {
-        !self.draining() && self.slots.available_permits() > 0
+        self.refusal.is_none() && !self.draining() && self.slots.available_permits() > 0
     }
     fn gauges(&self) -> Gauges {
         Gauges {
@@ -468,7 +471,7 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
             "in_flight": state.in_flight(),
             "capacity": state.capacity(),
             "auth": state.cfg.auth,
-            "accepting_challenges": config::refusal_reason(&state.cfg).is_none(),
+            "accepting_challenges": state.refusal.is_none(),
             "version": env!("CARGO_PKG_VERSION"),
         }),
     )
@@ -527,6 +530,7 @@ impl Server {
         log_startup(&cfg, addr, &temp_dir);
 
         let state = Arc::new(AppState {
+            refusal: config::refusal_reason(&cfg),
             auth: Authenticator::new(&cfg),
             downloader,
             analyzer,
@@ -638,7 +642,7 @@ fn log_startup(cfg: &ServiceConfig, addr: SocketAddr, temp_dir: &Path) {
                 cfg.nonce_window_s
             );
             if let Some(why) = config::refusal_reason(cfg) {
-                tracing::warn!("{why}");
+                tracing::warn!("{why}; GET /availability answers false");
             }
         }
     }

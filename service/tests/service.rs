@@ -571,6 +571,31 @@ async fn unknown_validators_are_403_and_an_empty_allow_list_refuses_all() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn availability_is_false_when_every_challenge_would_be_refused() {
+    let h = Harness::start(StandInAnalyzer::new(), |_| {}).await;
+    assert!(h.available().await);
+    // No allow-list, or no miner hotkey: every challenge gets 403, so a validator must not
+    // be told to send one.
+    type Tweak = fn(&mut ServiceConfig);
+    let tweaks: [Tweak; 2] = [|c| c.validators.clear(), |c| c.miner_hotkey = None];
+    for tweak in tweaks {
+        let h = Harness::start(StandInAnalyzer::new(), tweak).await;
+        assert!(!h.available().await);
+        assert!(h.metrics().await.contains("pitchside_available 0\n"));
+        let (_, health) = h.get_json("/health").await;
+        assert_eq!(health["accepting_challenges"], false);
+    }
+    // auth: none needs neither.
+    let h = Harness::start(StandInAnalyzer::new(), |c| {
+        c.auth = AuthMode::None;
+        c.validators.clear();
+        c.miner_hotkey = None;
+    })
+    .await;
+    assert!(h.available().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_none_accepts_unsigned_requests_and_bodies_are_size_limited() {
     let h = Harness::start(StandInAnalyzer::new(), |c| {
         c.auth = AuthMode::None;
