@@ -19,6 +19,8 @@ use crate::media::Image;
 pub enum VideoError {
     #[error("{path}: no such file")]
     NotFound { path: PathBuf },
+    #[error("{path} is a directory, not a video file")]
+    IsDirectory { path: PathBuf },
     #[error("{path}: not a video OpenCV can open ({detail})")]
     NotAVideo { path: PathBuf, detail: String },
     #[error("{path}: the video has no decodable frame")]
@@ -56,6 +58,11 @@ pub enum DecoderEvent {
 }
 
 fn open(path: &Path) -> Result<VideoCapture, VideoError> {
+    if path.is_dir() {
+        return Err(VideoError::IsDirectory {
+            path: path.to_path_buf(),
+        });
+    }
     if !path.is_file() {
         return Err(VideoError::NotFound {
             path: path.to_path_buf(),
@@ -327,6 +334,12 @@ mod tests {
             .unwrap();
         assert!(matches!(e, VideoError::NotFound { .. }), "{e}");
         let dir = tempfile::tempdir().unwrap();
+        let e = Decoder::start(dir.path(), 1, 4).err().unwrap();
+        assert!(matches!(e, VideoError::IsDirectory { .. }), "{e}");
+        assert!(
+            e.to_string().ends_with("is a directory, not a video file"),
+            "{e}"
+        );
         let p = dir.path().join("notes.mp4");
         std::fs::write(&p, b"this is not a video at all, just some text").unwrap();
         let e = Decoder::start(&p, 1, 4).err().unwrap();

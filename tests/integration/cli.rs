@@ -239,3 +239,45 @@ fn huge_sizes_are_config_errors_not_allocation_aborts() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("at most 4096"), "{err}");
 }
+
+#[test]
+fn run_checks_out_before_the_analysis() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("missing-dir/x.json");
+    let o = pitchside(
+        &["run", "--out", out.to_str().unwrap(), "assets/vtest.avi"],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("missing-dir") && err.contains("does not exist"),
+        "{err}"
+    );
+    // Refused before any model is loaded, not after minutes of analysis.
+    assert!(!err.contains("loading models"), "{err}");
+}
+
+#[test]
+fn run_says_what_the_input_is_when_it_is_not_a_video_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            dir.path().to_str().unwrap(),
+            "is a directory, not a video file",
+        ),
+        (
+            "http://example.com/clip.mp4",
+            "URLs are not accepted by `run` yet; download it first or use `serve`",
+        ),
+        ("https://example.com/clip.mp4", "is a URL"),
+        ("assets/no-such-clip.mp4", "no such file"),
+    ];
+    for (source, says) in cases {
+        let o = pitchside(&["run", source], &[]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{source}: {err}");
+        assert!(err.contains(says), "{source}: {err}");
+        assert!(!err.contains("loading models"), "{source}: {err}");
+    }
+}
