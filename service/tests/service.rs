@@ -319,6 +319,15 @@ async fn a_stalled_server_times_out() {
         .await;
     assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT, "{}", r.body);
     assert!(r.error().contains("response headers"), "{}", r.error());
+    // The wait the README documents: connect_timeout_s (2) + read_timeout_s (0.5), named.
+    assert!(
+        r.error().contains(
+            "waiting 2.5 s for the response headers \
+             (service.download.connect_timeout_s + read_timeout_s)"
+        ),
+        "{}",
+        r.error()
+    );
     assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
     h.assert_no_temp_files();
 

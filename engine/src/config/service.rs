@@ -79,7 +79,9 @@ impl Default for ServiceConfig {
 pub struct DownloadConfig {
     /// TCP + TLS connect timeout per attempt.
     pub connect_timeout_s: f64,
-    /// Longest wait for response headers or for the next piece of the body.
+    /// Longest wait for the next piece of the body. The response headers must come within
+    /// `connect_timeout_s + read_timeout_s` of sending the request: the HTTP client's send
+    /// includes the connection and does not say when it was made.
     pub read_timeout_s: f64,
     /// Whole download, all attempts and back-off included.
     pub total_timeout_s: f64,
