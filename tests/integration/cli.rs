@@ -281,3 +281,16 @@ fn run_says_what_the_input_is_when_it_is_not_a_video_file() {
         assert!(!err.contains("loading models"), "{source}: {err}");
     }
 }
+
+#[test]
+fn an_os_error_is_printed_once() {
+    // ConfigError::Read's message includes its io::Error, which is also its source.
+    let o = pitchside(
+        &["config", "show", "--config", "no/such/deployment.yaml"],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("no/such/deployment.yaml"), "{err}");
+    assert_eq!(err.matches("(os error 2)").count(), 1, "{err}");
+}
