@@ -559,3 +559,39 @@ fn a_model_size_with_the_profile_batch_is_bounded_too() {
     // On cpu (batch 1) the same size is fine.
     d.effective(Backend::Cpu, &o).unwrap();
 }
+
+#[test]
+fn an_unclosed_bracket_is_named_not_what_it_swallowed() {
+    // `{` left open: YAML reads the next lines into the mapping, and the parser's own
+    // message is about them (`invalid type: string "2 pitch"`, `unknown variant ...`).
+    let yaml = MINIMAL.replace(
+        "    task: detect\n",
+        "    task: detect\n    class_map: { 2: 2\n",
+    );
+    let msg = parse(&yaml).unwrap_err().to_string();
+    assert!(
+        msg.contains("the `{` at line 5 column 16 is not closed on its line"),
+        "{msg}"
+    );
+    // `[` left open where a name belongs.
+    let yaml = format!("device: [cpu\n{MINIMAL}");
+    let msg = parse(&yaml).unwrap_err().to_string();
+    assert!(
+        msg.contains("the `[` at line 1 column 9 is not closed on its line"),
+        "{msg}"
+    );
+    assert!(!msg.contains("YAML tag"), "{msg}");
+    // A list where a name belongs, brackets closed.
+    let yaml = format!("device: [cpu]\n{MINIMAL}");
+    let msg = parse(&yaml).unwrap_err().to_string();
+    assert!(
+        msg.contains("device: invalid type: sequence, expected a single name"),
+        "{msg}"
+    );
+    assert!(!msg.contains("not closed"), "{msg}");
+    // Closed brackets, quoted or commented ones are not flagged.
+    assert_eq!(
+        unclosed_flow("a: { b: 1 }\nc: '[x'\nd: 1 # [note\ne: \"{\"\n"),
+        None
+    );
+}
