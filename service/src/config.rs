@@ -59,6 +59,7 @@ pub fn validate(cfg: &ServiceConfig) -> Result<(), ServiceConfigError> {
         return Err(err("retry_after_s", "must be between 1 and 3600"));
     }
     positive_secs("drain_timeout_s", cfg.drain_timeout_s)?;
+    positive_secs("request_body_timeout_s", cfg.request_body_timeout_s)?;
     if let Some([w, h]) = cfg.warm_up_frame
         && (w == 0 || h == 0 || w > 8192 || h > 8192)
     {
