@@ -294,3 +294,16 @@ fn an_os_error_is_printed_once() {
     assert!(err.contains("no/such/deployment.yaml"), "{err}");
     assert_eq!(err.matches("(os error 2)").count(), 1, "{err}");
 }
+
+#[test]
+fn serve_reports_a_busy_port_before_loading_the_models() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let o = pitchside(&["serve", "--listen", &addr], &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+    // Before the models load and warm up (minutes on a GPU), and the OS error said once.
+    assert!(!err.contains("loading models"), "{err}");
+    assert_eq!(err.matches("(os error").count(), 1, "{err}");
+}
