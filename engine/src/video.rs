@@ -57,7 +57,20 @@ pub enum DecoderEvent {
     },
 }
 
+/// OpenCV logs each backend it tries and fails on stderr (GStreamer warnings, CAP_IMAGES
+/// errors), into the CLI's output and the service's log, where every failure is reported
+/// as an error of ours instead. `OPENCV_LOG_LEVEL`, when set, still decides.
+fn quiet_opencv_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("OPENCV_LOG_LEVEL").is_none() {
+            let _ = opencv::core::set_log_level(opencv::core::LogLevel::LOG_LEVEL_FATAL);
+        }
+    });
+}
+
 fn open(path: &Path) -> Result<VideoCapture, VideoError> {
+    quiet_opencv_logs();
     if path.is_dir() {
         return Err(VideoError::IsDirectory {
             path: path.to_path_buf(),

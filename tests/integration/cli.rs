@@ -15,6 +15,7 @@ fn pitchside(args: &[&str], env: &[(&str, &str)]) -> Output {
         "PITCHSIDE_DEVICE",
         "CONF_THRESHOLD",
         "MAX_DETECTIONS",
+        "OPENCV_LOG_LEVEL",
     ] {
         c.env_remove(var);
     }
@@ -306,4 +307,20 @@ fn serve_reports_a_busy_port_before_loading_the_models() {
     // Before the models load and warm up (minutes on a GPU), and the OS error said once.
     assert!(!err.contains("loading models"), "{err}");
     assert_eq!(err.matches("(os error").count(), 1, "{err}");
+}
+
+#[test]
+fn opencv_backend_noise_stays_off_stderr() {
+    // A text file: every OpenCV backend tries it and logs its failure (GStreamer warnings,
+    // a CAP_IMAGES exception); the one message is ours.
+    let o = pitchside(&["run", "README.md"], &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("README.md: not a video OpenCV can open"),
+        "{err}"
+    );
+    for noise in ["GStreamer", "[ WARN", "[ERROR", "OpenCV("] {
+        assert!(!err.contains(noise), "{noise}: {err}");
+    }
 }
