@@ -24,7 +24,9 @@ pub use error::{ConfigError, ConfigSource};
 pub use image_size::{ImageSize, ImageSizeError};
 pub use model::{EffectiveModel, ModelConfig, Role, Task};
 pub use pipeline::{DetectorConfig, PipelineConfig, PluginSource, TrackerConfig};
-pub use profile::{ImageSizes, ImageSizesPatch, Profile, ProfileChoice, ProfileName, ProfilePatch};
+pub use profile::{
+    ImageSizes, ImageSizesPatch, Profile, ProfileChoice, ProfileName, ProfilePatch, limits,
+};
 
 use crate::device::DeviceRequest;
 
@@ -118,7 +120,7 @@ impl Deployment {
                 source_name: source.to_string(),
                 line,
                 column,
-                message: strip_location(&e.to_string()),
+                message: explain_yaml_error(text, line, &strip_location(&e.to_string())),
             }
         })?;
         let invalid = |path: &[&str], message: String| ConfigError::Invalid {
@@ -251,7 +253,7 @@ impl Deployment {
                 location: format!("profile {profile_name} after environment overrides ({field})"),
                 message,
             })?;
-        let models = self
+        let models: BTreeMap<Role, EffectiveModel> = self
             .file
             .models
             .iter()
@@ -275,6 +277,16 @@ impl Deployment {
                 )
             })
             .collect();
+        // A model's own size (pinned, or IMG_SIZE) with the profile's batch, checked as
+        // the profile's sizes are.
+        for (role, m) in &models {
+            profile::check_batch_pixels(profile.batch_size, m.imgsz).map_err(|(_, message)| {
+                ConfigError::Invalid {
+                    location: format!("profile {profile_name}, model {role}"),
+                    message,
+                }
+            })?;
+        }
         Ok(EffectiveConfig {
             source: self.source.to_string(),
             device,
@@ -307,6 +319,56 @@ pub struct EffectiveConfig {
     pub pipeline: PipelineConfig,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<service::ServiceConfig>,
+}
+
+/// Makes the YAML parser's message say what is wrong when its own words mislead: a `{` or
+/// `[` left open swallows the lines after it (legal YAML: a flow collection may span lines),
+/// so the parser names whatever it swallowed (``unknown variant `pose detectors` ``); and a
+/// list or map where a name belongs is reported in terms of YAML tags.
+fn explain_yaml_error(text: &str, error_line: usize, message: &str) -> String {
+    let mut message = message.replace(
+        "expected a YAML tag starting with '!'",
+        "expected a single name",
+    );
+    if let Some((line, column, open)) = unclosed_flow(text)
+        && line <= error_line
+    {
+        message.push_str(&format!(
+            " (the `{open}` at line {line} column {column} is not closed on its line, so the \
+             lines after it are read into it)"
+        ));
+    }
+    message
+}
+
+/// The first `{` or `[` not closed on its own line (outside quotes and comments), as
+/// 1-based (line, column, bracket).
+fn unclosed_flow(text: &str) -> Option<(usize, usize, char)> {
+    for (i, line) in text.lines().enumerate() {
+        let mut open: Vec<(usize, char)> = Vec::new();
+        let mut quote: Option<char> = None;
+        let mut prev = ' ';
+        for (col, c) in line.chars().enumerate() {
+            match quote {
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None => match c {
+                    '\'' | '"' => quote = Some(c),
+                    '#' if prev.is_whitespace() => break,
+                    '{' | '[' => open.push((col, c)),
+                    '}' | ']' => {
+                        open.pop();
+                    }
+                    _ => {}
+                },
+            }
+            prev = c;
+        }
+        if let Some(&(col, c)) = open.first() {
+            return Some((i + 1, col + 1, c));
+        }
+    }
+    None
 }
 
 /// serde_yaml_ng appends " at line L column C" to messages; we print the location first.

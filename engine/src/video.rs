@@ -19,6 +19,8 @@ use crate::media::Image;
 pub enum VideoError {
     #[error("{path}: no such file")]
     NotFound { path: PathBuf },
+    #[error("{path} is a directory, not a video file")]
+    IsDirectory { path: PathBuf },
     #[error("{path}: not a video OpenCV can open ({detail})")]
     NotAVideo { path: PathBuf, detail: String },
     #[error("{path}: the video has no decodable frame")]
@@ -55,7 +57,25 @@ pub enum DecoderEvent {
     },
 }
 
+/// OpenCV logs each backend it tries and fails on stderr (GStreamer warnings, CAP_IMAGES
+/// errors), into the CLI's output and the service's log, where every failure is reported
+/// as an error of ours instead. `OPENCV_LOG_LEVEL`, when set, still decides.
+fn quiet_opencv_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("OPENCV_LOG_LEVEL").is_none() {
+            let _ = opencv::core::set_log_level(opencv::core::LogLevel::LOG_LEVEL_FATAL);
+        }
+    });
+}
+
 fn open(path: &Path) -> Result<VideoCapture, VideoError> {
+    quiet_opencv_logs();
+    if path.is_dir() {
+        return Err(VideoError::IsDirectory {
+            path: path.to_path_buf(),
+        });
+    }
     if !path.is_file() {
         return Err(VideoError::NotFound {
             path: path.to_path_buf(),
@@ -318,6 +338,12 @@ mod tests {
             .unwrap();
         assert!(matches!(e, VideoError::NotFound { .. }), "{e}");
         let dir = tempfile::tempdir().unwrap();
+        let e = Decoder::start(dir.path(), 1, 4).err().unwrap();
+        assert!(matches!(e, VideoError::IsDirectory { .. }), "{e}");
+        assert!(
+            e.to_string().ends_with("is a directory, not a video file"),
+            "{e}"
+        );
         let p = dir.path().join("notes.mp4");
         std::fs::write(&p, b"this is not a video at all, just some text").unwrap();
         let e = Decoder::start(&p, 1, 4).err().unwrap();

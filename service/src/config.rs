@@ -38,19 +38,28 @@ fn positive_secs(field: &str, v: f64) -> Result<(), ServiceConfigError> {
 
 /// Checks values serde cannot: ranges, SS58 addresses, duplicates.
 pub fn validate(cfg: &ServiceConfig) -> Result<(), ServiceConfigError> {
-    if cfg.max_concurrent_challenges == 0 {
-        return Err(err("max_concurrent_challenges", "must be at least 1"));
+    // Upper bounds: each well above a real deployment's, low enough that no value can
+    // exhaust memory or threads.
+    // One challenge per device is the sane setting; 64 is more devices than one host has.
+    if !(1..=64).contains(&cfg.max_concurrent_challenges) {
+        return Err(err("max_concurrent_challenges", "must be between 1 and 64"));
     }
-    if cfg.max_request_bytes < 1024 {
-        return Err(err("max_request_bytes", "must be at least 1024"));
+    // A challenge is a few hundred bytes; 16 MiB is held in memory per request at most.
+    if !(1024..=16 << 20).contains(&cfg.max_request_bytes) {
+        return Err(err(
+            "max_request_bytes",
+            "must be between 1024 and 16777216 (16 MiB)",
+        ));
     }
     if cfg.nonce_window_s == 0 || cfg.nonce_window_s > 3600 {
         return Err(err("nonce_window_s", "must be between 1 and 3600"));
     }
-    if cfg.retry_after_s == 0 {
-        return Err(err("retry_after_s", "must be at least 1"));
+    // A validator waits this long before retrying: an hour is already a lost round.
+    if !(1..=3600).contains(&cfg.retry_after_s) {
+        return Err(err("retry_after_s", "must be between 1 and 3600"));
     }
     positive_secs("drain_timeout_s", cfg.drain_timeout_s)?;
+    positive_secs("request_body_timeout_s", cfg.request_body_timeout_s)?;
     if let Some([w, h]) = cfg.warm_up_frame
         && (w == 0 || h == 0 || w > 8192 || h > 8192)
     {
@@ -80,8 +89,12 @@ pub fn validate(cfg: &ServiceConfig) -> Result<(), ServiceConfigError> {
     if d.retries > 20 {
         return Err(err("download.retries", "must be at most 20"));
     }
-    if d.max_bytes == 0 {
-        return Err(err("download.max_bytes", "must be positive"));
+    // Challenge clips are tens of MB; the file goes to disk, and 64 GiB fills most disks.
+    if !(1..=64 << 30).contains(&d.max_bytes) {
+        return Err(err(
+            "download.max_bytes",
+            "must be between 1 and 68719476736 (64 GiB)",
+        ));
     }
     if d.max_redirects > 50 {
         return Err(err("download.max_redirects", "must be at most 50"));
@@ -144,6 +157,42 @@ mod tests {
         c.download.read_timeout_s = 30.0;
         c.warm_up_frame = Some([0, 1080]);
         assert_eq!(validate(&c).unwrap_err().field, "warm_up_frame");
+    }
+
+    #[test]
+    fn counts_and_sizes_have_upper_bounds_named_in_the_message() {
+        type Case = (&'static str, fn(&mut ServiceConfig), &'static str);
+        let cases: [Case; 5] = [
+            (
+                "max_concurrent_challenges",
+                |c| c.max_concurrent_challenges = 100_000,
+                "64",
+            ),
+            (
+                "max_request_bytes",
+                |c| c.max_request_bytes = 1 << 40,
+                "16 MiB",
+            ),
+            ("retry_after_s", |c| c.retry_after_s = u64::MAX, "3600"),
+            (
+                "download.max_bytes",
+                |c| c.download.max_bytes = u64::MAX,
+                "64 GiB",
+            ),
+            (
+                "warm_up_frame",
+                |c| c.warm_up_frame = Some([65536, 65536]),
+                "8192",
+            ),
+        ];
+        for (field, set, bound) in cases {
+            let mut c = ServiceConfig::default();
+            set(&mut c);
+            let e = validate(&c).unwrap_err();
+            assert_eq!(e.field, field);
+            let msg = e.to_string();
+            assert!(msg.contains(field) && msg.contains(bound), "{msg}");
+        }
     }
 
     #[test]

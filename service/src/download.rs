@@ -1,7 +1,7 @@
 //! Fetching a challenge video: streamed to a temporary file, never held in memory.
 //!
-//! Per attempt: connect timeout, a read timeout for the headers and for every piece of the
-//! body, the size cap (Content-Length and a running count). Attempts are retried with
+//! Per attempt: connect timeout, connect + read timeout for the headers (from the request),
+//! the read timeout for every piece of the body, the size cap (Content-Length and a running count). Attempts are retried with
 //! exponential back-off after connection errors, timeouts, cut bodies and 5xx answers, never
 //! after a 4xx. One total timeout covers all attempts. Internal addresses are refused (see
 //! [`crate::netguard`]). Google Drive share links go through [`crate::gdrive`].
@@ -370,7 +370,8 @@ impl Downloader {
                     return Err(DownloadError::Timeout {
                         url: shown.to_owned(),
                         what: format!(
-                            "waiting {:.1} s for the response headers",
+                            "waiting {:.1} s for the response headers \
+                             (service.download.connect_timeout_s + read_timeout_s)",
                             header_timeout.as_secs_f64()
                         ),
                         attempts: 1,

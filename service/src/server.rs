@@ -14,12 +14,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -72,6 +74,9 @@ struct ChallengeRequest {
 
 struct AppState {
     cfg: ServiceConfig,
+    /// Why every challenge will be refused (no allow-list, no miner hotkey), if so: then
+    /// the miner is never available, so validators stop sending to it.
+    refusal: Option<String>,
     auth: Authenticator,
     downloader: Downloader,
     analyzer: Arc<dyn Analyzer>,
@@ -95,7 +100,7 @@ impl AppState {
         self.draining.load(Ordering::SeqCst)
     }
     fn available(&self) -> bool {
-        !self.draining() && self.slots.available_permits() > 0
+        self.refusal.is_none() && !self.draining() && self.slots.available_permits() > 0
     }
     fn gauges(&self) -> Gauges {
         Gauges {
@@ -155,6 +160,59 @@ impl Drop for HangUpGuard {
 
 fn json_response(status: StatusCode, body: Value) -> Response {
     (status, axum::Json(body)).into_response()
+}
+
+/// Reads a request's body before any handler sees it: a body declared larger than
+/// `max_request_bytes` is refused at once (413, not after reading it), and the whole body
+/// must arrive within `request_body_timeout_s` (408). Both answers close the connection, so
+/// a client cannot hold it with a body it never sends.
+async fn bounded_body(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let max = state.cfg.max_request_bytes;
+    let refuse = |status: StatusCode, error: String| {
+        state.metrics.challenge("bad_request");
+        state.metrics.error("request_body");
+        let mut r = json_response(status, json!({ "error": error, "kind": "request_body" }));
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        r
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(n) = declared.filter(|&n| n > max as u64) {
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the request declares {n} bytes; the limit is {max} (service.max_request_bytes)"
+            ),
+        );
+    }
+    let (parts, body) = req.into_parts();
+    let limit = Duration::from_secs_f64(state.cfg.request_body_timeout_s);
+    let read = http_body_util::Limited::new(body, max).collect();
+    match tokio::time::timeout(limit, read).await {
+        Err(_) => refuse(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {:.1} s (service.request_body_timeout_s)",
+                limit.as_secs_f64()
+            ),
+        ),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is over {max} bytes (service.max_request_bytes)"),
+        ),
+        Ok(Err(e)) => refuse(
+            StatusCode::BAD_REQUEST,
+            format!("cannot read the request body: {e}"),
+        ),
+        Ok(Ok(collected)) => {
+            next.run(Request::from_parts(parts, Body::from(collected.to_bytes())))
+                .await
+        }
+    }
 }
 
 fn unavailable(state: &AppState, why: &str) -> Response {
@@ -468,7 +526,7 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
             "in_flight": state.in_flight(),
             "capacity": state.capacity(),
             "auth": state.cfg.auth,
-            "accepting_challenges": config::refusal_reason(&state.cfg).is_none(),
+            "accepting_challenges": state.refusal.is_none(),
             "version": env!("CARGO_PKG_VERSION"),
         }),
     )
@@ -527,6 +585,7 @@ impl Server {
         log_startup(&cfg, addr, &temp_dir);
 
         let state = Arc::new(AppState {
+            refusal: config::refusal_reason(&cfg),
             auth: Authenticator::new(&cfg),
             downloader,
             analyzer,
@@ -543,6 +602,10 @@ impl Server {
             .route("/health", get(health))
             .route("/metrics", get(metrics_text))
             .layer(DefaultBodyLimit::max(state.cfg.max_request_bytes))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                bounded_body,
+            ))
             .with_state(state.clone());
 
         let drained = Arc::new(tokio::sync::Notify::new());
@@ -638,7 +701,7 @@ fn log_startup(cfg: &ServiceConfig, addr: SocketAddr, temp_dir: &Path) {
                 cfg.nonce_window_s
             );
             if let Some(why) = config::refusal_reason(cfg) {
-                tracing::warn!("{why}");
+                tracing::warn!("{why}; GET /availability answers false");
             }
         }
     }

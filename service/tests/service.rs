@@ -319,6 +319,15 @@ async fn a_stalled_server_times_out() {
         .await;
     assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT, "{}", r.body);
     assert!(r.error().contains("response headers"), "{}", r.error());
+    // The wait the README documents: connect_timeout_s (2) + read_timeout_s (0.5), named.
+    assert!(
+        r.error().contains(
+            "waiting 2.5 s for the response headers \
+             (service.download.connect_timeout_s + read_timeout_s)"
+        ),
+        "{}",
+        r.error()
+    );
     assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
     h.assert_no_temp_files();
 
@@ -568,6 +577,86 @@ async fn unknown_validators_are_403_and_an_empty_allow_list_refuses_all() {
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     assert_eq!(r.kind(), "auth_not_configured");
     assert_eq!(h.videos.hits("/vtest.avi"), 0);
+}
+
+/// Sends `request` on a new connection and reads until the server closes it; fails if it
+/// has not closed within `limit` (a client must not be able to hold a connection).
+async fn raw_exchange(base: &str, request: &[u8], limit: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    sock.write_all(request).await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(limit, sock.read_to_end(&mut got))
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "connection still open after {limit:?}; got {:?}",
+                String::from_utf8_lossy(&got)
+            )
+        })
+        .unwrap();
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_declared_and_trickled_bodies_are_refused_and_the_connection_closed() {
+    let h = Harness::start(StandInAnalyzer::new(), |c| c.request_body_timeout_s = 0.5).await;
+    let t0 = Instant::now();
+    let answer = raw_exchange(
+        &h.base,
+        b"POST /soccer/challenge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 10000000000\r\n\r\n{",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("declares 10000000000 bytes"), "{answer}");
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+
+    // Headers in, then 10 of the 200 bytes announced, then nothing.
+    let answer = raw_exchange(
+        &h.base,
+        b"POST /soccer/challenge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 200\r\n\r\n{\"challenge",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_body_timeout_s"), "{answer}");
+    assert!(
+        h.metrics()
+            .await
+            .contains("pitchside_challenges_total{outcome=\"bad_request\"} 2\n")
+    );
+    // The service still answers a genuine challenge.
+    let r = h.challenge("after", &h.videos.url("/vtest.avi")).await;
+    assert_full_answer(&r, "after");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn availability_is_false_when_every_challenge_would_be_refused() {
+    let h = Harness::start(StandInAnalyzer::new(), |_| {}).await;
+    assert!(h.available().await);
+    // No allow-list, or no miner hotkey: every challenge gets 403, so a validator must not
+    // be told to send one.
+    type Tweak = fn(&mut ServiceConfig);
+    let tweaks: [Tweak; 2] = [|c| c.validators.clear(), |c| c.miner_hotkey = None];
+    for tweak in tweaks {
+        let h = Harness::start(StandInAnalyzer::new(), tweak).await;
+        assert!(!h.available().await);
+        assert!(h.metrics().await.contains("pitchside_available 0\n"));
+        let (_, health) = h.get_json("/health").await;
+        assert_eq!(health["accepting_challenges"], false);
+    }
+    // auth: none needs neither.
+    let h = Harness::start(StandInAnalyzer::new(), |c| {
+        c.auth = AuthMode::None;
+        c.validators.clear();
+        c.miner_hotkey = None;
+    })
+    .await;
+    assert!(h.available().await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,9 +17,9 @@ pub struct BenchArgs {
     /// or an architecture YAML (e.g. models/archs/yolov8.yaml named yolov8x.yaml) with random weights.
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// With --model: image size.
-    #[arg(long, default_value_t = 640)]
-    pub imgsz: u32,
+    /// With --model: image size (a multiple of 32, at most 4096).
+    #[arg(long, default_value_t = pitchside_engine::config::ImageSize::fixed(640))]
+    pub imgsz: pitchside_engine::config::ImageSize,
     /// With --model: timed iterations (after 2 warm-ups).
     #[arg(long, default_value_t = 10)]
     pub iterations: u32,
@@ -35,9 +35,9 @@ pub struct BenchArgs {
     /// With --model: square input (imgsz x imgsz) instead of ultralytics' minimal rectangle.
     #[arg(long)]
     pub square: bool,
-    /// With --model: frames per forward pass (copies of the image).
-    #[arg(long, default_value_t = 1)]
-    pub batch: usize,
+    /// With --model: frames per forward pass (copies of the image), at most the profiles' bound.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=pitchside_engine::config::limits::BATCH_SIZE as i64))]
+    pub batch: u32,
     /// With --model: fp16 where the device supports it (CUDA).
     #[arg(long)]
     pub half: bool,
@@ -170,11 +170,11 @@ fn bench_model(model_path: &Path, args: &BenchArgs) -> Result<()> {
     };
     let load_s = t.elapsed().as_secs_f64();
     let opts = PredictOptions {
-        imgsz: args.imgsz,
+        imgsz: args.imgsz.get(),
         rect: !args.square,
         ..Default::default()
     };
-    let frames = vec![image.frame(0); args.batch.max(1)];
+    let frames = vec![image.frame(0); args.batch as usize];
     // Warm-up: first runs compile kernels (and autotune on GPUs).
     for _ in 0..2 {
         model.predict(&frames, &opts)?;
@@ -192,9 +192,14 @@ fn bench_model(model_path: &Path, args: &BenchArgs) -> Result<()> {
     let fwd = med(&|s| s.forward.as_secs_f64());
     let post = med(&|s| s.postprocess.as_secs_f64());
     let total = med(&|s| (s.preprocess + s.forward + s.postprocess).as_secs_f64());
-    let lb =
-        pitchside_models::Letterbox::new(image.width, image.height, args.imgsz, !args.square, 32);
-    let batch = args.batch.max(1);
+    let lb = pitchside_models::Letterbox::new(
+        image.width,
+        image.height,
+        args.imgsz.get(),
+        !args.square,
+        32,
+    );
+    let batch = args.batch as usize;
     eprintln!(
         "{} on {} ({}x{} input, batch {batch}), median of {}: preprocess {pre:.1} ms, forward {fwd:.1} ms, postprocess {post:.2} ms, total {total:.1} ms per batch = {:.1} img/s (load {load_s:.2} s)",
         model_path.display(),

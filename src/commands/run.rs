@@ -1,9 +1,9 @@
 //! `pitchside run`: a video through the pipeline, Score Vision JSON out.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use pitchside_engine::pipeline::RunOptions;
 
 use crate::deployment::DeploymentArgs;
@@ -29,6 +29,12 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
+    // What can be checked in milliseconds is checked before the models load and the
+    // analysis runs (minutes): the input, and that the result can be written.
+    check_source(&args.source)?;
+    if let Some(out) = &args.out {
+        check_writable(out)?;
+    }
     let mut pipeline = args.deployment.resolve()?.into_pipeline()?;
     let bar = std::io::stderr().is_terminal().then(|| {
         let b = indicatif::ProgressBar::new(0);
@@ -67,12 +73,18 @@ pub fn run(args: RunArgs) -> Result<()> {
         tracing::warn!(error = %e, "the result is partial");
     }
     let json = serde_json::to_string(&response)?;
-    match &args.out {
+    // A failed write (the folder removed meanwhile, a full disk) must not lose the
+    // analysis: the result goes to the working directory, and the error says where.
+    let write_failure = match &args.out {
         Some(p) => {
-            std::fs::write(p, &json).with_context(|| format!("cannot write {}", p.display()))?
+            let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+            write_out(p, &json, &cwd).err()
         }
-        None => println!("{json}"),
-    }
+        None => {
+            println!("{json}");
+            None
+        }
+    };
     if args.score {
         eprint!(
             "{}",
@@ -83,5 +95,139 @@ pub fn run(args: RunArgs) -> Result<()> {
         pitchside_engine::media::annotate_video(&args.source, &response.frames, out)?;
         tracing::info!(path = %out.display(), "annotated video written");
     }
+    match write_failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Says what the input is when it cannot be a video file: a URL, a directory, nothing.
+fn check_source(source: &Path) -> Result<()> {
+    let s = source.to_string_lossy();
+    if let Some((scheme, _)) = s.split_once("://")
+        && !scheme.is_empty()
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    {
+        bail!("{s} is a URL: URLs are not accepted by `run` yet; download it first or use `serve`");
+    }
+    // Opens it and decodes a frame, as the decoder will (a directory, a missing file, a
+    // file that is not a video: each says so).
+    pitchside_engine::video::probe(source)?;
     Ok(())
+}
+
+/// Fails when `out` cannot be created or written; leaves an existing file as it is.
+fn check_writable(out: &Path) -> Result<()> {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        bail!(
+            "--out {}: the folder {} does not exist",
+            out.display(),
+            dir.display()
+        );
+    }
+    let existed = out.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(out)
+        .with_context(|| format!("--out {}: cannot write there", out.display()))?;
+    if !existed {
+        // Only a probe: a run that fails later leaves no empty result behind.
+        let _ = std::fs::remove_file(out);
+    }
+    Ok(())
+}
+
+/// Writes the result to `out`; when that fails, to a new file in `fallback_dir` (else to
+/// stdout), and returns the error saying where the result went.
+fn write_out(out: &Path, json: &str, fallback_dir: &Path) -> Result<()> {
+    let Err(e) = std::fs::write(out, json) else {
+        return Ok(());
+    };
+    let name = format!(
+        "pitchside-result-{}-{}.json",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+    );
+    let fallback = fallback_dir.join(name);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&fallback)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, json.as_bytes()));
+    match written {
+        Ok(()) => bail!(
+            "cannot write {}: {e}; the result was written to {} instead",
+            out.display(),
+            fallback.display()
+        ),
+        Err(e2) => {
+            println!("{json}");
+            bail!(
+                "cannot write {}: {e}, nor {}: {e2}; the result was printed to stdout instead",
+                out.display(),
+                fallback.display()
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_write_puts_the_result_in_the_fallback_folder_and_says_where() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("gone/x.json");
+        let msg = write_out(&out, "{\"frames\":[]}", dir.path())
+            .unwrap_err()
+            .to_string();
+        let written: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .collect();
+        assert_eq!(written.len(), 1, "{written:?}");
+        assert_eq!(
+            std::fs::read_to_string(&written[0]).unwrap(),
+            "{\"frames\":[]}"
+        );
+        assert!(
+            msg.contains("cannot write") && msg.contains("gone/x.json"),
+            "{msg}"
+        );
+        assert!(msg.contains(&*written[0].to_string_lossy()), "{msg}");
+        // A writable path is written as asked.
+        write_out(&dir.path().join("y.json"), "{}", dir.path()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("y.json")).unwrap(),
+            "{}"
+        );
+    }
+
+    #[test]
+    fn writability_is_checked_without_leaving_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let msg = check_writable(&dir.path().join("missing-dir/x.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("missing-dir") && msg.contains("does not exist"),
+            "{msg}"
+        );
+        let fresh = dir.path().join("x.json");
+        check_writable(&fresh).unwrap();
+        assert!(!fresh.exists());
+        std::fs::write(&fresh, "old").unwrap();
+        check_writable(&fresh).unwrap();
+        assert_eq!(std::fs::read_to_string(&fresh).unwrap(), "old");
+    }
 }

@@ -22,6 +22,17 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let mut cfg = resolved.deployment.file.service.clone().unwrap_or_default();
     // A relative temp_dir is relative to the YAML file, like every other path.
     cfg.resolve_paths(&resolved.deployment.base_dir);
+    // Loading and warming the models takes minutes on a GPU: a bad `service:` section or a
+    // busy port is reported before that, not after. (The port is bound for real after the
+    // warm-up; one taken in between is still reported then.)
+    pitchside_service::config::validate(&cfg)?;
+    let listen = args.listen.unwrap_or(cfg.listen);
+    drop(std::net::TcpListener::bind(listen).map_err(|source| {
+        pitchside_service::ServiceError::Bind {
+            addr: listen,
+            source,
+        }
+    })?);
     let mut pipeline = resolved.into_pipeline()?;
     if let Some([w, h]) = cfg.warm_up_frame {
         eprintln!(

@@ -15,6 +15,7 @@ fn pitchside(args: &[&str], env: &[(&str, &str)]) -> Output {
         "PITCHSIDE_DEVICE",
         "CONF_THRESHOLD",
         "MAX_DETECTIONS",
+        "OPENCV_LOG_LEVEL",
     ] {
         c.env_remove(var);
     }
@@ -235,4 +236,137 @@ fn bench_reports_the_keypoint_score_of_the_frames_it_ran() {
     assert_eq!(score["answer_frames"], 24, "{score}");
     let f = score["final_score"].as_f64().unwrap();
     assert!((0.0..=100.0).contains(&f), "{score}");
+}
+
+#[test]
+fn huge_sizes_are_config_errors_not_allocation_aborts() {
+    // IMG_SIZE=65536 used to abort on a 77 GB allocation (exit 134); 99999968 passed
+    // `config show`.
+    for value in ["65536", "99999968"] {
+        let o = pitchside(&["config", "show"], &[("IMG_SIZE", value)]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("IMG_SIZE") && err.contains("at most 4096"),
+            "{err}"
+        );
+    }
+    let o = pitchside(&["config", "show"], &[("BATCH_SIZE", "1000000")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("BATCH_SIZE") && err.contains("at most 256"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("huge.yaml");
+    let text = std::fs::read_to_string(root().join("configs/cpu.yaml")).unwrap();
+    std::fs::write(&cfg, text.replace("players: 1024,", "players: 65536,")).unwrap();
+    let o = pitchside(&["config", "show", "--config", cfg.to_str().unwrap()], &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("huge.yaml:") && err.contains("at most 4096"),
+        "{err}"
+    );
+
+    let o = pitchside(
+        &[
+            "detect",
+            "--model",
+            "assets/yolo11n-pose.pt",
+            "--imgsz",
+            "65536",
+            "assets/bus.jpg",
+        ],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("at most 4096"), "{err}");
+}
+
+#[test]
+fn run_checks_out_before_the_analysis() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("missing-dir/x.json");
+    let o = pitchside(
+        &["run", "--out", out.to_str().unwrap(), "assets/vtest.avi"],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("missing-dir") && err.contains("does not exist"),
+        "{err}"
+    );
+    // Refused before any model is loaded, not after minutes of analysis.
+    assert!(!err.contains("loading models"), "{err}");
+}
+
+#[test]
+fn run_says_what_the_input_is_when_it_is_not_a_video_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            dir.path().to_str().unwrap(),
+            "is a directory, not a video file",
+        ),
+        (
+            "http://example.com/clip.mp4",
+            "URLs are not accepted by `run` yet; download it first or use `serve`",
+        ),
+        ("https://example.com/clip.mp4", "is a URL"),
+        ("assets/no-such-clip.mp4", "no such file"),
+    ];
+    for (source, says) in cases {
+        let o = pitchside(&["run", source], &[]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{source}: {err}");
+        assert!(err.contains(says), "{source}: {err}");
+        assert!(!err.contains("loading models"), "{source}: {err}");
+    }
+}
+
+#[test]
+fn an_os_error_is_printed_once() {
+    // ConfigError::Read's message includes its io::Error, which is also its source.
+    let o = pitchside(
+        &["config", "show", "--config", "no/such/deployment.yaml"],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("no/such/deployment.yaml"), "{err}");
+    assert_eq!(err.matches("(os error 2)").count(), 1, "{err}");
+}
+
+#[test]
+fn serve_reports_a_busy_port_before_loading_the_models() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let o = pitchside(&["serve", "--listen", &addr], &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+    // Before the models load and warm up (minutes on a GPU), and the OS error said once.
+    assert!(!err.contains("loading models"), "{err}");
+    assert_eq!(err.matches("(os error").count(), 1, "{err}");
+}
+
+#[test]
+fn opencv_backend_noise_stays_off_stderr() {
+    // A text file: every OpenCV backend tries it and logs its failure (GStreamer warnings,
+    // a CAP_IMAGES exception); the one message is ours.
+    let o = pitchside(&["run", "README.md"], &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("README.md: not a video OpenCV can open"),
+        "{err}"
+    );
+    for noise in ["GStreamer", "[ WARN", "[ERROR", "OpenCV("] {
+        assert!(!err.contains(noise), "{noise}: {err}");
+    }
 }

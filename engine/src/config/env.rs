@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::error::ConfigError;
 use super::image_size::ImageSize;
-use super::profile::{ImageSizesPatch, ProfilePatch};
+use super::profile::{ImageSizesPatch, ProfilePatch, limits};
 use crate::device::DeviceRequest;
 
 /// Reads environment variables; tests pass a map instead of touching the process.
@@ -52,7 +52,7 @@ impl EnvOverrides {
         fn var<T>(
             env: &(impl Env + ?Sized),
             var: &'static str,
-            expected: &'static str,
+            expected: impl Into<String>,
             parse: impl Fn(&str) -> Option<T>,
         ) -> Result<Option<T>, ConfigError> {
             let Some(value) = env.get(var) else {
@@ -63,23 +63,49 @@ impl EnvOverrides {
                 None => Err(ConfigError::Env {
                     var,
                     value,
-                    expected,
+                    expected: expected.into(),
                 }),
             }
         }
-        let at_least_1 = |s: &str| s.parse::<u32>().ok().filter(|&v| v >= 1);
+        // The same bounds as the profile check, so the message names the variable.
+        fn count(max: u32) -> impl Fn(&str) -> Option<u32> {
+            move |s| s.parse::<u32>().ok().filter(|v| (1..=max).contains(v))
+        }
         let img_size = var(
             env,
             "IMG_SIZE",
-            "a positive multiple of 32, e.g. 640",
+            format!(
+                "a positive multiple of 32, at most {}, e.g. 640",
+                ImageSize::MAX
+            ),
             |s| ImageSize::new(s.parse().ok()?).ok(),
         )?;
         let profile = ProfilePatch {
             imgsz: img_size.map(ImageSizesPatch::all),
-            batch_size: var(env, "BATCH_SIZE", "an integer >= 1", at_least_1)?,
-            frame_stride: var(env, "FRAME_STRIDE", "an integer >= 1", at_least_1)?,
-            prefetch_frames: var(env, "PREFETCH_FRAMES", "an integer >= 1", at_least_1)?,
-            max_detections: var(env, "MAX_DETECTIONS", "an integer >= 1", at_least_1)?,
+            batch_size: var(
+                env,
+                "BATCH_SIZE",
+                format!("an integer >= 1, at most {}", limits::BATCH_SIZE),
+                count(limits::BATCH_SIZE),
+            )?,
+            frame_stride: var(
+                env,
+                "FRAME_STRIDE",
+                format!("an integer >= 1, at most {}", limits::FRAME_STRIDE),
+                count(limits::FRAME_STRIDE),
+            )?,
+            prefetch_frames: var(
+                env,
+                "PREFETCH_FRAMES",
+                format!("an integer >= 1, at most {}", limits::PREFETCH_FRAMES),
+                count(limits::PREFETCH_FRAMES),
+            )?,
+            max_detections: var(
+                env,
+                "MAX_DETECTIONS",
+                format!("an integer >= 1, at most {}", limits::MAX_DETECTIONS),
+                count(limits::MAX_DETECTIONS),
+            )?,
             conf_threshold: var(
                 env,
                 "CONF_THRESHOLD",

@@ -42,6 +42,6 @@ pub enum ConfigError {
     Env {
         var: &'static str,
         value: String,
-        expected: &'static str,
+        expected: String,
     },
 }

@@ -169,20 +169,93 @@ impl Profile {
                 return Err((field, format!("{field} {v} is outside [0, 1]")));
             }
         }
-        let positive = [
-            ("batch_size", self.batch_size as u64),
-            ("max_detections", self.max_detections as u64),
-            ("prefetch_frames", self.prefetch_frames as u64),
-            ("frame_stride", self.frame_stride as u64),
-            ("timeout_s", self.timeout_s),
+        let counts = [
+            (
+                "batch_size",
+                self.batch_size as u64,
+                1,
+                limits::BATCH_SIZE as u64,
+            ),
+            (
+                "max_detections",
+                self.max_detections as u64,
+                1,
+                limits::MAX_DETECTIONS as u64,
+            ),
+            (
+                "prefetch_frames",
+                self.prefetch_frames as u64,
+                1,
+                limits::PREFETCH_FRAMES as u64,
+            ),
+            (
+                "frame_stride",
+                self.frame_stride as u64,
+                1,
+                limits::FRAME_STRIDE as u64,
+            ),
+            ("timeout_s", self.timeout_s, 1, limits::TIMEOUT_S),
+            (
+                "cpu_threads",
+                self.cpu_threads as u64,
+                0,
+                limits::CPU_THREADS as u64,
+            ),
         ];
-        for (field, v) in positive {
-            if v == 0 {
-                return Err((field, format!("{field} must be at least 1")));
+        for (field, v, min, max) in counts {
+            if v < min {
+                return Err((field, format!("{field} must be at least {min}")));
             }
+            if v > max {
+                return Err((field, format!("{field} {v} is above the maximum, {max}")));
+            }
+        }
+        for role in Role::ALL {
+            check_batch_pixels(self.batch_size, self.imgsz.get(role))?;
         }
         Ok(())
     }
+}
+
+/// Checks batch_size × imgsz² against [`limits::BATCH_PIXELS`]; each is bounded on its own,
+/// but the largest of both would still be a 51 GB input.
+pub fn check_batch_pixels(batch_size: u32, imgsz: ImageSize) -> Result<(), (&'static str, String)> {
+    let pixels = batch_size as u64 * (imgsz.get() as u64).pow(2);
+    if pixels > limits::BATCH_PIXELS {
+        return Err((
+            "batch_size",
+            format!(
+                "batch_size {batch_size} at imgsz {imgsz} is {pixels} pixels per batch, above \
+                 the maximum, {} (e.g. 256 at 1024, 16 at 4096)",
+                limits::BATCH_PIXELS
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Upper bounds of a profile's counts, checked once by [`Profile::check`] (and by the
+/// environment overrides when read), so that no value can abort the process on an
+/// allocation, overflow a deadline or spawn without limit. Each is well above what a
+/// demanding deployment uses.
+pub mod limits {
+    /// Frames per forward pass: 8× the cuda default; a 141 GB GPU is saturated long before.
+    pub const BATCH_SIZE: u32 = 256;
+    /// Detections kept per frame and model: a pitch holds ~25 people and a ball; ultralytics'
+    /// default is 300, and NMS cost grows with the square of the candidates.
+    pub const MAX_DETECTIONS: u32 = 10_000;
+    /// Decoded frames queued ahead of the detectors: 1024 1080p frames are ~6 GB of memory.
+    pub const PREFETCH_FRAMES: u32 = 1024;
+    /// Analyse every n-th frame: 1000 frames is 40 s at 25 fps, longer than a challenge clip.
+    pub const FRAME_STRIDE: u32 = 1000;
+    /// One week, far above the cpu default (3 h); a huge value overflowed the deadline
+    /// (`Instant + Duration` panics).
+    pub const TIMEOUT_S: u64 = 7 * 24 * 3600;
+    /// CPU backend threads: above the largest servers' core counts (2 × 192 cores, SMT on).
+    pub const CPU_THREADS: u32 = 1024;
+    /// batch_size × imgsz², the pixels of one batch: 256 frames at 1024, 16 at 4096
+    /// (3.2 GB of f32 input).
+    pub const BATCH_PIXELS: u64 = 256 * 1024 * 1024;
 }
 
 /// Partial per-role sizes; `S` as in [`ProfilePatch`].

@@ -41,6 +41,9 @@ pub struct ServiceConfig {
     pub max_concurrent_challenges: usize,
     /// Largest accepted request body; a challenge is a few hundred bytes of JSON.
     pub max_request_bytes: usize,
+    /// Longest wait for a request's body once its headers are in (a client that trickles
+    /// its body must not hold a connection).
+    pub request_body_timeout_s: f64,
     /// `Retry-After` (seconds) sent with 503 when busy or shutting down.
     pub retry_after_s: u64,
     /// On SIGTERM, how long to wait for running challenges before asking them to stop.
@@ -64,6 +67,7 @@ impl Default for ServiceConfig {
             nonce_window_s: 120,
             max_concurrent_challenges: 1,
             max_request_bytes: 64 * 1024,
+            request_body_timeout_s: 10.0,
             retry_after_s: 5,
             drain_timeout_s: 600.0,
             temp_dir: None,
@@ -79,7 +83,9 @@ impl Default for ServiceConfig {
 pub struct DownloadConfig {
     /// TCP + TLS connect timeout per attempt.
     pub connect_timeout_s: f64,
-    /// Longest wait for response headers or for the next piece of the body.
+    /// Longest wait for the next piece of the body. The response headers must come within
+    /// `connect_timeout_s + read_timeout_s` of sending the request: the HTTP client's send
+    /// includes the connection and does not say when it was made.
     pub read_timeout_s: f64,
     /// Whole download, all attempts and back-off included.
     pub total_timeout_s: f64,

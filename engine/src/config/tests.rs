@@ -464,3 +464,131 @@ fn score_vision_pins_the_miners_bytetrack_frame_rate() {
     assert_eq!(params.frame_rate, 30.0);
     assert_eq!(params, pitchside_bytetrack::ByteTrackParams::default());
 }
+
+#[test]
+fn image_sizes_have_an_upper_bound() {
+    assert_eq!(ImageSize::new(ImageSize::MAX).map(ImageSize::get), Ok(4096));
+    for huge in [4128, 65536, 99_999_968] {
+        let err = ImageSize::new(huge).unwrap_err().to_string();
+        assert!(
+            err.contains("imgsz") && err.contains("at most 4096"),
+            "{err}"
+        );
+    }
+    let err = "65536".parse::<ImageSize>().unwrap_err();
+    assert!(err.contains("at most 4096"), "{err}");
+}
+
+#[test]
+fn huge_env_values_are_config_errors_naming_the_bound() {
+    let cases = [
+        ("IMG_SIZE", "65536", "at most 4096"),
+        ("IMG_SIZE", "99999968", "at most 4096"),
+        ("BATCH_SIZE", "100000", "at most 256"),
+        ("FRAME_STRIDE", "4294967295", "at most 1000"),
+        ("PREFETCH_FRAMES", "1000000", "at most 1024"),
+        ("MAX_DETECTIONS", "1000000", "at most 10000"),
+    ];
+    for (var, value, bound) in cases {
+        let msg = EnvOverrides::read(&[(var, value)][..])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains(var) && msg.contains(bound),
+            "{var}={value}: {msg}"
+        );
+    }
+}
+
+#[test]
+fn huge_profile_values_name_the_field_and_the_bound() {
+    let cases = [
+        ("imgsz: { players: 65536 }", "imgsz", "at most 4096"),
+        ("batch_size: 100000", "batch_size", "maximum, 256"),
+        (
+            "prefetch_frames: 4000000000",
+            "prefetch_frames",
+            "maximum, 1024",
+        ),
+        (
+            "max_detections: 1000000",
+            "max_detections",
+            "maximum, 10000",
+        ),
+        ("frame_stride: 100000", "frame_stride", "maximum, 1000"),
+        (
+            "timeout_s: 18446744073709551615",
+            "timeout_s",
+            "maximum, 604800",
+        ),
+        ("cpu_threads: 100000", "cpu_threads", "maximum, 1024"),
+        // Each within its bound, together a 51 GB batch.
+        (
+            "batch_size: 256\n    imgsz: { players: 4096, pitch: 4096, ball: 4096 }",
+            "batch_size",
+            "maximum, 268435456",
+        ),
+    ];
+    for (field_yaml, field, bound) in cases {
+        let y = format!("{MINIMAL}profiles:\n  cpu:\n    {field_yaml}\n");
+        let msg = parse(&y).unwrap_err().to_string();
+        assert!(msg.starts_with("t.yaml:18:5: "), "{msg}");
+        assert!(msg.contains(field) && msg.contains(bound), "{msg}");
+    }
+    // The bounds themselves are accepted.
+    let at_max = format!(
+        "{MINIMAL}profiles:\n  cuda:\n    batch_size: 256\n    prefetch_frames: 1024\n    \
+         max_detections: 10000\n    frame_stride: 1000\n    timeout_s: 604800\n    \
+         cpu_threads: 1024\n    imgsz: {{ players: 1024, pitch: 1024, ball: 1024 }}\n"
+    );
+    let d = parse(&at_max).unwrap();
+    d.effective(Backend::Cuda, &no_env()).unwrap();
+}
+
+#[test]
+fn a_model_size_with_the_profile_batch_is_bounded_too() {
+    // The cuda profile batches 32 frames: IMG_SIZE=4096 makes that 537 M pixels.
+    let d = parse(MINIMAL).unwrap();
+    let o = EnvOverrides::read(&[("IMG_SIZE", "4096")][..]).unwrap();
+    let msg = d.effective(Backend::Cuda, &o).unwrap_err().to_string();
+    assert!(msg.contains("batch_size 32 at imgsz 4096"), "{msg}");
+    assert!(msg.contains("maximum"), "{msg}");
+    // On cpu (batch 1) the same size is fine.
+    d.effective(Backend::Cpu, &o).unwrap();
+}
+
+#[test]
+fn an_unclosed_bracket_is_named_not_what_it_swallowed() {
+    // `{` left open: YAML reads the next lines into the mapping, and the parser's own
+    // message is about them (`invalid type: string "2 pitch"`, `unknown variant ...`).
+    let yaml = MINIMAL.replace(
+        "    task: detect\n",
+        "    task: detect\n    class_map: { 2: 2\n",
+    );
+    let msg = parse(&yaml).unwrap_err().to_string();
+    assert!(
+        msg.contains("the `{` at line 5 column 16 is not closed on its line"),
+        "{msg}"
+    );
+    // `[` left open where a name belongs.
+    let yaml = format!("device: [cpu\n{MINIMAL}");
+    let msg = parse(&yaml).unwrap_err().to_string();
+    assert!(
+        msg.contains("the `[` at line 1 column 9 is not closed on its line"),
+        "{msg}"
+    );
+    assert!(!msg.contains("YAML tag"), "{msg}");
+    // A list where a name belongs, brackets closed.
+    let yaml = format!("device: [cpu]\n{MINIMAL}");
+    let msg = parse(&yaml).unwrap_err().to_string();
+    assert!(
+        msg.contains("device: invalid type: sequence, expected a single name"),
+        "{msg}"
+    );
+    assert!(!msg.contains("not closed"), "{msg}");
+    // Closed brackets, quoted or commented ones are not flagged.
+    assert_eq!(
+        unclosed_flow("a: { b: 1 }\nc: '[x'\nd: 1 # [note\ne: \"{\"\n"),
+        None
+    );
+}
