@@ -134,26 +134,14 @@ impl Conv {
                 // row of a direct tile ends within x.data as x.off + cin <= x.stride);
                 // self.w is kk × cout.
                 unsafe {
-                    gemm(
+                    gemm_rows(
                         rows,
                         cout,
                         kk,
-                        dst.as_mut_ptr(),
-                        1,
-                        cout as isize,
+                        (dst.as_mut_ptr(), cout),
+                        (lhs, lhs_rs),
+                        (self.w.as_ptr(), cout),
                         false,
-                        lhs,
-                        1,
-                        lhs_rs as isize,
-                        self.w.as_ptr(),
-                        1,
-                        cout as isize,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        Parallelism::None,
                     );
                 }
                 bias_act(dst, &self.b, self.act);
@@ -182,26 +170,14 @@ impl Conv {
                     // SAFETY: as in `dense`'s direct case, per part; the part's weights are
                     // rows w_row..w_row + x.c of the cin × cout matrix.
                     unsafe {
-                        gemm(
+                        gemm_rows(
                             rows,
                             cout,
                             x.c,
-                            dst.as_mut_ptr(),
-                            1,
-                            cout as isize,
+                            (dst.as_mut_ptr(), cout),
+                            (x.data[row0 * x.stride + x.off..].as_ptr(), x.stride),
+                            (self.w[w_row * cout..].as_ptr(), cout),
                             i > 0,
-                            x.data[row0 * x.stride + x.off..].as_ptr(),
-                            1,
-                            x.stride as isize,
-                            self.w[w_row * cout..].as_ptr(),
-                            1,
-                            cout as isize,
-                            1.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            Parallelism::None,
                         );
                     }
                     w_row += x.c;
@@ -290,6 +266,49 @@ fn depthwise_row_generic(conv: &Conv, x: View<'_>, b: usize, oy: usize, dst: &mu
                 }
             }
         }
+    }
+}
+
+/// `dst (+)= lhs · rhs` for row-major matrices given as (pointer, row stride): dst is
+/// `rows × n`, lhs `rows × k`, rhs `k × n`; `accumulate` adds to dst instead of overwriting
+/// it. Single-threaded: the convolutions call it per tile from their own parallel loops.
+///
+/// # Safety
+/// Each pointer must address its whole matrix with its row stride (unit column stride),
+/// and dst must not overlap lhs or rhs.
+pub(super) unsafe fn gemm_rows(
+    rows: usize,
+    n: usize,
+    k: usize,
+    (dst, dst_rs): (*mut f32, usize),
+    (lhs, lhs_rs): (*const f32, usize),
+    (rhs, rhs_rs): (*const f32, usize),
+    accumulate: bool,
+) {
+    // SAFETY: the caller's contract, in gemm's terms (column stride 1, dst = 1·dst + 1·lhs·rhs
+    // when accumulating; gemm ignores alpha when it does not read dst).
+    unsafe {
+        gemm(
+            rows,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs,
+            1,
+            lhs_rs as isize,
+            rhs,
+            1,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        );
     }
 }
 

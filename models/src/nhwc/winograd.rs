@@ -2,11 +2,10 @@
 //! weight transform (once, at load), the input and output tile transforms, and the 16
 //! matrix products per tile row.
 
-use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
 use super::act::{Act, View};
-use super::conv::Conv;
+use super::conv::{Conv, gemm_rows};
 use super::simd::bias_act;
 
 /// Winograd needs enough input channels for its 16 matrix products to run efficiently.
@@ -212,26 +211,14 @@ impl Conv {
                         // SAFETY: m and v hold `tiles` rows of 16 × cout / 16 × cin floats;
                         // row t of product xi is at (t * 16 + xi) * c; u[xi] is cin × cout.
                         unsafe {
-                            gemm(
+                            gemm_rows(
                                 tiles,
                                 cout,
                                 cin,
-                                m[xi * cout..].as_mut_ptr(),
-                                1,
-                                (16 * cout) as isize,
+                                (m[xi * cout..].as_mut_ptr(), 16 * cout),
+                                (v[xi * cin..].as_ptr(), 16 * cin),
+                                (u[xi * cin * cout..].as_ptr(), cout),
                                 false,
-                                v[xi * cin..].as_ptr(),
-                                1,
-                                (16 * cin) as isize,
-                                u[xi * cin * cout..].as_ptr(),
-                                1,
-                                cout as isize,
-                                0.0,
-                                1.0,
-                                false,
-                                false,
-                                false,
-                                Parallelism::None,
                             );
                         }
                     }
