@@ -191,6 +191,8 @@ impl YoloModel {
 
     /// Compiles a plan for `device`.
     pub fn from_plan(plan: Plan, device: ModelDevice) -> Result<YoloModel, ModelError> {
+        // Before the first GPU use: cubecl reads its configuration once.
+        crate::kernel_cache::pin_default_unless_set(device);
         let net: Box<dyn Network> = match device {
             #[cfg(feature = "cpu")]
             ModelDevice::Cpu => match NhwcNet::new(&plan) {

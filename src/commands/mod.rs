@@ -9,6 +9,7 @@ mod plugins;
 mod run;
 mod score;
 mod serve;
+mod tune;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -32,6 +33,9 @@ pub enum Command {
     Score(score::ScoreArgs),
     /// Run the Score Vision miner service.
     Serve(serve::ServeArgs),
+    /// Compile and autotune the GPU kernels of every shape the deployment runs, into the
+    /// kernel cache (`kernel_cache:`), so that `run` and `serve` start warm.
+    Tune(tune::TuneArgs),
     /// Detector and tracker plugins: built-in and configured.
     Plugins {
         #[command(subcommand)]
@@ -49,6 +53,7 @@ impl Command {
             Command::Bench(args) => bench::run(args),
             Command::Score(args) => score::run(args),
             Command::Serve(args) => serve::run(args),
+            Command::Tune(args) => tune::run(args),
             Command::Plugins { command } => plugins::run(command),
         }
     }

@@ -34,12 +34,25 @@ pub fn run(args: ServeArgs) -> Result<()> {
         }
     })?);
     let mut pipeline = resolved.into_pipeline()?;
-    if let Some([w, h]) = cfg.warm_up_frame {
-        eprintln!(
-            "warming up the models on a {w}x{h} batch (GPU autotuning can take minutes on a cold cache)..."
-        );
-        let took = pipeline.warm_up(w, h)?;
-        eprintln!("warm-up done in {:.1} s", took.as_secs_f64());
+    if let Some(frame) = cfg.warm_up_frame {
+        // The shapes `pitchside tune` warms: with its cache, seconds; cold, minutes of GPU
+        // autotuning.
+        let shapes = pipeline.warm_up_shapes(&[frame]);
+        match pitchside_models::kernel_cache::current() {
+            Some(c) => eprintln!(
+                "warming up {} shapes; kernel cache {} ({} autotune entries; `pitchside tune` fills it)...",
+                shapes.len(),
+                c.dir.display(),
+                pitchside_models::kernel_cache::autotune_entries(&c.dir)
+            ),
+            None => eprintln!("warming up {} shapes...", shapes.len()),
+        }
+        let start = std::time::Instant::now();
+        for shape in &shapes {
+            let took = pipeline.warm_up_shape(shape)?;
+            eprintln!("  {shape}: {:.1} s", took.as_secs_f64());
+        }
+        eprintln!("warm-up done in {:.1} s", start.elapsed().as_secs_f64());
     }
     let analyzer = Arc::new(PipelineAnalyzer::new(pipeline));
     pitchside_service::run(cfg, args.listen, analyzer)?;
