@@ -76,9 +76,10 @@ fn run_child(work: &Path, root: &Path) -> PathBuf {
         "child failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The harness prints "test NAME ... " on the line the child's output starts.
     let dir = stdout
         .lines()
-        .find_map(|l| l.strip_prefix("CACHE_DIR="))
+        .find_map(|l| l.split_once("CACHE_DIR=").map(|(_, d)| d.trim()))
         .unwrap_or_else(|| panic!("no CACHE_DIR line:\n{stdout}"));
     PathBuf::from(dir)
 }
