@@ -185,10 +185,10 @@ pub fn autotune_entries(dir: &Path) -> usize {
             let path = e.path();
             if path.is_dir() {
                 walk(&path, n);
-            } else if path.to_string_lossy().ends_with(".json.log") {
-                if let Ok(text) = std::fs::read_to_string(&path) {
-                    *n += text.lines().filter(|l| !l.trim().is_empty()).count();
-                }
+            } else if path.to_string_lossy().ends_with(".json.log")
+                && let Ok(text) = std::fs::read_to_string(&path)
+            {
+                *n += text.lines().filter(|l| !l.trim().is_empty()).count();
             }
         }
     }
