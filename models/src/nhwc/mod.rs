@@ -21,6 +21,7 @@ mod act;
 mod attention;
 mod conv;
 mod head;
+mod kernel;
 mod pool;
 mod winograd;
 
@@ -30,6 +31,7 @@ pub use act::Feature;
 use act::{Act, View, concat, max_pool, upsample};
 use conv::Conv;
 use head::HeadX;
+use kernel::Isa;
 
 use crate::exec::{self, Kernels};
 use crate::plan::{Attention, ConvId, Graph, Head, Plan, YoloTask};
@@ -45,15 +47,38 @@ pub struct NhwcNet {
 }
 
 impl NhwcNet {
-    /// Packs the plan's weights; an error names what this executor does not run (the
-    /// caller then runs the plan on a Burn backend).
+    /// Packs the plan's weights for f32 products; an error names what this executor does
+    /// not run (the caller then runs the plan on a Burn backend).
     pub fn new(plan: &Plan) -> Result<NhwcNet, String> {
-        let convs = plan
+        Self::with_precision(plan, false)
+    }
+
+    /// As [`NhwcNet::new`], with bf16 operands (f32 accumulation) for the convolutions'
+    /// products if `bf16` and the CPU has AVX512_BF16; f32 otherwise, said once in the log.
+    pub fn with_precision(plan: &Plan, bf16: bool) -> Result<NhwcNet, String> {
+        let isa = Isa::detect();
+        let bf16 = if bf16 && isa != Isa::Avx512Bf16 {
+            tracing::warn!(
+                "bf16 requested, but this CPU has no AVX512_BF16: the CPU executor runs in f32"
+            );
+            false
+        } else {
+            bf16
+        };
+        let mut convs = plan
             .convs
             .iter()
             .map(Conv::new)
             .collect::<Result<Vec<_>, _>>()?;
-        let head = HeadX::new(&convs, plan.graph.head());
+        // The head merges row-major weights; then everything is packed once.
+        let mut head = HeadX::new(&convs, plan.graph.head());
+        let pack = |c: Conv| {
+            let mut c = c.packed(isa, bf16);
+            c.compact();
+            c
+        };
+        convs = convs.into_iter().map(pack).collect();
+        head.prepare(pack);
         Ok(NhwcNet {
             graph: plan.graph.clone(),
             convs,
@@ -96,6 +121,11 @@ impl NhwcNet {
             self.profile_layers,
         )
     }
+}
+
+/// Whether this CPU runs the executor's bf16 products (AVX512_BF16).
+pub fn bf16_supported() -> bool {
+    Isa::detect() == Isa::Avx512Bf16
 }
 
 impl Kernels for NhwcNet {

@@ -6,6 +6,10 @@ use rayon::prelude::*;
 
 use super::act::{Act, View};
 use super::conv::{Conv, gemm_rows};
+#[cfg(target_arch = "x86_64")]
+use super::conv::COL_BF16;
+#[cfg(target_arch = "x86_64")]
+use super::kernel::{Epilogue, Seg, matmul_bf16, matmul_f32, to_bf16_rows};
 use super::simd::bias_act;
 
 /// Winograd needs enough input channels for its 16 matrix products to run efficiently.
@@ -173,7 +177,6 @@ impl Conv {
     /// Jobs are runs of tile rows (two output rows each), so each writes contiguous output.
     pub(super) fn winograd(&self, x: View<'_>, out: &mut Act) {
         let (cin, cout, w) = (self.cin, self.cout, out.w);
-        let u = self.wino.as_deref().expect("checked by the caller");
         let (th, tw) = (out.h / 2, out.w / 2);
         let rows_per_job = 64usize.div_ceil(tw);
         out.data
@@ -207,21 +210,7 @@ impl Conv {
                             winograd_input(&d, &mut v[t * 16 * cin..(t + 1) * 16 * cin]);
                         }
                     }
-                    for xi in 0..16 {
-                        // SAFETY: m and v hold `tiles` rows of 16 × cout / 16 × cin floats;
-                        // row t of product xi is at (t * 16 + xi) * c; u[xi] is cin × cout.
-                        unsafe {
-                            gemm_rows(
-                                tiles,
-                                cout,
-                                cin,
-                                (m[xi * cout..].as_mut_ptr(), 16 * cout),
-                                (v[xi * cin..].as_ptr(), 16 * cin),
-                                (u[xi * cin * cout..].as_ptr(), cout),
-                                false,
-                            );
-                        }
-                    }
+                    self.winograd_products(tiles, v, m);
                     for r in 0..rows {
                         for tx in 0..tw {
                             let t = r * tw + tx;
@@ -238,5 +227,80 @@ impl Conv {
                     bias_act(dst, &self.b, self.act);
                 })
             });
+    }
+
+    /// The 16 products M[ξ] = V[ξ] · U[ξ] of `tiles` tiles: `v` holds 16 × cin values per
+    /// tile, `m` gets 16 × cout.
+    fn winograd_products(&self, tiles: usize, v: &[f32], m: &mut [f32]) {
+        let (cin, cout) = (self.cin, self.cout);
+        #[cfg(target_arch = "x86_64")]
+        if let Some(packed) = &self.wino_mm {
+            if packed[0].is_bf16() {
+                let cin2 = cin.div_ceil(2) * 2;
+                COL_BF16.with_borrow_mut(|h| {
+                    if h.len() < tiles * 16 * cin2 {
+                        h.resize(tiles * 16 * cin2, 0);
+                    }
+                    let all = Seg {
+                        ptr: v.as_ptr(),
+                        stride: cin,
+                        len: cin,
+                    };
+                    // SAFETY: bf16 panels exist only where the CPU has AVX512_BF16; v is
+                    // tiles · 16 rows of cin, h as many of cin2; row t · 16 + ξ of h and m
+                    // is tile t's position ξ.
+                    unsafe {
+                        to_bf16_rows(&[all], tiles * 16, h, cin2);
+                        for (xi, u) in packed.iter().enumerate() {
+                            matmul_bf16(
+                                u,
+                                h[xi * cin2..].as_ptr(),
+                                16 * cin2,
+                                tiles,
+                                m[xi * cout..].as_mut_ptr(),
+                                16 * cout,
+                                Epilogue::None,
+                            );
+                        }
+                    }
+                });
+            } else {
+                for (xi, u) in packed.iter().enumerate() {
+                    let seg = Seg {
+                        ptr: v[xi * cin..].as_ptr(),
+                        stride: 16 * cin,
+                        len: cin,
+                    };
+                    // SAFETY: f32 panels exist only where the CPU has AVX-512F; as below.
+                    unsafe {
+                        matmul_f32(
+                            u,
+                            &[seg],
+                            tiles,
+                            m[xi * cout..].as_mut_ptr(),
+                            16 * cout,
+                            Epilogue::None,
+                        );
+                    }
+                }
+            }
+            return;
+        }
+        let u = self.wino.as_deref().expect("checked by the caller");
+        for xi in 0..16 {
+            // SAFETY: m and v hold `tiles` rows of 16 × cout / 16 × cin floats;
+            // row t of product xi is at (t * 16 + xi) * c; u[xi] is cin × cout.
+            unsafe {
+                gemm_rows(
+                    tiles,
+                    cout,
+                    cin,
+                    (m[xi * cout..].as_mut_ptr(), 16 * cout),
+                    (v[xi * cin..].as_ptr(), 16 * cin),
+                    (u[xi * cin * cout..].as_ptr(), cout),
+                    false,
+                );
+            }
+        }
     }
 }
