@@ -193,17 +193,17 @@ pub(super) unsafe fn matmul_f32(
             };
             let out = unsafe { dst.add(r0 * dst_rs + p * NR) };
             macro_rules! call {
-                ($($m:literal)*) => {
+                ($(($m:literal, $f1:ident, $f2:ident))*) => {
                     match (m, width) {
                         $(
-                            ($m, 16) => unsafe { tile_f32::<$m, 1>(segs_r, b, out, dst_rs, cols, bias) },
-                            ($m, _) => unsafe { tile_f32::<$m, 2>(segs_r, b, out, dst_rs, cols, bias) },
+                            ($m, 16) => unsafe { $f1(segs_r, b, out, dst_rs, cols, bias) },
+                            ($m, _) => unsafe { $f2(segs_r, b, out, dst_rs, cols, bias) },
                         )*
                         _ => unreachable!(),
                     }
                 };
             }
-            call!(1 2 3 4 5 6 7 8 9 10 11 12 13 14);
+            call!((1, tile_f32_1_1, tile_f32_1_2) (2, tile_f32_2_1, tile_f32_2_2) (3, tile_f32_3_1, tile_f32_3_2) (4, tile_f32_4_1, tile_f32_4_2) (5, tile_f32_5_1, tile_f32_5_2) (6, tile_f32_6_1, tile_f32_6_2) (7, tile_f32_7_1, tile_f32_7_2) (8, tile_f32_8_1, tile_f32_8_2) (9, tile_f32_9_1, tile_f32_9_2) (10, tile_f32_10_1, tile_f32_10_2) (11, tile_f32_11_1, tile_f32_11_2) (12, tile_f32_12_1, tile_f32_12_2) (13, tile_f32_13_1, tile_f32_13_2) (14, tile_f32_14_1, tile_f32_14_2));
             r0 += m;
         }
     }
@@ -243,137 +243,190 @@ pub(super) unsafe fn matmul_bf16(
             // SAFETY: the caller's contract; r0 < rows.
             let (ar, out) = unsafe { (a.add(r0 * a_rs), dst.add(r0 * dst_rs + p * NR)) };
             macro_rules! call {
-                ($($m:literal)*) => {
+                ($(($m:literal, $h1:ident, $h2:ident))*) => {
                     match (m, width) {
                         $(
-                            ($m, 16) => unsafe { tile_bf16::<$m, 1>(ar, a_rs, k2, b, out, dst_rs, cols, bias) },
-                            ($m, _) => unsafe { tile_bf16::<$m, 2>(ar, a_rs, k2, b, out, dst_rs, cols, bias) },
+                            ($m, 16) => unsafe { $h1(ar, a_rs, k2, b, out, dst_rs, cols, bias) },
+                            ($m, _) => unsafe { $h2(ar, a_rs, k2, b, out, dst_rs, cols, bias) },
                         )*
                         _ => unreachable!(),
                     }
                 };
             }
-            call!(1 2 3 4 5 6 7 8 9 10 11 12 13 14);
+            call!((1, tile_bf16_1_1, tile_bf16_1_2) (2, tile_bf16_2_1, tile_bf16_2_2) (3, tile_bf16_3_1, tile_bf16_3_2) (4, tile_bf16_4_1, tile_bf16_4_2) (5, tile_bf16_5_1, tile_bf16_5_2) (6, tile_bf16_6_1, tile_bf16_6_2) (7, tile_bf16_7_1, tile_bf16_7_2) (8, tile_bf16_8_1, tile_bf16_8_2) (9, tile_bf16_9_1, tile_bf16_9_2) (10, tile_bf16_10_1, tile_bf16_10_2) (11, tile_bf16_11_1, tile_bf16_11_2) (12, tile_bf16_12_1, tile_bf16_12_2) (13, tile_bf16_13_1, tile_bf16_13_2) (14, tile_bf16_14_1, tile_bf16_14_2));
             r0 += m;
         }
     }
 }
 
-/// One M × (16·V) output tile in f32: the k loop over the segments, then the epilogue.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn tile_f32<const M: usize, const V: usize>(
-    segs: &[Seg],
-    b: *const f32,
-    dst: *mut f32,
-    dst_rs: usize,
-    cols: usize,
-    bias: Option<(*const f32, bool)>,
-) {
-    let mut acc = [[_mm512_setzero_ps(); V]; M];
-    let mut bp = b;
-    for s in segs {
-        let mut a = s.ptr;
-        for _ in 0..s.len {
-            // SAFETY (whole loop): the caller's contract; bp walks the panel, k × 16V floats.
+/// The microkernels for one tile of M rows × 16 or 32 columns, one per M (1..=14): each
+/// accumulator a named local, so that all 2M stay in registers (an array of them, indexed
+/// in loops, was kept in memory by LLVM: 2.4× slower).
+macro_rules! tiles {
+    ($m:literal, $f1:ident, $f2:ident, $h1:ident, $h2:ident, $(($r:literal, $c0:ident, $c1:ident))*) => {
+        /// f32, 16 columns.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn $f1(segs: &[Seg], b: *const f32, dst: *mut f32, dst_rs: usize, cols: usize, bias: Option<(*const f32, bool)>) {
+            // SAFETY (whole body): the caller's contract; bp walks the panel, k × 16 floats.
             unsafe {
-                let mut bv = [_mm512_setzero_ps(); V];
-                for (v, x) in bv.iter_mut().enumerate() {
-                    *x = _mm512_loadu_ps(bp.add(16 * v));
-                }
-                for (r, row) in acc.iter_mut().enumerate() {
-                    let av = _mm512_set1_ps(*a.add(r * s.stride));
-                    for (x, bx) in row.iter_mut().zip(&bv) {
-                        *x = _mm512_fmadd_ps(av, *bx, *x);
+                $( let mut $c0 = _mm512_setzero_ps(); )*
+                let mut bp = b;
+                for s in segs {
+                    let (mut a, rs) = (s.ptr, s.stride);
+                    for _ in 0..s.len {
+                        let b0 = _mm512_loadu_ps(bp);
+                        $(
+                            let av = _mm512_set1_ps(*a.add($r * rs));
+                            $c0 = _mm512_fmadd_ps(av, b0, $c0);
+                        )*
+                        a = a.add(1);
+                        bp = bp.add(16);
                     }
                 }
-                a = a.add(1);
-                bp = bp.add(16 * V);
+                let (b0, _, act) = bias_vectors(bias, cols);
+                $( store_row(dst.add($r * dst_rs), $c0, b0, act, cols); )*
             }
         }
-    }
-    // SAFETY: the caller's contract.
-    unsafe { store(&acc, dst, dst_rs, cols, bias) }
-}
 
-/// One M × (16·V) output tile with bf16 operands.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bf16")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile_bf16<const M: usize, const V: usize>(
-    a: *const u16,
-    a_rs: usize,
-    k2: usize,
-    b: *const u16,
-    dst: *mut f32,
-    dst_rs: usize,
-    cols: usize,
-    bias: Option<(*const f32, bool)>,
-) {
-    let mut acc = [[_mm512_setzero_ps(); V]; M];
-    let mut bp = b;
-    let mut ap = a;
-    for _ in 0..k2 {
-        // SAFETY (whole loop): the caller's contract; bp walks the panel, k2 × 32V values;
-        // ap the pairs of row 0, each row's pair a_rs values further.
-        unsafe {
-            let mut bv = [_mm512_setzero_si512(); V];
-            for (v, x) in bv.iter_mut().enumerate() {
-                *x = _mm512_loadu_si512(bp.add(32 * v) as *const __m512i);
-            }
-            for (r, row) in acc.iter_mut().enumerate() {
-                let pair = (ap.add(r * a_rs) as *const i32).read_unaligned();
-                let av: __m512bh = std::mem::transmute(_mm512_set1_epi32(pair));
-                for (x, bx) in row.iter_mut().zip(&bv) {
-                    *x = _mm512_dpbf16_ps(*x, av, std::mem::transmute::<__m512i, __m512bh>(*bx));
+        /// f32, 32 columns.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn $f2(segs: &[Seg], b: *const f32, dst: *mut f32, dst_rs: usize, cols: usize, bias: Option<(*const f32, bool)>) {
+            // SAFETY (whole body): the caller's contract; bp walks the panel, k × 32 floats.
+            unsafe {
+                $( let mut $c0 = _mm512_setzero_ps(); let mut $c1 = _mm512_setzero_ps(); )*
+                let mut bp = b;
+                for s in segs {
+                    let (mut a, rs) = (s.ptr, s.stride);
+                    for _ in 0..s.len {
+                        let b0 = _mm512_loadu_ps(bp);
+                        let b1 = _mm512_loadu_ps(bp.add(16));
+                        $(
+                            let av = _mm512_set1_ps(*a.add($r * rs));
+                            $c0 = _mm512_fmadd_ps(av, b0, $c0);
+                            $c1 = _mm512_fmadd_ps(av, b1, $c1);
+                        )*
+                        a = a.add(1);
+                        bp = bp.add(32);
+                    }
                 }
+                let (b0, b1, act) = bias_vectors(bias, cols);
+                $(
+                    store_row(dst.add($r * dst_rs), $c0, b0, act, cols);
+                    store_row(dst.add($r * dst_rs + 16), $c1, b1, act, cols.saturating_sub(16));
+                )*
             }
-            ap = ap.add(2);
-            bp = bp.add(32 * V);
         }
-    }
-    // SAFETY: the caller's contract.
-    unsafe { store(&acc, dst, dst_rs, cols, bias) }
+
+        /// bf16 operands, 16 columns.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx512bf16")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $h1(a: *const u16, a_rs: usize, k2: usize, b: *const u16, dst: *mut f32, dst_rs: usize, cols: usize, bias: Option<(*const f32, bool)>) {
+            // SAFETY (whole body): the caller's contract; bp walks the panel, k2 × 32
+            // values; ap the pairs of row 0, each row's a_rs values further.
+            unsafe {
+                $( let mut $c0 = _mm512_setzero_ps(); )*
+                let (mut ap, mut bp) = (a, b);
+                for _ in 0..k2 {
+                    let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp as *const __m512i));
+                    $(
+                        let av: __m512bh = std::mem::transmute(_mm512_set1_epi32((ap.add($r * a_rs) as *const i32).read_unaligned()));
+                        $c0 = _mm512_dpbf16_ps($c0, av, b0);
+                    )*
+                    ap = ap.add(2);
+                    bp = bp.add(32);
+                }
+                let (b0, _, act) = bias_vectors(bias, cols);
+                $( store_row(dst.add($r * dst_rs), $c0, b0, act, cols); )*
+            }
+        }
+
+        /// bf16 operands, 32 columns.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx512bf16")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $h2(a: *const u16, a_rs: usize, k2: usize, b: *const u16, dst: *mut f32, dst_rs: usize, cols: usize, bias: Option<(*const f32, bool)>) {
+            // SAFETY (whole body): as for the 16-column one, k2 × 64 values of panel.
+            unsafe {
+                $( let mut $c0 = _mm512_setzero_ps(); let mut $c1 = _mm512_setzero_ps(); )*
+                let (mut ap, mut bp) = (a, b);
+                for _ in 0..k2 {
+                    let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp as *const __m512i));
+                    let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp.add(32) as *const __m512i));
+                    $(
+                        let av: __m512bh = std::mem::transmute(_mm512_set1_epi32((ap.add($r * a_rs) as *const i32).read_unaligned()));
+                        $c0 = _mm512_dpbf16_ps($c0, av, b0);
+                        $c1 = _mm512_dpbf16_ps($c1, av, b1);
+                    )*
+                    ap = ap.add(2);
+                    bp = bp.add(64);
+                }
+                let (b0, b1, act) = bias_vectors(bias, cols);
+                $(
+                    store_row(dst.add($r * dst_rs), $c0, b0, act, cols);
+                    store_row(dst.add($r * dst_rs + 16), $c1, b1, act, cols.saturating_sub(16));
+                )*
+            }
+        }
+    };
 }
 
-/// The epilogue in registers, then the tile's one store (masked past `cols`).
+tiles!(1, tile_f32_1_1, tile_f32_1_2, tile_bf16_1_1, tile_bf16_1_2, (0, c0_0, c0_1));
+tiles!(2, tile_f32_2_1, tile_f32_2_2, tile_bf16_2_1, tile_bf16_2_2, (0, c0_0, c0_1) (1, c1_0, c1_1));
+tiles!(3, tile_f32_3_1, tile_f32_3_2, tile_bf16_3_1, tile_bf16_3_2, (0, c0_0, c0_1) (1, c1_0, c1_1) (2, c2_0, c2_1));
+tiles!(4, tile_f32_4_1, tile_f32_4_2, tile_bf16_4_1, tile_bf16_4_2, (0, c0_0, c0_1) (1, c1_0, c1_1) (2, c2_0, c2_1) (3, c3_0, c3_1));
+tiles!(5, tile_f32_5_1, tile_f32_5_2, tile_bf16_5_1, tile_bf16_5_2, (0, c0_0, c0_1) (1, c1_0, c1_1) (2, c2_0, c2_1) (3, c3_0, c3_1) (4, c4_0, c4_1));
+tiles!(6, tile_f32_6_1, tile_f32_6_2, tile_bf16_6_1, tile_bf16_6_2, (0, c0_0, c0_1) (1, c1_0, c1_1) (2, c2_0, c2_1) (3, c3_0, c3_1) (4, c4_0, c4_1) (5, c5_0, c5_1));
+tiles!(7, tile_f32_7_1, tile_f32_7_2, tile_bf16_7_1, tile_bf16_7_2, (0, c0_0, c0_1) (1, c1_0, c1_1) (2, c2_0, c2_1) (3, c3_0, c3_1) (4, c4_0, c4_1) (5, c5_0, c5_1) (6, c6_0, c6_1));
+tiles!(8, tile_f32_8_1, tile_f32_8_2, tile_bf16_8_1, tile_bf16_8_2, (0, c0_0, c0_1) (1, c1_0, c1_1) (2, c2_0, c2_1) (3, c3_0, c3_1) (4, c4_0, c4_1) (5, c5_0, c5_1) (6, c6_0, c6_1) (7, c7_0, c7_1));
+tiles!(9, tile_f32_9_1, tile_f32_9_2, tile_bf16_9_1, tile_bf16_9_2, (0, c0_0, c0_1) (1, c1_0, c1_1) (2, c2_0, c2_1) (3, c3_0, c3_1) (4, c4_0, c4_1) (5, c5_0, c5_1) (6, c6_0, c6_1) (7, c7_0, c7_1) (8, c8_0, c8_1));
+tiles!(10, tile_f32_10_1, tile_f32_10_2, tile_bf16_10_1, tile_bf16_10_2, (0, c0_0, c0_1) (1, c1_0, c1_1) (2, c2_0, c2_1) (3, c3_0, c3_1) (4, c4_0, c4_1) (5, c5_0, c5_1) (6, c6_0, c6_1) (7, c7_0, c7_1) (8, c8_0, c8_1) (9, c9_0, c9_1));
+tiles!(11, tile_f32_11_1, tile_f32_11_2, tile_bf16_11_1, tile_bf16_11_2, (0, c0_0, c0_1) (1, c1_0, c1_1) (2, c2_0, c2_1) (3, c3_0, c3_1) (4, c4_0, c4_1) (5, c5_0, c5_1) (6, c6_0, c6_1) (7, c7_0, c7_1) (8, c8_0, c8_1) (9, c9_0, c9_1) (10, c10_0, c10_1));
+tiles!(12, tile_f32_12_1, tile_f32_12_2, tile_bf16_12_1, tile_bf16_12_2, (0, c0_0, c0_1) (1, c1_0, c1_1) (2, c2_0, c2_1) (3, c3_0, c3_1) (4, c4_0, c4_1) (5, c5_0, c5_1) (6, c6_0, c6_1) (7, c7_0, c7_1) (8, c8_0, c8_1) (9, c9_0, c9_1) (10, c10_0, c10_1) (11, c11_0, c11_1));
+tiles!(13, tile_f32_13_1, tile_f32_13_2, tile_bf16_13_1, tile_bf16_13_2, (0, c0_0, c0_1) (1, c1_0, c1_1) (2, c2_0, c2_1) (3, c3_0, c3_1) (4, c4_0, c4_1) (5, c5_0, c5_1) (6, c6_0, c6_1) (7, c7_0, c7_1) (8, c8_0, c8_1) (9, c9_0, c9_1) (10, c10_0, c10_1) (11, c11_0, c11_1) (12, c12_0, c12_1));
+tiles!(14, tile_f32_14_1, tile_f32_14_2, tile_bf16_14_1, tile_bf16_14_2, (0, c0_0, c0_1) (1, c1_0, c1_1) (2, c2_0, c2_1) (3, c3_0, c3_1) (4, c4_0, c4_1) (5, c5_0, c5_1) (6, c6_0, c6_1) (7, c7_0, c7_1) (8, c8_0, c8_1) (9, c9_0, c9_1) (10, c10_0, c10_1) (11, c11_0, c11_1) (12, c12_0, c12_1) (13, c13_0, c13_1));
+
+/// The bias for a tile's two column vectors (zero past `cols`, or without a bias), and
+/// whether SiLU follows.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn store<const M: usize, const V: usize>(
-    acc: &[[__m512; V]; M],
-    dst: *mut f32,
-    dst_rs: usize,
-    cols: usize,
-    bias: Option<(*const f32, bool)>,
-) {
-    // SAFETY: inlined into the target_feature kernels; dst covers M rows × cols.
+unsafe fn bias_vectors(bias: Option<(*const f32, bool)>, cols: usize) -> (__m512, __m512, bool) {
+    // SAFETY: inlined into the target_feature kernels; the bias holds `cols` values.
     unsafe {
-        let mask = |v: usize| -> __mmask16 {
-            let left = cols.saturating_sub(16 * v).min(16);
-            ((1u32 << left) - 1) as __mmask16
-        };
-        let mut bv = [_mm512_setzero_ps(); V];
-        let act = if let Some((b, act)) = bias {
-            for (v, x) in bv.iter_mut().enumerate() {
-                *x = _mm512_maskz_loadu_ps(mask(v), b.add(16 * v));
-            }
-            act
+        match bias {
+            None => (_mm512_setzero_ps(), _mm512_setzero_ps(), false),
+            Some((b, act)) => (
+                _mm512_maskz_loadu_ps(lanes(cols), b),
+                _mm512_maskz_loadu_ps(lanes(cols.saturating_sub(16)), b.add(16)),
+                act,
+            ),
+        }
+    }
+}
+
+/// The mask of the first `min(cols, 16)` lanes.
+#[inline(always)]
+fn lanes(cols: usize) -> u16 {
+    ((1u32 << cols.min(16)) - 1) as u16
+}
+
+/// The epilogue of one accumulator vector in registers (+ bias, SiLU), then its store
+/// (masked to `cols` lanes when fewer than 16).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn store_row(out: *mut f32, acc: __m512, bias: __m512, act: bool, cols: usize) {
+    // SAFETY: inlined into the target_feature kernels; out holds min(cols, 16) floats.
+    unsafe {
+        let mut y = _mm512_add_ps(acc, bias);
+        if act {
+            y = silu(y);
+        }
+        if cols >= 16 {
+            _mm512_storeu_ps(out, y);
         } else {
-            false
-        };
-        for (r, row) in acc.iter().enumerate() {
-            for (v, x) in row.iter().enumerate() {
-                let mut y = _mm512_add_ps(*x, bv[v]);
-                if act {
-                    y = silu(y);
-                }
-                let out = dst.add(r * dst_rs + 16 * v);
-                if 16 * (v + 1) <= cols {
-                    _mm512_storeu_ps(out, y);
-                } else {
-                    _mm512_mask_storeu_ps(out, mask(v), y);
-                }
-            }
+            _mm512_mask_storeu_ps(out, lanes(cols), y);
         }
     }
 }
