@@ -65,20 +65,37 @@ impl NhwcNet {
         } else {
             bf16
         };
-        let mut convs = plan
+        let convs = plan
             .convs
             .iter()
             .map(Conv::new)
             .collect::<Result<Vec<_>, _>>()?;
+        // The head's prediction convs (each branch's last) stay f32: their outputs are
+        // box offsets and keypoints scaled by the level's stride (up to 32 px per unit),
+        // and they are small.
+        let mut f32_only = vec![false; convs.len()];
+        for level in &plan.graph.head().levels {
+            let branches = [Some(&level.boxes), Some(&level.classes), level.keypoints.as_ref()];
+            for &id in branches.into_iter().flatten().filter_map(|b| b.last()) {
+                f32_only[id] = true;
+            }
+        }
         // The head merges row-major weights; then everything is packed once.
         let mut head = HeadX::new(&convs, plan.graph.head());
-        let pack = |c: Conv| {
+        let pack = |c: Conv, bf16: bool| {
+            // Short products (the stem's 3 × 3 × 3 on the image) stay f32 too: bf16 would
+            // round the pixels themselves, for no gain in speed.
+            let bf16 = bf16 && c.k * c.k * c.cin >= 32;
             let mut c = c.packed(isa, bf16);
             c.compact();
             c
         };
-        convs = convs.into_iter().map(pack).collect();
-        head.prepare(pack);
+        let convs = convs
+            .into_iter()
+            .zip(f32_only)
+            .map(|(c, f32_only)| pack(c, bf16 && !f32_only))
+            .collect();
+        head.prepare(|c| pack(c, bf16));
         Ok(NhwcNet {
             graph: plan.graph.clone(),
             convs,

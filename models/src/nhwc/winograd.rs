@@ -10,7 +10,7 @@ use super::conv::{Conv, gemm_rows};
 use super::conv::COL_BF16;
 #[cfg(target_arch = "x86_64")]
 use super::kernel::{Epilogue, Seg, matmul_bf16, matmul_f32, to_bf16_rows};
-use super::simd::bias_act;
+use super::simd::silu;
 
 /// Winograd needs enough input channels for its 16 matrix products to run efficiently.
 const WINOGRAD_MIN_CIN: usize = 32;
@@ -83,13 +83,13 @@ fn winograd_input_generic(d: &[&[f32]; 16], v: &mut [f32]) {
 }
 
 multiversion!(
-    /// Y = Aᵀ·M·A for one tile: `m` is 16 × cout, `y` the four output pixels
-    /// (top-left, top-right, bottom-left, bottom-right).
-    fn winograd_output(m: &[f32], y: [&mut [f32]; 4]) => winograd_output_generic
+    /// Y = Aᵀ·M·A + bias (then SiLU if `act`) for one tile: `m` is 16 × cout, `y` the four
+    /// output pixels (top-left, top-right, bottom-left, bottom-right).
+    fn winograd_output(m: &[f32], y: [&mut [f32]; 4], bias: &[f32], act: bool) => winograd_output_generic
 );
 
 #[inline(always)]
-fn winograd_output_generic(m: &[f32], y: [&mut [f32]; 4]) {
+fn winograd_output_generic(m: &[f32], y: [&mut [f32]; 4], bias: &[f32], act: bool) {
     let [y00, y01, y10, y11] = y;
     let cout = y00.len();
     let mut c0 = 0;
@@ -113,11 +113,20 @@ fn winograd_output_generic(m: &[f32], y: [&mut [f32]; 4]) {
             }
         }
         let mut out = [[0f32; LANES]; 4];
+        let mut b = [0f32; LANES];
+        b[..n].copy_from_slice(&bias[c0..c0 + n]);
         for l in 0..LANES {
-            out[0][l] = s[0][l] + s[1][l] + s[2][l];
-            out[1][l] = s[1][l] - s[2][l] - s[3][l];
-            out[2][l] = s[4][l] + s[5][l] + s[6][l];
-            out[3][l] = s[5][l] - s[6][l] - s[7][l];
+            out[0][l] = s[0][l] + s[1][l] + s[2][l] + b[l];
+            out[1][l] = s[1][l] - s[2][l] - s[3][l] + b[l];
+            out[2][l] = s[4][l] + s[5][l] + s[6][l] + b[l];
+            out[3][l] = s[5][l] - s[6][l] - s[7][l] + b[l];
+        }
+        if act {
+            for o in &mut out {
+                for v in o.iter_mut() {
+                    *v = silu(*v);
+                }
+            }
         }
         for (yk, ok) in [&mut *y00, &mut *y01, &mut *y10, &mut *y11]
             .into_iter()
@@ -221,10 +230,9 @@ impl Conv {
                                 top[2 * tx * cout..(2 * tx + 2) * cout].split_at_mut(cout);
                             let (y10, y11) =
                                 bottom[2 * tx * cout..(2 * tx + 2) * cout].split_at_mut(cout);
-                            winograd_output(mt, [y00, y01, y10, y11]);
+                            winograd_output(mt, [y00, y01, y10, y11], &self.b, self.act);
                         }
                     }
-                    bias_act(dst, &self.b, self.act);
                 })
             });
     }
