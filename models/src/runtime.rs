@@ -197,16 +197,15 @@ impl YoloModel {
     pub fn from_plan(plan: Plan, device: ModelDevice) -> Result<YoloModel, ModelError> {
         let net: Box<dyn Network> = match device {
             #[cfg(feature = "cpu")]
-            ModelDevice::Cpu | ModelDevice::CpuBf16 => match NhwcNet::with_precision(
-                &plan,
-                device == ModelDevice::CpuBf16,
-            ) {
-                Ok(fast) => Box::new(fast),
-                Err(why) => {
-                    tracing::warn!(%why, "the CPU executor cannot run this model; using burn-flex");
-                    on_burn::<burn::backend::Flex>(&plan, Default::default(), "burn-flex")
+            ModelDevice::Cpu | ModelDevice::CpuBf16 => {
+                match NhwcNet::with_precision(&plan, device == ModelDevice::CpuBf16) {
+                    Ok(fast) => Box::new(fast),
+                    Err(why) => {
+                        tracing::warn!(%why, "the CPU executor cannot run this model; using burn-flex");
+                        on_burn::<burn::backend::Flex>(&plan, Default::default(), "burn-flex")
+                    }
                 }
-            },
+            }
             #[cfg(feature = "wgpu")]
             ModelDevice::Wgpu => {
                 on_burn::<burn::backend::Wgpu>(&plan, Default::default(), "burn-wgpu")

@@ -203,7 +203,27 @@ pub(super) unsafe fn matmul_f32(
                     }
                 };
             }
-            call!((1, tile_f32_1_1, tile_f32_1_2) (2, tile_f32_2_1, tile_f32_2_2) (3, tile_f32_3_1, tile_f32_3_2) (4, tile_f32_4_1, tile_f32_4_2) (5, tile_f32_5_1, tile_f32_5_2) (6, tile_f32_6_1, tile_f32_6_2) (7, tile_f32_7_1, tile_f32_7_2) (8, tile_f32_8_1, tile_f32_8_2) (9, tile_f32_9_1, tile_f32_9_2) (10, tile_f32_10_1, tile_f32_10_2) (11, tile_f32_11_1, tile_f32_11_2) (12, tile_f32_12_1, tile_f32_12_2) (13, tile_f32_13_1, tile_f32_13_2) (14, tile_f32_14_1, tile_f32_14_2));
+            call!((1, tile_f32_1_1, tile_f32_1_2)(
+                2,
+                tile_f32_2_1,
+                tile_f32_2_2
+            )(3, tile_f32_3_1, tile_f32_3_2)(
+                4, tile_f32_4_1, tile_f32_4_2
+            )(5, tile_f32_5_1, tile_f32_5_2)(
+                6, tile_f32_6_1, tile_f32_6_2
+            )(7, tile_f32_7_1, tile_f32_7_2)(
+                8, tile_f32_8_1, tile_f32_8_2
+            )(9, tile_f32_9_1, tile_f32_9_2)(
+                10, tile_f32_10_1, tile_f32_10_2
+            )(11, tile_f32_11_1, tile_f32_11_2)(
+                12,
+                tile_f32_12_1,
+                tile_f32_12_2
+            )(13, tile_f32_13_1, tile_f32_13_2)(
+                14,
+                tile_f32_14_1,
+                tile_f32_14_2
+            ));
             r0 += m;
         }
     }
@@ -253,7 +273,35 @@ pub(super) unsafe fn matmul_bf16(
                     }
                 };
             }
-            call!((1, tile_bf16_1_1, tile_bf16_1_2) (2, tile_bf16_2_1, tile_bf16_2_2) (3, tile_bf16_3_1, tile_bf16_3_2) (4, tile_bf16_4_1, tile_bf16_4_2) (5, tile_bf16_5_1, tile_bf16_5_2) (6, tile_bf16_6_1, tile_bf16_6_2) (7, tile_bf16_7_1, tile_bf16_7_2) (8, tile_bf16_8_1, tile_bf16_8_2) (9, tile_bf16_9_1, tile_bf16_9_2) (10, tile_bf16_10_1, tile_bf16_10_2) (11, tile_bf16_11_1, tile_bf16_11_2) (12, tile_bf16_12_1, tile_bf16_12_2) (13, tile_bf16_13_1, tile_bf16_13_2) (14, tile_bf16_14_1, tile_bf16_14_2));
+            call!((1, tile_bf16_1_1, tile_bf16_1_2)(
+                2,
+                tile_bf16_2_1,
+                tile_bf16_2_2
+            )(3, tile_bf16_3_1, tile_bf16_3_2)(
+                4,
+                tile_bf16_4_1,
+                tile_bf16_4_2
+            )(5, tile_bf16_5_1, tile_bf16_5_2)(
+                6,
+                tile_bf16_6_1,
+                tile_bf16_6_2
+            )(7, tile_bf16_7_1, tile_bf16_7_2)(
+                8,
+                tile_bf16_8_1,
+                tile_bf16_8_2
+            )(9, tile_bf16_9_1, tile_bf16_9_2)(
+                10,
+                tile_bf16_10_1,
+                tile_bf16_10_2
+            )(11, tile_bf16_11_1, tile_bf16_11_2)(
+                12,
+                tile_bf16_12_1,
+                tile_bf16_12_2
+            )(13, tile_bf16_13_1, tile_bf16_13_2)(
+                14,
+                tile_bf16_14_1,
+                tile_bf16_14_2
+            ));
             r0 += m;
         }
     }
@@ -373,20 +421,138 @@ macro_rules! tiles {
     };
 }
 
-tiles!(1, tile_f32_1_1, tile_f32_1_2, tile_bf16_1_1, tile_bf16_1_2, (0, c0_0, c0_1));
-tiles!(2, tile_f32_2_1, tile_f32_2_2, tile_bf16_2_1, tile_bf16_2_2, (0, c0_0, c0_1) (1, c1_0, c1_1));
-tiles!(3, tile_f32_3_1, tile_f32_3_2, tile_bf16_3_1, tile_bf16_3_2, (0, c0_0, c0_1) (1, c1_0, c1_1) (2, c2_0, c2_1));
-tiles!(4, tile_f32_4_1, tile_f32_4_2, tile_bf16_4_1, tile_bf16_4_2, (0, c0_0, c0_1) (1, c1_0, c1_1) (2, c2_0, c2_1) (3, c3_0, c3_1));
-tiles!(5, tile_f32_5_1, tile_f32_5_2, tile_bf16_5_1, tile_bf16_5_2, (0, c0_0, c0_1) (1, c1_0, c1_1) (2, c2_0, c2_1) (3, c3_0, c3_1) (4, c4_0, c4_1));
-tiles!(6, tile_f32_6_1, tile_f32_6_2, tile_bf16_6_1, tile_bf16_6_2, (0, c0_0, c0_1) (1, c1_0, c1_1) (2, c2_0, c2_1) (3, c3_0, c3_1) (4, c4_0, c4_1) (5, c5_0, c5_1));
-tiles!(7, tile_f32_7_1, tile_f32_7_2, tile_bf16_7_1, tile_bf16_7_2, (0, c0_0, c0_1) (1, c1_0, c1_1) (2, c2_0, c2_1) (3, c3_0, c3_1) (4, c4_0, c4_1) (5, c5_0, c5_1) (6, c6_0, c6_1));
-tiles!(8, tile_f32_8_1, tile_f32_8_2, tile_bf16_8_1, tile_bf16_8_2, (0, c0_0, c0_1) (1, c1_0, c1_1) (2, c2_0, c2_1) (3, c3_0, c3_1) (4, c4_0, c4_1) (5, c5_0, c5_1) (6, c6_0, c6_1) (7, c7_0, c7_1));
-tiles!(9, tile_f32_9_1, tile_f32_9_2, tile_bf16_9_1, tile_bf16_9_2, (0, c0_0, c0_1) (1, c1_0, c1_1) (2, c2_0, c2_1) (3, c3_0, c3_1) (4, c4_0, c4_1) (5, c5_0, c5_1) (6, c6_0, c6_1) (7, c7_0, c7_1) (8, c8_0, c8_1));
-tiles!(10, tile_f32_10_1, tile_f32_10_2, tile_bf16_10_1, tile_bf16_10_2, (0, c0_0, c0_1) (1, c1_0, c1_1) (2, c2_0, c2_1) (3, c3_0, c3_1) (4, c4_0, c4_1) (5, c5_0, c5_1) (6, c6_0, c6_1) (7, c7_0, c7_1) (8, c8_0, c8_1) (9, c9_0, c9_1));
-tiles!(11, tile_f32_11_1, tile_f32_11_2, tile_bf16_11_1, tile_bf16_11_2, (0, c0_0, c0_1) (1, c1_0, c1_1) (2, c2_0, c2_1) (3, c3_0, c3_1) (4, c4_0, c4_1) (5, c5_0, c5_1) (6, c6_0, c6_1) (7, c7_0, c7_1) (8, c8_0, c8_1) (9, c9_0, c9_1) (10, c10_0, c10_1));
-tiles!(12, tile_f32_12_1, tile_f32_12_2, tile_bf16_12_1, tile_bf16_12_2, (0, c0_0, c0_1) (1, c1_0, c1_1) (2, c2_0, c2_1) (3, c3_0, c3_1) (4, c4_0, c4_1) (5, c5_0, c5_1) (6, c6_0, c6_1) (7, c7_0, c7_1) (8, c8_0, c8_1) (9, c9_0, c9_1) (10, c10_0, c10_1) (11, c11_0, c11_1));
-tiles!(13, tile_f32_13_1, tile_f32_13_2, tile_bf16_13_1, tile_bf16_13_2, (0, c0_0, c0_1) (1, c1_0, c1_1) (2, c2_0, c2_1) (3, c3_0, c3_1) (4, c4_0, c4_1) (5, c5_0, c5_1) (6, c6_0, c6_1) (7, c7_0, c7_1) (8, c8_0, c8_1) (9, c9_0, c9_1) (10, c10_0, c10_1) (11, c11_0, c11_1) (12, c12_0, c12_1));
-tiles!(14, tile_f32_14_1, tile_f32_14_2, tile_bf16_14_1, tile_bf16_14_2, (0, c0_0, c0_1) (1, c1_0, c1_1) (2, c2_0, c2_1) (3, c3_0, c3_1) (4, c4_0, c4_1) (5, c5_0, c5_1) (6, c6_0, c6_1) (7, c7_0, c7_1) (8, c8_0, c8_1) (9, c9_0, c9_1) (10, c10_0, c10_1) (11, c11_0, c11_1) (12, c12_0, c12_1) (13, c13_0, c13_1));
+tiles!(
+    1,
+    tile_f32_1_1,
+    tile_f32_1_2,
+    tile_bf16_1_1,
+    tile_bf16_1_2,
+    (0, c0_0, c0_1)
+);
+tiles!(
+    2,
+    tile_f32_2_1,
+    tile_f32_2_2,
+    tile_bf16_2_1,
+    tile_bf16_2_2,
+    (0, c0_0, c0_1)(1, c1_0, c1_1)
+);
+tiles!(
+    3,
+    tile_f32_3_1,
+    tile_f32_3_2,
+    tile_bf16_3_1,
+    tile_bf16_3_2,
+    (0, c0_0, c0_1)(1, c1_0, c1_1)(2, c2_0, c2_1)
+);
+tiles!(
+    4,
+    tile_f32_4_1,
+    tile_f32_4_2,
+    tile_bf16_4_1,
+    tile_bf16_4_2,
+    (0, c0_0, c0_1)(1, c1_0, c1_1)(2, c2_0, c2_1)(3, c3_0, c3_1)
+);
+tiles!(
+    5,
+    tile_f32_5_1,
+    tile_f32_5_2,
+    tile_bf16_5_1,
+    tile_bf16_5_2,
+    (0, c0_0, c0_1)(1, c1_0, c1_1)(2, c2_0, c2_1)(3, c3_0, c3_1)(4, c4_0, c4_1)
+);
+tiles!(
+    6,
+    tile_f32_6_1,
+    tile_f32_6_2,
+    tile_bf16_6_1,
+    tile_bf16_6_2,
+    (0, c0_0, c0_1)(1, c1_0, c1_1)(2, c2_0, c2_1)(3, c3_0, c3_1)(4, c4_0, c4_1)(5, c5_0, c5_1)
+);
+tiles!(
+    7,
+    tile_f32_7_1,
+    tile_f32_7_2,
+    tile_bf16_7_1,
+    tile_bf16_7_2,
+    (0, c0_0, c0_1)(1, c1_0, c1_1)(2, c2_0, c2_1)(3, c3_0, c3_1)(4, c4_0, c4_1)(5, c5_0, c5_1)(
+        6, c6_0, c6_1
+    )
+);
+tiles!(
+    8,
+    tile_f32_8_1,
+    tile_f32_8_2,
+    tile_bf16_8_1,
+    tile_bf16_8_2,
+    (0, c0_0, c0_1)(1, c1_0, c1_1)(2, c2_0, c2_1)(3, c3_0, c3_1)(4, c4_0, c4_1)(5, c5_0, c5_1)(
+        6, c6_0, c6_1
+    )(7, c7_0, c7_1)
+);
+tiles!(
+    9,
+    tile_f32_9_1,
+    tile_f32_9_2,
+    tile_bf16_9_1,
+    tile_bf16_9_2,
+    (0, c0_0, c0_1)(1, c1_0, c1_1)(2, c2_0, c2_1)(3, c3_0, c3_1)(4, c4_0, c4_1)(5, c5_0, c5_1)(
+        6, c6_0, c6_1
+    )(7, c7_0, c7_1)(8, c8_0, c8_1)
+);
+tiles!(
+    10,
+    tile_f32_10_1,
+    tile_f32_10_2,
+    tile_bf16_10_1,
+    tile_bf16_10_2,
+    (0, c0_0, c0_1)(1, c1_0, c1_1)(2, c2_0, c2_1)(3, c3_0, c3_1)(4, c4_0, c4_1)(5, c5_0, c5_1)(
+        6, c6_0, c6_1
+    )(7, c7_0, c7_1)(8, c8_0, c8_1)(9, c9_0, c9_1)
+);
+tiles!(
+    11,
+    tile_f32_11_1,
+    tile_f32_11_2,
+    tile_bf16_11_1,
+    tile_bf16_11_2,
+    (0, c0_0, c0_1)(1, c1_0, c1_1)(2, c2_0, c2_1)(3, c3_0, c3_1)(4, c4_0, c4_1)(5, c5_0, c5_1)(
+        6, c6_0, c6_1
+    )(7, c7_0, c7_1)(8, c8_0, c8_1)(9, c9_0, c9_1)(10, c10_0, c10_1)
+);
+tiles!(
+    12,
+    tile_f32_12_1,
+    tile_f32_12_2,
+    tile_bf16_12_1,
+    tile_bf16_12_2,
+    (0, c0_0, c0_1)(1, c1_0, c1_1)(2, c2_0, c2_1)(3, c3_0, c3_1)(4, c4_0, c4_1)(5, c5_0, c5_1)(
+        6, c6_0, c6_1
+    )(7, c7_0, c7_1)(8, c8_0, c8_1)(9, c9_0, c9_1)(10, c10_0, c10_1)(11, c11_0, c11_1)
+);
+tiles!(
+    13,
+    tile_f32_13_1,
+    tile_f32_13_2,
+    tile_bf16_13_1,
+    tile_bf16_13_2,
+    (0, c0_0, c0_1)(1, c1_0, c1_1)(2, c2_0, c2_1)(3, c3_0, c3_1)(4, c4_0, c4_1)(5, c5_0, c5_1)(
+        6, c6_0, c6_1
+    )(7, c7_0, c7_1)(8, c8_0, c8_1)(9, c9_0, c9_1)(10, c10_0, c10_1)(11, c11_0, c11_1)(
+        12, c12_0, c12_1
+    )
+);
+tiles!(
+    14,
+    tile_f32_14_1,
+    tile_f32_14_2,
+    tile_bf16_14_1,
+    tile_bf16_14_2,
+    (0, c0_0, c0_1)(1, c1_0, c1_1)(2, c2_0, c2_1)(3, c3_0, c3_1)(4, c4_0, c4_1)(5, c5_0, c5_1)(
+        6, c6_0, c6_1
+    )(7, c7_0, c7_1)(8, c8_0, c8_1)(9, c9_0, c9_1)(10, c10_0, c10_1)(11, c11_0, c11_1)(
+        12, c12_0, c12_1
+    )(13, c13_0, c13_1)
+);
 
 /// The bias for a tile's two column vectors (zero past `cols`, or without a bias), and
 /// whether SiLU follows.
@@ -453,17 +619,30 @@ unsafe fn silu(x: __m512) -> __m512 {
 unsafe fn exp(x: __m512) -> __m512 {
     // SAFETY: inlined into the target_feature kernels.
     unsafe {
-        let x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0)), _mm512_set1_ps(88.0));
+        let x = _mm512_min_ps(
+            _mm512_max_ps(x, _mm512_set1_ps(-87.0)),
+            _mm512_set1_ps(88.0),
+        );
         let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
             _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
         );
         let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
         let r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.121_944_4e-4), r);
         let mut p = _mm512_set1_ps(1.987_569_1e-4);
-        for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5e-1] {
+        for c in [
+            1.398_199_9e-3,
+            8.333_452e-3,
+            4.166_579_6e-2,
+            1.666_666_5e-1,
+            5e-1,
+        ] {
             p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
         }
-        let e = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0)));
+        let e = _mm512_fmadd_ps(
+            p,
+            _mm512_mul_ps(r, r),
+            _mm512_add_ps(r, _mm512_set1_ps(1.0)),
+        );
         _mm512_scalef_ps(e, n)
     }
 }
@@ -513,7 +692,15 @@ mod tests {
     use super::super::pseudo;
     use super::*;
 
-    fn naive(a: &[f32], w: &[f32], rows: usize, k: usize, n: usize, bias: &[f32], act: bool) -> Vec<f32> {
+    fn naive(
+        a: &[f32],
+        w: &[f32],
+        rows: usize,
+        k: usize,
+        n: usize,
+        bias: &[f32],
+        act: bool,
+    ) -> Vec<f32> {
         let mut out = vec![0f32; rows * n];
         for r in 0..rows {
             for c in 0..n {
@@ -533,7 +720,13 @@ mod tests {
             eprintln!("no AVX-512 on this CPU: the packed kernels are not used here");
             return;
         }
-        for &(rows, k, n) in &[(1, 3, 5), (15, 27, 16), (29, 64, 80), (14, 33, 48), (3, 7, 33)] {
+        for &(rows, k, n) in &[
+            (1, 3, 5),
+            (15, 27, 16),
+            (29, 64, 80),
+            (14, 33, 48),
+            (3, 7, 33),
+        ] {
             let a = pseudo(rows * k, 1);
             let w = pseudo(k * n, 2);
             let bias = pseudo(n, 3);
@@ -542,14 +735,29 @@ mod tests {
                 // Two segments (a concatenation) of the same rows.
                 let cut = k / 2;
                 let segs = [
-                    Seg { ptr: a.as_ptr(), stride: k, len: cut },
-                    Seg { ptr: a[cut..].as_ptr(), stride: k, len: k - cut },
+                    Seg {
+                        ptr: a.as_ptr(),
+                        stride: k,
+                        len: cut,
+                    },
+                    Seg {
+                        ptr: a[cut..].as_ptr(),
+                        stride: k,
+                        len: k - cut,
+                    },
                 ];
                 let pf = Packed::new(&w, k, n, n, false);
                 let mut got = vec![f32::NAN; rows * n];
                 // SAFETY: AVX-512 checked; shapes as documented.
                 unsafe {
-                    matmul_f32(&pf, &segs, rows, got.as_mut_ptr(), n, Epilogue::Bias { bias: &bias, act });
+                    matmul_f32(
+                        &pf,
+                        &segs,
+                        rows,
+                        got.as_mut_ptr(),
+                        n,
+                        Epilogue::Bias { bias: &bias, act },
+                    );
                 }
                 for (g, w) in got.iter().zip(&want) {
                     assert!((g - w).abs() < 1e-5, "f32 {rows}x{k}x{n}: {g} vs {w}");
@@ -564,11 +772,22 @@ mod tests {
                 // SAFETY: AVX512_BF16 checked; shapes as documented.
                 unsafe {
                     to_bf16_rows(&segs, rows, &mut ah, rs);
-                    matmul_bf16(&pb, ah.as_ptr(), rs, rows, got.as_mut_ptr(), n, Epilogue::Bias { bias: &bias, act });
+                    matmul_bf16(
+                        &pb,
+                        ah.as_ptr(),
+                        rs,
+                        rows,
+                        got.as_mut_ptr(),
+                        n,
+                        Epilogue::Bias { bias: &bias, act },
+                    );
                 }
                 // bf16 operands: relative error ~2⁻⁸ per product, values here ~0.25 each.
                 for (g, w) in got.iter().zip(&want) {
-                    assert!((g - w).abs() < 0.02 * (k as f32).sqrt(), "bf16 {rows}x{k}x{n}: {g} vs {w}");
+                    assert!(
+                        (g - w).abs() < 0.02 * (k as f32).sqrt(),
+                        "bf16 {rows}x{k}x{n}: {g} vs {w}"
+                    );
                 }
             }
         }

@@ -11,9 +11,14 @@
 //! The blocks and the graph walk are [`crate::exec`]'s, shared with the Burn executor; the
 //! golden tests check both against ultralytics.
 //!
+//! Where the CPU has AVX-512 the products run on Pitchside's own microkernels
+//! ([`kernel`]: weights packed once into column panels, bias + SiLU on the accumulators in
+//! registers), optionally with bf16 operands and f32 accumulation (AVX512_BF16); elsewhere
+//! (AVX2, aarch64) on the `gemm` crate with row-major weights.
+//!
 //! By concern: [`pool`] (buffer reuse), [`act`] (activations, views, element-wise ops),
-//! [`simd`] (instruction-set dispatch, e^x, SiLU), [`conv`] (im2col / 1×1 / depthwise),
-//! [`winograd`], [`attention`], [`head`].
+//! [`simd`] (instruction-set dispatch, e^x, SiLU), [`kernel`] (the packed microkernels),
+//! [`conv`] (im2col / 1×1 / depthwise), [`winograd`], [`attention`], [`head`].
 
 #[macro_use]
 mod simd;
@@ -75,7 +80,11 @@ impl NhwcNet {
         // and they are small.
         let mut f32_only = vec![false; convs.len()];
         for level in &plan.graph.head().levels {
-            let branches = [Some(&level.boxes), Some(&level.classes), level.keypoints.as_ref()];
+            let branches = [
+                Some(&level.boxes),
+                Some(&level.classes),
+                level.keypoints.as_ref(),
+            ];
             for &id in branches.into_iter().flatten().filter_map(|b| b.last()) {
                 f32_only[id] = true;
             }

@@ -5,9 +5,9 @@
 use rayon::prelude::*;
 
 use super::act::{Act, View};
-use super::conv::{Conv, gemm_rows};
 #[cfg(target_arch = "x86_64")]
 use super::conv::COL_BF16;
+use super::conv::{Conv, gemm_rows};
 #[cfg(target_arch = "x86_64")]
 use super::kernel::{Epilogue, Seg, matmul_bf16, matmul_f32, to_bf16_rows};
 use super::simd::silu;

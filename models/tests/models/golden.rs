@@ -258,8 +258,8 @@ struct Deviation {
 
 fn bf16_deviation(fixture_name: &str) -> Deviation {
     let fx = fixture(fixture_name);
-    let model = YoloModel::load(&asset(fx["model"].as_str().unwrap()), ModelDevice::CpuBf16)
-        .unwrap();
+    let model =
+        YoloModel::load(&asset(fx["model"].as_str().unwrap()), ModelDevice::CpuBf16).unwrap();
     let opts = PredictOptions {
         imgsz: fx["imgsz"].as_u64().unwrap() as u32,
         nms: NmsOptions {
