@@ -206,8 +206,8 @@ impl Conv {
 
     /// `dst = bias_act(A · W)` for one tile: A is `rows` rows of the segments (together
     /// k·k·cin columns), dst `rows × cout`; the packed kernels where the weights are packed
-    /// (the epilogue in registers), else `gemm` and a pass of [`bias_act`]. `accumulate`
-    /// (portable path only): the segments are one product's parts, summed.
+    /// (the epilogue in registers), else `gemm` (one accumulating product per segment) and
+    /// a pass of [`bias_act`].
     ///
     /// # Safety
     /// Every segment addresses `rows` rows of its `len` values; dst overlaps none of them.
