@@ -634,6 +634,152 @@ async fn oversize_declared_and_trickled_bodies_are_refused_and_the_connection_cl
     assert_full_answer(&r, "after");
 }
 
+/// Opens a connection, sends `head`, then one byte of `trickle` every `every`; returns how
+/// long the server took to close the connection (`None`: still open after `limit`).
+async fn trickle_until_closed(
+    base: &str,
+    head: &[u8],
+    every: Duration,
+    limit: Duration,
+) -> Option<Duration> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let t0 = Instant::now();
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    sock.write_all(head).await.unwrap();
+    let mut buf = [0u8; 1024];
+    while t0.elapsed() < limit {
+        match tokio::time::timeout(every, sock.read(&mut buf)).await {
+            // Closed (0 bytes or a reset), or answered: hyper sends nothing on a header
+            // timeout, and an answer here would be a failure of the test's own request.
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(t0.elapsed()),
+            Ok(Ok(n)) => panic!(
+                "unexpected answer: {:?}",
+                String::from_utf8_lossy(&buf[..n])
+            ),
+            Err(_) => {
+                if sock.write_all(b"a").await.is_err() {
+                    return Some(t0.elapsed());
+                }
+            }
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickled_or_idle_headers_are_cut_off_while_a_real_challenge_gets_its_answer() {
+    let h = Harness::start(StandInAnalyzer::new(), |c| c.header_read_timeout_s = 1.0).await;
+    let base = h.base.clone();
+    // A slow-loris client: the request line, then one header byte every 100 ms, forever.
+    let slow = tokio::spawn(async move {
+        trickle_until_closed(
+            &base,
+            b"POST /soccer/challenge HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+            Duration::from_millis(100),
+            Duration::from_secs(10),
+        )
+        .await
+    });
+    // One that connects and sends nothing.
+    let base = h.base.clone();
+    let idle = tokio::spawn(async move {
+        trickle_until_closed(&base, b"", Duration::from_secs(20), Duration::from_secs(10)).await
+    });
+    let r = h.challenge("loris", &h.videos.url("/vtest.avi")).await;
+    assert_full_answer(&r, "loris");
+    for (what, task) in [("trickled", slow), ("idle", idle)] {
+        let closed = task.await.unwrap();
+        let closed = closed.unwrap_or_else(|| panic!("{what} headers: still open after 10 s"));
+        // The bound is 1 s; the rest is scheduling slack on a loaded machine.
+        assert!(
+            closed < Duration::from_secs(4),
+            "{what} headers: closed after {closed:?}"
+        );
+    }
+    // A kept-alive connection that goes quiet after an answer is closed too.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = h.base.trim_start_matches("http://").to_string();
+    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    sock.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), sock.read_to_end(&mut got))
+        .await
+        .expect("a kept-alive idle connection is closed within the header bound")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_max_connections_are_closed_at_once() {
+    use tokio::io::AsyncReadExt;
+    let h = Harness::start(StandInAnalyzer::new(), |c| {
+        c.max_connections = 2;
+        c.header_read_timeout_s = 2.0;
+    })
+    .await;
+    let addr = h.base.trim_start_matches("http://").to_string();
+    let _held: Vec<_> = [
+        tokio::net::TcpStream::connect(&addr).await.unwrap(),
+        tokio::net::TcpStream::connect(&addr).await.unwrap(),
+    ]
+    .into();
+    // Give the accept loop time to take both.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(1), third.read(&mut buf))
+        .await
+        .expect("the connection over the cap is closed at once");
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    // Once the held ones time out, connections are served again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let r = h.challenge("after-cap", &h.videos.url("/vtest.avi")).await;
+    assert_full_answer(&r, "after-cap");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn videos_over_the_profile_bounds_are_422_before_the_analysis() {
+    // 6000x4000 is 24 Mpixels a frame, above the default max_frame_pixels (2 × 4K UHD).
+    let h = Harness::start(StandInAnalyzer::new(), |_| {}).await;
+    let r = h.challenge("huge", &h.videos.url("/huge-frame.mp4")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.kind(), "video_too_large");
+    assert!(
+        r.error().contains("6000x4000") && r.error().contains("max_frame_pixels"),
+        "{}",
+        r.error()
+    );
+    assert!(r.error().contains("/huge-frame.mp4"), "{}", r.error());
+    assert_eq!(
+        h.analyzer.started.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    h.assert_no_temp_files();
+
+    // vtest.avi's 795 frames, against a bound of 500.
+    let h = Harness::start(StandInAnalyzer::with_max_video_frames(500), |_| {}).await;
+    let r = h.challenge("long", &h.videos.url("/vtest.avi")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.kind(), "video_too_large");
+    assert!(
+        r.error().contains("795 frames") && r.error().contains("max_video_frames, 500"),
+        "{}",
+        r.error()
+    );
+    assert_eq!(
+        h.analyzer.started.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    assert!(
+        h.metrics()
+            .await
+            .contains("pitchside_challenges_total{outcome=\"invalid_video\"} 1\n")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn availability_is_false_when_every_challenge_would_be_refused() {
     let h = Harness::start(StandInAnalyzer::new(), |_| {}).await;

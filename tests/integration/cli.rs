@@ -330,6 +330,19 @@ fn run_says_what_the_input_is_when_it_is_not_a_video_file() {
 }
 
 #[test]
+fn run_refuses_a_video_over_the_profile_bounds_before_loading_the_models() {
+    let o = pitchside(&["run", "tests/fixtures/videos/green-6000x4000.mp4"], &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("green-6000x4000.mp4")
+            && err.contains("the video is 6000x4000 (24000000 pixels a frame), above the profile's max_frame_pixels, 16588800"),
+        "{err}"
+    );
+    assert!(!err.contains("loading models"), "{err}");
+}
+
+#[test]
 fn an_os_error_is_printed_once() {
     // ConfigError::Read's message includes its io::Error, which is also its source.
     let o = pitchside(
