@@ -419,3 +419,6 @@ pub fn locate_key(text: &str, path: &[&str]) -> Option<(usize, usize)> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod proptests;

@@ -1061,3 +1061,105 @@ async fn the_real_pipeline_answers_a_signed_challenge() {
     assert!((3..200).contains(&ids.len()), "{} track ids", ids.len());
     h.assert_no_temp_files();
 }
+
+/// Challenge bodies a hostile or broken client might send, against a real service (auth
+/// off, private addresses refused, so nothing is downloaded): every answer is a JSON 4xx
+/// with an error kind, never a 5xx, and the service keeps answering. Cases: 64 in CI,
+/// `PROPTEST_CASES=10000` by hand.
+#[test]
+fn hostile_challenge_bodies_get_a_4xx_with_a_kind() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let json_value = || {
+        prop_oneof![
+            Just(json!(null)),
+            any::<bool>().prop_map(|b| json!(b)),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|f| json!(f)),
+            ".{0,40}".prop_map(|s| json!(s)),
+            Just(json!([1, "x", {}])),
+            Just(json!({"nested": {"deeper": [null]}})),
+        ]
+    };
+    let url = prop_oneof![
+        Just("file:///etc/passwd".to_string()),
+        Just("http://127.0.0.1:9/x.mp4".to_string()),
+        Just("http://[::1]/x.mp4".to_string()),
+        Just("http://169.254.169.254/latest/meta-data".to_string()),
+        Just("http://10.0.0.1/x.mp4".to_string()),
+        Just("http://user:pw@127.0.0.1/x".to_string()),
+        Just("ftp://127.0.0.1/x".to_string()),
+        Just("gopher://127.0.0.1:70/".to_string()),
+        Just("".to_string()),
+        "[a-z/:.%?#]{0,40}",
+    ];
+    let object = (
+        json_value(),
+        json_value(),
+        prop_oneof![url.prop_map(|u| json!(u)), json_value()],
+        json_value(),
+        any::<u8>(),
+    )
+        .prop_map(|(id, kind, video_url, created_at, drop)| {
+            let mut o = serde_json::Map::new();
+            for (i, (k, v)) in [
+                ("challenge_id", id),
+                ("type", kind),
+                ("video_url", video_url),
+                ("created_at", created_at),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                // Each field present or not.
+                if drop & (1 << i) == 0 {
+                    o.insert(k.into(), v);
+                }
+            }
+            serde_json::to_vec(&Value::Object(o)).unwrap()
+        });
+    let bodies = prop_oneof![
+        3 => object,
+        1 => prop::collection::vec(any::<u8>(), 0..300),
+        1 => "[\\[\\]{}\",:0-9a-z ]{0,200}".prop_map(String::into_bytes),
+    ];
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let h = rt.block_on(Harness::start(StandInAnalyzer::new(), |c| {
+        c.auth = AuthMode::None;
+        c.download.allow_private_addresses = false;
+    }));
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&bodies, |body| {
+            let r = rt.block_on(h.post(body.clone(), vec![]));
+            prop_assert!(
+                r.status.is_client_error(),
+                "{} for {:?}: {}",
+                r.status,
+                String::from_utf8_lossy(&body),
+                r.body
+            );
+            prop_assert!(!r.kind().is_empty(), "{}", r.body);
+            Ok(())
+        })
+        .unwrap();
+    assert!(rt.block_on(h.get_json("/health")).0.is_success());
+    assert_eq!(
+        h.analyzer.started.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    h.assert_no_temp_files();
+}
