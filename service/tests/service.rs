@@ -1163,3 +1163,40 @@ fn hostile_challenge_bodies_get_a_4xx_with_a_kind() {
     );
     h.assert_no_temp_files();
 }
+
+/// The scripted hostile client (tests/support/hostile.rs, at a small scale; the full one is
+/// examples/hostile_client.rs against `pitchside serve`): every abuse refused with a 4xx,
+/// no slow connection held past the timeouts, and the genuine challenge in the middle
+/// answered in full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_client_is_refused_while_a_genuine_challenge_gets_its_200() {
+    use support::hostile::{self, Genuine, Scale};
+    let h = Harness::start(StandInAnalyzer::new(), |c| {
+        c.header_read_timeout_s = 1.0;
+        c.request_body_timeout_s = 1.0;
+    })
+    .await;
+    let genuine = Genuine {
+        validator: Hotkey::from_seed(1),
+        miner_address: h.miner.address.clone(),
+        video_url: h.videos.url("/vtest.avi"),
+        expected_frames: VTEST_FRAMES,
+    };
+    let scale = Scale {
+        slow_headers: 10,
+        slow_bodies: 5,
+        oversize: 10,
+        bad_signatures: 100,
+        replays: 10,
+        hold_limit: Duration::from_secs(6),
+    };
+    let target = h.base.trim_start_matches("http://").parse().unwrap();
+    let report = hostile::run(target, &genuine, scale).await;
+    assert!(report.failures.is_empty(), "{report:#?}");
+    assert_eq!(report.statuses.get(&413), Some(&10), "{report:#?}");
+    // Bad signatures, the wrong miner and the 10 replays: 401; the stranger: 403.
+    assert_eq!(report.statuses.get(&401), Some(&85), "{report:#?}");
+    assert_eq!(report.statuses.get(&403), Some(&25), "{report:#?}");
+    assert_eq!(h.analyzer.started.load(std::sync::atomic::Ordering::SeqCst), 1);
+    h.assert_no_temp_files();
+}
