@@ -17,14 +17,14 @@
 //! `download.allow_private_addresses: true`; the validator and miner hotkeys are the test
 //! seeds 1 and 2 (`--print-config` prints that `service:` section).
 
+#[path = "../tests/support/hostile.rs"]
+mod hostile;
 #[path = "../tests/support/signing.rs"]
 #[allow(dead_code)]
 mod signing;
 #[path = "../tests/support/video_server.rs"]
 #[allow(dead_code)]
 mod video_server;
-#[path = "../tests/support/hostile.rs"]
-mod hostile;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

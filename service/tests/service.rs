@@ -741,6 +741,27 @@ async fn connections_past_max_connections_are_closed_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_byte_file_and_a_redirect_loop_are_refused() {
+    let h = Harness::start(StandInAnalyzer::new(), |_| {}).await;
+    let r = h.challenge("empty", &h.videos.url("/empty.avi")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.kind(), "download_not_video");
+    assert!(r.error().contains("0 bytes"), "{}", r.error());
+    let url = h.videos.url("/redirect-loop.avi");
+    let r = h.challenge("loop", &url).await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.body);
+    assert_eq!(r.kind(), "download_redirect");
+    assert!(r.error().contains("redirects"), "{}", r.error());
+    // The default limit (10) and no retry of a redirect error.
+    assert_eq!(h.videos.hits("/redirect-loop.avi"), 11);
+    assert_eq!(
+        h.analyzer.started.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    h.assert_no_temp_files();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn videos_over_the_profile_bounds_are_422_before_the_analysis() {
     // 6000x4000 is 24 Mpixels a frame, above the default max_frame_pixels (2 × 4K UHD).
     let h = Harness::start(StandInAnalyzer::new(), |_| {}).await;
@@ -1197,6 +1218,9 @@ async fn a_hostile_client_is_refused_while_a_genuine_challenge_gets_its_200() {
     // Bad signatures, the wrong miner and the 10 replays: 401; the stranger: 403.
     assert_eq!(report.statuses.get(&401), Some(&85), "{report:#?}");
     assert_eq!(report.statuses.get(&403), Some(&25), "{report:#?}");
-    assert_eq!(h.analyzer.started.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(
+        h.analyzer.started.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
     h.assert_no_temp_files();
 }

@@ -308,6 +308,8 @@ fn run_checks_out_before_the_analysis() {
 #[test]
 fn run_says_what_the_input_is_when_it_is_not_a_video_file() {
     let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.mp4");
+    std::fs::write(&empty, b"").unwrap();
     let cases = [
         (
             dir.path().to_str().unwrap(),
@@ -319,6 +321,9 @@ fn run_says_what_the_input_is_when_it_is_not_a_video_file() {
         ),
         ("https://example.com/clip.mp4", "is a URL"),
         ("assets/no-such-clip.mp4", "no such file"),
+        // Zero bytes, and bytes that are not a video.
+        (empty.to_str().unwrap(), "empty.mp4"),
+        ("README.md", "README.md"),
     ];
     for (source, says) in cases {
         let o = pitchside(&["run", source], &[]);
@@ -326,6 +331,7 @@ fn run_says_what_the_input_is_when_it_is_not_a_video_file() {
         assert_eq!(o.status.code(), Some(1), "{source}: {err}");
         assert!(err.contains(says), "{source}: {err}");
         assert!(!err.contains("loading models"), "{source}: {err}");
+        assert!(!err.contains("panicked"), "{source}: {err}");
     }
 }
 

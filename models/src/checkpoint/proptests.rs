@@ -354,3 +354,42 @@ fn a_zip_entry_declaring_more_than_it_holds_is_refused() {
         assert!(e.contains("declares"), "{e}");
     }
 }
+
+/// The real checkpoint cut at several points, and a zero-byte one: each an error that names
+/// the file, never a panic.
+#[test]
+fn truncated_and_empty_checkpoints_are_errors_naming_the_file() {
+    let file = &seeds()[0].file;
+    for cut in [
+        0,
+        1,
+        100,
+        4096,
+        file.len() / 2,
+        file.len() - 22,
+        file.len() - 1,
+    ] {
+        let e = read_pt(Cursor::new(file[..cut].to_vec()), Path::new("cut.pt"))
+            .err()
+            .unwrap_or_else(|| panic!("cut at {cut} loaded"));
+        assert!(e.to_string().contains("cut.pt"), "{e}");
+    }
+    // A valid zip without data.pkl, and one whose storages are missing.
+    let e = read_pt(
+        Cursor::new(zip_of(&[("x/other".into(), vec![1])])),
+        Path::new("z.pt"),
+    )
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("no data.pkl"), "{e}");
+    let only_pickle: Vec<_> = seeds()[0]
+        .entries
+        .iter()
+        .filter(|(n, _)| n.ends_with("data.pkl"))
+        .cloned()
+        .collect();
+    let e = read_pt(Cursor::new(zip_of(&only_pickle)), Path::new("z.pt"))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("truncated file?"), "{e}");
+}

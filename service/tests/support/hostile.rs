@@ -139,8 +139,7 @@ pub async fn run(target: SocketAddr, genuine: &Genuine, scale: Scale) -> Report 
                 if sock.write_all(b"{").await.is_err() {
                     break;
                 }
-                match tokio::time::timeout(Duration::from_millis(200), sock.read(&mut buf)).await
-                {
+                match tokio::time::timeout(Duration::from_millis(200), sock.read(&mut buf)).await {
                     Ok(Ok(0)) | Ok(Err(_)) => break,
                     _ => {}
                 }
@@ -153,9 +152,9 @@ pub async fn run(target: SocketAddr, genuine: &Genuine, scale: Scale) -> Report 
     // Oversize declared bodies: refused (413) before the body is read.
     for _ in 0..scale.oversize {
         let head = post_head(target, &[], 10_000_000_000);
-        refused.push(tokio::spawn(async move {
-            request(target, &head, b"{").await
-        }));
+        refused.push(tokio::spawn(
+            async move { request(target, &head, b"{").await },
+        ));
     }
     // Bad signatures: garbage, another message's signature, a stranger's key, the wrong miner.
     for i in 0..scale.bad_signatures {
@@ -171,9 +170,9 @@ pub async fn run(target: SocketAddr, genuine: &Genuine, scale: Scale) -> Report 
             _ => headers = signing::headers(&genuine.validator, &stranger.address, &nonce, &body),
         }
         let head = post_head(target, &headers, body.len());
-        refused.push(tokio::spawn(async move {
-            request(target, &head, &body).await
-        }));
+        refused.push(tokio::spawn(
+            async move { request(target, &head, &body).await },
+        ));
     }
     // The genuine challenge, in the middle of it all.
     let body = challenge_body("genuine", &genuine.video_url);
@@ -187,9 +186,9 @@ pub async fn run(target: SocketAddr, genuine: &Genuine, scale: Scale) -> Report 
     tokio::time::sleep(Duration::from_millis(300)).await;
     for _ in 0..scale.replays {
         let (head, body) = (head.clone(), body.clone());
-        refused.push(tokio::spawn(async move {
-            request(target, &head, &body).await
-        }));
+        refused.push(tokio::spawn(
+            async move { request(target, &head, &body).await },
+        ));
     }
     for r in refused {
         match r.await {
@@ -201,7 +200,9 @@ pub async fn run(target: SocketAddr, genuine: &Genuine, scale: Scale) -> Report 
                         .push(format!("a hostile request got {status}: {body}"));
                 }
             }
-            Ok(Err(e)) => report.failures.push(format!("a hostile request failed: {e}")),
+            Ok(Err(e)) => report
+                .failures
+                .push(format!("a hostile request failed: {e}")),
             Err(e) => report.failures.push(format!("task: {e}")),
         }
     }
