@@ -15,7 +15,8 @@
 //! The genuine challenge's video (`--video`, default assets/vtest.avi; `--frames`, its frame
 //! count, default 795) is served by this program on 127.0.0.1, so the service needs
 //! `download.allow_private_addresses: true`; the validator and miner hotkeys are the test
-//! seeds 1 and 2 (`--print-config` prints that `service:` section).
+//! seeds 1 and 2 (`--print-config` prints that `service:` section). `--genuine-only` sends
+//! the genuine challenge alone, for the baseline memory.
 
 #[path = "../tests/support/hostile.rs"]
 mod hostile;
@@ -60,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
     let mut pid: Option<u32> = None;
     let mut video = root().join("assets/vtest.avi");
     let mut frames = 795usize;
+    let mut genuine_only = false;
     let validator = Hotkey::from_seed(1);
     let miner = Hotkey::from_seed(2);
     let mut args = std::env::args().skip(1);
@@ -70,6 +72,8 @@ async fn main() -> anyhow::Result<()> {
             "--pid" => pid = Some(value()?.parse()?),
             "--video" => video = value()?.into(),
             "--frames" => frames = value()?.parse()?,
+            // The baseline: the genuine challenge alone.
+            "--genuine-only" => genuine_only = true,
             "--print-config" => {
                 println!(
                     "service:\n  miner_hotkey: {}\n  validators: [{}]\n  header_read_timeout_s: 10\n  \
@@ -106,13 +110,24 @@ async fn main() -> anyhow::Result<()> {
         video_url: videos.url("/vtest.avi"),
         expected_frames: frames,
     };
-    let scale = Scale {
-        slow_headers: 50,
-        slow_bodies: 20,
-        oversize: 50,
-        bad_signatures: 100,
-        replays: 20,
-        hold_limit: Duration::from_secs(30),
+    let scale = if genuine_only {
+        Scale {
+            slow_headers: 0,
+            slow_bodies: 0,
+            oversize: 0,
+            bad_signatures: 0,
+            replays: 0,
+            hold_limit: Duration::from_secs(30),
+        }
+    } else {
+        Scale {
+            slow_headers: 50,
+            slow_bodies: 20,
+            oversize: 50,
+            bad_signatures: 100,
+            replays: 20,
+            hold_limit: Duration::from_secs(30),
+        }
     };
     let report = hostile::run(target, &genuine, scale).await;
     done.store(true, Ordering::Relaxed);
