@@ -25,7 +25,8 @@ pub use image_size::{ImageSize, ImageSizeError};
 pub use model::{EffectiveModel, ModelConfig, Role, Task};
 pub use pipeline::{DetectorConfig, PipelineConfig, PluginSource, TrackerConfig};
 pub use profile::{
-    ImageSizes, ImageSizesPatch, Profile, ProfileChoice, ProfileName, ProfilePatch, limits,
+    ImageSizes, ImageSizesPatch, Profile, ProfileChoice, ProfileName, ProfilePatch, VideoTooLarge,
+    limits,
 };
 
 use crate::device::DeviceRequest;
@@ -460,3 +461,6 @@ pub fn locate_key(text: &str, path: &[&str]) -> Option<(usize, usize)> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod proptests;

@@ -70,7 +70,19 @@ fn bad(path: &Path, msg: impl Into<String>) -> ModelError {
 
 fn load_pt(path: &Path) -> Result<Checkpoint, ModelError> {
     let file = std::fs::File::open(path).map_err(|e| bad(path, e.to_string()))?;
-    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| {
+    read_pt(std::io::BufReader::new(file), path)
+}
+
+/// Reads a `.pt` from any reader; `path` names it in errors. Nothing in the file is
+/// executed, and what it may cost is bounded by its size: the pickle's elements
+/// ([`pickle::parse`]), the module tree ([`MAX_MODULES`]), the architecture dict
+/// ([`MAX_ARCH_NODES`]), each entry's bytes and the tensors' elements ([`pickle::read_entry`],
+/// [`pickle::tensor_values`], and at most twice the storages' bytes in all).
+pub fn read_pt(
+    reader: impl std::io::Read + std::io::Seek,
+    path: &Path,
+) -> Result<Checkpoint, ModelError> {
+    let mut archive = zip::ZipArchive::new(reader).map_err(|e| {
         bad(
             path,
             format!("not a PyTorch zip checkpoint (or truncated): {e}"),
@@ -101,18 +113,39 @@ fn load_pt(path: &Path) -> Result<Checkpoint, ModelError> {
         .ok_or_else(|| bad(path, "`model` is not a pickled nn.Module"))?;
     let arch = state
         .get("yaml")
-        .map(|v| to_json(&v))
         .ok_or_else(|| bad(path, "the model has no `yaml` architecture description"))?;
+    let arch = to_json(&arch).ok_or_else(|| {
+        bad(
+            path,
+            format!(
+                "the `yaml` architecture description is nested deeper than {MAX_ARCH_DEPTH} \
+                 or has more than {MAX_ARCH_NODES} values"
+            ),
+        )
+    })?;
     let names = state
         .get("names")
         .map(|v| parse_names(&v))
         .unwrap_or_default();
 
     let mut walk = Walk::default();
-    walk.module(&model, "");
+    walk.module(&model, "", 0);
+    if walk.overflow {
+        return Err(bad(
+            path,
+            format!(
+                "the module tree is nested deeper than {MAX_MODULE_DEPTH} or has more than \
+                 {MAX_MODULES} modules (a malicious file?)"
+            ),
+        ));
+    }
     // Read each storage once; tensors are views into them.
     let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
     let mut tensors = HashMap::new();
+    // Tensors may share a storage, but a pickle that points thousands of them at one big
+    // storage would multiply the file's size in memory.
+    let mut tensor_bytes = 0usize;
+    let mut storage_bytes = 0usize;
     for (name, t) in walk.tensors {
         if !storages.contains_key(&t.storage) {
             let entry = format!("{prefix}data/{}", t.storage);
@@ -122,10 +155,21 @@ fn load_pt(path: &Path) -> Result<Checkpoint, ModelError> {
                     format!("cannot read tensor {name}: {e} (truncated file?)"),
                 )
             })?;
+            storage_bytes += bytes.len();
             storages.insert(t.storage.clone(), bytes);
         }
         let values = pickle::tensor_values(&t, &storages[&t.storage])
             .map_err(|e| bad(path, format!("tensor {name}: {e}")))?;
+        tensor_bytes += values.len() * 4;
+        if tensor_bytes > 2 * storage_bytes.max(1 << 20) {
+            return Err(bad(
+                path,
+                format!(
+                    "the tensors ({tensor_bytes} bytes as f32 so far) are more than twice \
+                     their storages' size (a malicious file?)"
+                ),
+            ));
+        }
         tensors.insert(strip_one(&name), TensorData::new(values, t.shape.clone()));
     }
     Ok(Checkpoint {
@@ -147,15 +191,34 @@ fn strip<V>(m: HashMap<String, V>) -> HashMap<String, V> {
     m.into_iter().map(|(k, v)| (strip_one(&k), v)).collect()
 }
 
+/// Bounds of the module walk: ultralytics nests modules 4 deep and has a few hundred; a
+/// pickle can make the tree cyclic, or a DAG whose paths double at each level.
+pub const MAX_MODULE_DEPTH: usize = 64;
+pub const MAX_MODULES: usize = 100_000;
+/// Bounds of the architecture dict (a few hundred values, 4 deep), for the same reasons.
+pub const MAX_ARCH_DEPTH: usize = 64;
+pub const MAX_ARCH_NODES: usize = 1_000_000;
+
 #[derive(Default)]
 struct Walk {
     tensors: Vec<(String, Rc<pickle::TensorRef>)>,
     attrs: HashMap<String, f64>,
     classes: HashMap<String, String>,
+    visited: usize,
+    /// Set when a bound was hit; the walk then stops.
+    overflow: bool,
 }
 
 impl Walk {
-    fn module(&mut self, o: &Value, prefix: &str) {
+    fn module(&mut self, o: &Value, prefix: &str, depth: usize) {
+        if self.overflow {
+            return;
+        }
+        self.visited += 1;
+        if depth > MAX_MODULE_DEPTH || self.visited > MAX_MODULES {
+            self.overflow = true;
+            return;
+        }
         let Some(state) = o.state() else {
             return;
         };
@@ -167,7 +230,7 @@ impl Walk {
             self.attrs.insert(format!("{prefix}eps"), eps);
         }
         for group in ["_parameters", "_buffers"] {
-            if let Some(Value::Dict(params)) = state.get(group) {
+            if let Some(Value::Dict(params)) = state.get(group).as_ref() {
                 for (k, v) in params.borrow().iter() {
                     if let (Some(k), Value::Tensor(t)) = (k.as_str(), v) {
                         self.tensors.push((format!("{prefix}{k}"), t.clone()));
@@ -175,10 +238,10 @@ impl Walk {
                 }
             }
         }
-        if let Some(Value::Dict(children)) = state.get("_modules") {
+        if let Some(Value::Dict(children)) = state.get("_modules").as_ref() {
             for (k, child) in children.borrow().iter() {
                 if let Some(k) = k.as_str() {
-                    self.module(child, &format!("{prefix}{k}."));
+                    self.module(child, &format!("{prefix}{k}."), depth + 1);
                 }
             }
         }
@@ -217,10 +280,22 @@ fn parse_names(v: &Value) -> BTreeMap<u32, String> {
     out
 }
 
-/// Converts plain pickled data (the architecture dict) to JSON.
-pub fn to_json(v: &Value) -> serde_json::Value {
+/// Converts plain pickled data (the architecture dict) to JSON; `None` past
+/// [`MAX_ARCH_DEPTH`] levels or [`MAX_ARCH_NODES`] values (shared or cyclic containers
+/// would otherwise expand without end).
+pub fn to_json(v: &Value) -> Option<serde_json::Value> {
+    let mut budget = MAX_ARCH_NODES;
+    to_json_bounded(v, 0, &mut budget)
+}
+
+fn to_json_bounded(v: &Value, depth: usize, budget: &mut usize) -> Option<serde_json::Value> {
     use serde_json::Value as J;
-    match v {
+    if depth > MAX_ARCH_DEPTH {
+        return None;
+    }
+    *budget = budget.checked_sub(1)?;
+    let mut each = |v: &Value| to_json_bounded(v, depth + 1, budget);
+    Some(match v {
         Value::None => J::Null,
         Value::Bool(b) => J::Bool(*b),
         Value::Int(i) => J::from(*i),
@@ -228,23 +303,27 @@ pub fn to_json(v: &Value) -> serde_json::Value {
             .map(J::Number)
             .unwrap_or(J::Null),
         Value::Str(s) => J::String(s.clone()),
-        Value::Tuple(t) => J::Array(t.iter().map(to_json).collect()),
-        Value::List(l) => J::Array(l.borrow().iter().map(to_json).collect()),
+        Value::Tuple(t) => J::Array(t.iter().map(each).collect::<Option<_>>()?),
+        Value::List(l) => J::Array(l.borrow().iter().map(each).collect::<Option<_>>()?),
         Value::Dict(d) => J::Object(
             d.borrow()
                 .iter()
                 .map(|(k, v)| {
+                    // Shallow: a key's Debug form could be a cyclic container.
                     let key = match k {
                         Value::Str(s) => s.clone(),
                         Value::Int(i) => i.to_string(),
-                        other => format!("{other:?}"),
+                        Value::Float(f) => f.to_string(),
+                        Value::Bool(b) => b.to_string(),
+                        Value::None => "None".into(),
+                        _ => "?".into(),
                     };
-                    (key, to_json(v))
+                    Some((key, each(v)?))
                 })
-                .collect(),
+                .collect::<Option<_>>()?,
         ),
         _ => J::Null,
-    }
+    })
 }
 
 fn load_safetensors(path: &Path) -> Result<Checkpoint, ModelError> {
@@ -316,3 +395,6 @@ fn load_safetensors(path: &Path) -> Result<Checkpoint, ModelError> {
         classes: HashMap::new(),
     })
 }
+
+#[cfg(test)]
+mod proptests;

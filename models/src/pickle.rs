@@ -88,7 +88,7 @@ impl Value {
         match self {
             Value::Object(o) => {
                 let s = o.state.borrow().clone();
-                match s {
+                match &s {
                     Value::Dict(_) => Some(s),
                     // (dict, slots) state tuples.
                     Value::Tuple(t) => t.first().cloned().filter(|v| matches!(v, Value::Dict(_))),
@@ -116,12 +116,70 @@ impl Value {
     }
 }
 
+/// Values are trees of `Rc`s that a hostile pickle can nest a million deep (`]]]]…aaaa`):
+/// the derived drop would recurse once per level and overflow the stack. This one moves
+/// the children of every container it owns alone onto a heap stack and drops them flat.
+impl Drop for Value {
+    fn drop(&mut self) {
+        fn take_children(v: &mut Value, out: &mut Vec<Value>) {
+            match v {
+                Value::Tuple(t) => {
+                    if let Some(items) = Rc::get_mut(t) {
+                        out.append(items);
+                    }
+                }
+                Value::List(l) => {
+                    if let Some(items) = Rc::get_mut(l) {
+                        out.append(items.get_mut());
+                    }
+                }
+                Value::Dict(d) => {
+                    if let Some(pairs) = Rc::get_mut(d) {
+                        for (k, v) in pairs.get_mut().drain(..) {
+                            out.push(k);
+                            out.push(v);
+                        }
+                    }
+                }
+                Value::Object(o) => {
+                    if let Some(o) = Rc::get_mut(o) {
+                        out.push(std::mem::replace(&mut o.args, Value::None));
+                        out.push(std::mem::replace(o.state.get_mut(), Value::None));
+                    }
+                }
+                Value::Persistent(p) => {
+                    if let Some(p) = Rc::get_mut(p) {
+                        out.push(std::mem::replace(p, Value::None));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut pending = Vec::new();
+        take_children(self, &mut pending);
+        while let Some(mut v) = pending.pop() {
+            take_children(&mut v, &mut pending);
+        }
+    }
+}
+
+/// Elements a pickle may place into containers, per byte of pickle (plus a floor): a real
+/// checkpoint places fewer than one per byte. Without a bound, `BUILD` of a dict with itself
+/// doubles it every 3 bytes.
+const ELEMENTS_PER_BYTE: usize = 8;
+const ELEMENTS_FLOOR: usize = 1 << 16;
+
+/// How deep [`Machine::call`] may nest `_rebuild_from_type_v2` (torch nests it once).
+const MAX_CALL_DEPTH: usize = 16;
+
 struct Machine<'a> {
     data: &'a [u8],
     pos: usize,
     stack: Vec<Value>,
     marks: Vec<usize>,
     memo: std::collections::HashMap<u32, Value>,
+    /// Container elements still allowed (see [`ELEMENTS_PER_BYTE`]).
+    budget: usize,
 }
 
 impl<'a> Machine<'a> {
@@ -185,6 +243,22 @@ impl<'a> Machine<'a> {
             return Err(self.bad("mark beyond stack"));
         }
         Ok(self.stack.split_off(m))
+    }
+
+    /// Charges `n` elements placed into containers against the budget.
+    fn charge(&mut self, n: usize) -> Result<(), PickleError> {
+        match self.budget.checked_sub(n) {
+            Some(left) => {
+                self.budget = left;
+                Ok(())
+            }
+            None => Err(self.bad(format!(
+                "the pickle builds more than {} container elements from {} bytes \
+                 (a malicious file?)",
+                self.data.len() * ELEMENTS_PER_BYTE + ELEMENTS_FLOOR,
+                self.data.len()
+            ))),
+        }
     }
 
     fn str_of(&self, b: &[u8]) -> Result<String, PickleError> {
@@ -306,6 +380,7 @@ impl<'a> Machine<'a> {
                     .push(Value::List(Rc::new(RefCell::new(Vec::new())))),
                 b't' => {
                     let items = self.pop_mark()?;
+                    self.charge(items.len())?;
                     self.stack.push(Value::Tuple(Rc::new(items)));
                 }
                 0x85..=0x87 => {
@@ -313,19 +388,23 @@ impl<'a> Machine<'a> {
                     if self.stack.len() < n {
                         return Err(self.bad("stack underflow"));
                     }
+                    self.charge(n)?;
                     let items = self.stack.split_off(self.stack.len() - n);
                     self.stack.push(Value::Tuple(Rc::new(items)));
                 }
                 b'l' => {
                     let items = self.pop_mark()?;
+                    self.charge(items.len())?;
                     self.stack.push(Value::List(Rc::new(RefCell::new(items))));
                 }
                 0x91 => {
                     let items = self.pop_mark()?;
+                    self.charge(items.len())?;
                     self.stack.push(Value::List(Rc::new(RefCell::new(items))));
                 }
                 b'd' => {
                     let items = self.pop_mark()?;
+                    self.charge(items.len())?;
                     let pairs = items
                         .chunks(2)
                         .filter(|c| c.len() == 2)
@@ -334,6 +413,7 @@ impl<'a> Machine<'a> {
                     self.stack.push(Value::Dict(Rc::new(RefCell::new(pairs))));
                 }
                 b'a' => {
+                    self.charge(1)?;
                     let v = self.pop()?;
                     match self.top()? {
                         Value::List(l) => l.borrow_mut().push(v),
@@ -342,6 +422,7 @@ impl<'a> Machine<'a> {
                 }
                 b'e' | 0x90 => {
                     let items = self.pop_mark()?;
+                    self.charge(items.len())?;
                     match self.top()? {
                         Value::List(l) => l.borrow_mut().extend(items),
                         // Appending to an opaque object (e.g. a custom list type): ignore.
@@ -350,6 +431,7 @@ impl<'a> Machine<'a> {
                     }
                 }
                 b's' => {
+                    self.charge(2)?;
                     let v = self.pop()?;
                     let k = self.pop()?;
                     match self.top()? {
@@ -360,6 +442,7 @@ impl<'a> Machine<'a> {
                 }
                 b'u' => {
                     let items = self.pop_mark()?;
+                    self.charge(items.len())?;
                     match self.top()? {
                         Value::Dict(d) => {
                             let mut d = d.borrow_mut();
@@ -381,8 +464,11 @@ impl<'a> Machine<'a> {
                 0x93 => {
                     let name = self.pop()?;
                     let module = self.pop()?;
-                    match (module, name) {
-                        (Value::Str(m), Value::Str(n)) => self.stack.push(Value::Global(m, n)),
+                    match (&module, &name) {
+                        (Value::Str(m), Value::Str(n)) => {
+                            let global = Value::Global(m.clone(), n.clone());
+                            self.stack.push(global)
+                        }
                         _ => return Err(self.bad("STACK_GLOBAL needs two strings")),
                     }
                 }
@@ -440,7 +526,7 @@ impl<'a> Machine<'a> {
                 b'R' => {
                     let args = self.pop()?;
                     let f = self.pop()?;
-                    let v = self.call(f, args)?;
+                    let v = self.call(f, args, 0)?;
                     self.stack.push(v);
                 }
                 0x81 => {
@@ -458,10 +544,15 @@ impl<'a> Machine<'a> {
                 }
                 b'b' => {
                     let state = self.pop()?;
+                    let copied = match &state {
+                        Value::Dict(s) => s.borrow().len() * 2,
+                        _ => 0,
+                    };
+                    self.charge(copied)?;
                     match self.top()? {
                         Value::Object(o) => *o.state.borrow_mut() = state,
                         Value::Dict(d) => {
-                            if let Value::Dict(s) = state {
+                            if let Value::Dict(s) = &state {
                                 let items = s.borrow().clone();
                                 d.borrow_mut().extend(items);
                             }
@@ -494,8 +585,8 @@ impl<'a> Machine<'a> {
     }
 
     fn instantiate(&self, cls: Value, args: Value) -> Value {
-        let (module, name) = match cls {
-            Value::Global(m, n) => (m, n),
+        let (module, name) = match &cls {
+            Value::Global(m, n) => (m.clone(), n.clone()),
             _ => (String::new(), "?".into()),
         };
         Value::Object(Rc::new(PyObject {
@@ -507,10 +598,13 @@ impl<'a> Machine<'a> {
     }
 
     /// REDUCE: model the few callables torch.save uses; everything else stays opaque.
-    fn call(&self, f: Value, args: Value) -> Result<Value, PickleError> {
+    fn call(&mut self, f: Value, args: Value, depth: usize) -> Result<Value, PickleError> {
         let Value::Global(module, name) = &f else {
             return Ok(self.instantiate(f, args));
         };
+        if depth > MAX_CALL_DEPTH {
+            return Err(self.bad("calls nested too deep"));
+        }
         let a = args.items();
         Ok(match (module.as_str(), name.as_str()) {
             ("torch._utils", "_rebuild_tensor_v2") | ("torch._utils", "_rebuild_tensor") => {
@@ -523,7 +617,9 @@ impl<'a> Machine<'a> {
             ("torch._tensor", "_rebuild_from_type_v2") => {
                 // (func, type, args, state): call func(*args).
                 match (a.first(), a.get(2)) {
-                    (Some(func), Some(inner)) => self.call(func.clone(), inner.clone())?,
+                    (Some(func), Some(inner)) => {
+                        self.call(func.clone(), inner.clone(), depth + 1)?
+                    }
                     _ => return Err(self.bad("_rebuild_from_type_v2 needs func and args")),
                 }
             }
@@ -534,9 +630,11 @@ impl<'a> Machine<'a> {
             | ("__builtin__", "set")
             | ("builtins", "frozenset")
             | ("builtins", "list")
-            | ("__builtin__", "frozenset") => Value::List(Rc::new(RefCell::new(
-                a.first().map(Value::items).unwrap_or_default(),
-            ))),
+            | ("__builtin__", "frozenset") => {
+                let items = a.first().map(Value::items).unwrap_or_default();
+                self.charge(items.len())?;
+                Value::List(Rc::new(RefCell::new(items)))
+            }
             _ => self.instantiate(f, args),
         })
     }
@@ -589,6 +687,10 @@ pub fn parse(data: &[u8]) -> Result<Value, PickleError> {
         stack: Vec::new(),
         marks: Vec::new(),
         memo: Default::default(),
+        budget: data
+            .len()
+            .saturating_mul(ELEMENTS_PER_BYTE)
+            .saturating_add(ELEMENTS_FLOOR),
     }
     .run()
 }
@@ -606,14 +708,51 @@ pub fn tensor_values(t: &TensorRef, storage: &[u8]) -> Result<Vec<f32>, String> 
         "ByteStorage" | "BoolStorage" => (1, |b| b[0] as f32),
         other => return Err(format!("unsupported storage type {other}")),
     };
-    let numel: usize = t.shape.iter().product();
+    let too_short = || format!("storage {} is too short (truncated file?)", t.storage);
+    // Every element must lie in the storage: the shape, strides and offset come from the
+    // pickle, and a hostile one could ask for 2^60 elements (or overflow the offsets).
+    let numel = t
+        .shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| format!("tensor shape {:?} overflows", t.shape))?;
+    if t.stride.len() < t.shape.len() {
+        return Err(format!(
+            "tensor shape {:?} with strides {:?}",
+            t.shape, t.stride
+        ));
+    }
+    if numel > 0 {
+        let last = t
+            .shape
+            .iter()
+            .zip(&t.stride)
+            .try_fold(t.offset, |off, (&d, &s)| {
+                off.checked_add((d - 1).checked_mul(s)?)
+            })
+            .ok_or_else(too_short)?;
+        if last >= storage.len() / size {
+            return Err(too_short());
+        }
+    }
+    // Strides of 0 (an expanded view) repeat elements; nothing torch.save writes for weights
+    // needs more elements than its storage holds, and this keeps memory bounded by the file.
+    if numel > storage.len() / size {
+        return Err(format!(
+            "tensor of shape {:?} has more elements than its storage {} ({} bytes)",
+            t.shape,
+            t.storage,
+            storage.len()
+        ));
+    }
     let mut out = Vec::with_capacity(numel);
     let mut idx = vec![0usize; t.shape.len()];
     for _ in 0..numel {
+        // In range: bounded by `last` above.
         let off = t.offset + idx.iter().zip(&t.stride).map(|(i, s)| i * s).sum::<usize>();
         let b = storage
             .get(off * size..(off + 1) * size)
-            .ok_or_else(|| format!("storage {} is too short (truncated file?)", t.storage))?;
+            .ok_or_else(too_short)?;
         out.push(conv(b));
         for d in (0..idx.len()).rev() {
             idx[d] += 1;
@@ -631,9 +770,25 @@ pub fn read_entry<R: Read + std::io::Seek>(
     zip: &mut zip::ZipArchive<R>,
     name: &str,
 ) -> Result<Vec<u8>, String> {
-    let mut f = zip.by_name(name).map_err(|e| format!("{name}: {e}"))?;
-    let mut v = Vec::with_capacity(f.size() as usize);
-    f.read_to_end(&mut v).map_err(|e| format!("{name}: {e}"))?;
+    let f = zip.by_name(name).map_err(|e| format!("{name}: {e}"))?;
+    // The declared size comes from the file: read no more than it, and believe it only as
+    // far as the compressed bytes can expand (deflate: at most 1032:1), so that a few bytes
+    // cannot claim, or inflate to, gigabytes.
+    let declared = f.size();
+    let most = match f.compression() {
+        zip::CompressionMethod::Stored => f.compressed_size(),
+        _ => f.compressed_size().saturating_mul(1032),
+    };
+    if declared > most {
+        return Err(format!(
+            "{name}: declares {declared} bytes from {} compressed (a malformed or malicious file?)",
+            f.compressed_size()
+        ));
+    }
+    let mut v = Vec::with_capacity(declared.min(64 << 20) as usize);
+    f.take(declared)
+        .read_to_end(&mut v)
+        .map_err(|e| format!("{name}: {e}"))?;
     Ok(v)
 }
 

@@ -5,8 +5,10 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 
+use pitchside_engine::config::{Profile, ProfileName, VideoTooLarge};
 use pitchside_engine::pipeline::{Pipeline, PipelineError, RunOptions};
 use pitchside_engine::response::Response;
+use pitchside_engine::video::VideoInfo;
 
 /// Turns a local video into a Score Vision answer. Implemented by the analysis pipeline
 /// ([`PipelineAnalyzer`]); the tests use a stand-in that only decodes frames.
@@ -22,6 +24,14 @@ pub trait Analyzer: Send + Sync + 'static {
         challenge_id: &str,
         cancel: &AtomicBool,
     ) -> Result<Response, AnalyzeError>;
+
+    /// Whether a video is within the bounds of what this analyzer takes (the profile's
+    /// `max_frame_pixels` and `max_video_frames`): the service asks on the probe, before
+    /// [`Analyzer::analyze`] decodes anything, and answers 422 when not. The default is the
+    /// default profile's bounds.
+    fn admit(&self, video: &VideoInfo) -> Result<(), VideoTooLarge> {
+        Profile::defaults(ProfileName::Cpu).check_video(video)
+    }
 }
 
 /// An analysis failure. `kind` labels the `errors_total` metric (e.g. `decode`, `model`).
@@ -45,17 +55,24 @@ impl AnalyzeError {
 /// count decides how many challenges wait for it).
 pub struct PipelineAnalyzer {
     pipeline: Mutex<Pipeline>,
+    /// The pipeline's profile, for [`Analyzer::admit`] without waiting for the lock.
+    profile: Profile,
 }
 
 impl PipelineAnalyzer {
     pub fn new(pipeline: Pipeline) -> PipelineAnalyzer {
         PipelineAnalyzer {
+            profile: pipeline.profile().clone(),
             pipeline: Mutex::new(pipeline),
         }
     }
 }
 
 impl Analyzer for PipelineAnalyzer {
+    fn admit(&self, video: &VideoInfo) -> Result<(), VideoTooLarge> {
+        self.profile.check_video(video)
+    }
+
     fn analyze(
         &self,
         video: &Path,

@@ -138,8 +138,10 @@ impl NonceStore {
             .next()
             .and_then(|t| t.parse::<i128>().ok())
             .ok_or_else(|| AuthError::BadNonce("expected {unix_time_ns}_{random}".into()))?;
-        let skew = now - ts;
-        if skew.abs() > self.window_ns {
+        // A hostile timestamp (i128::MIN) overflowed `now - ts`: a panic in a debug
+        // build; in a release build the wrapped skew passed the window check.
+        let skew = now.saturating_sub(ts);
+        if skew.unsigned_abs() > self.window_ns.unsigned_abs() {
             return Err(AuthError::BadNonce(format!(
                 "timestamp is {:.1} s from this miner's clock (window ±{} s)",
                 skew as f64 / 1e9,
@@ -415,3 +417,6 @@ mod tests {
         assert_eq!(store.len(), 1);
     }
 }
+
+#[cfg(test)]
+mod proptests;

@@ -60,6 +60,12 @@ pub fn validate(cfg: &ServiceConfig) -> Result<(), ServiceConfigError> {
     }
     positive_secs("drain_timeout_s", cfg.drain_timeout_s)?;
     positive_secs("request_body_timeout_s", cfg.request_body_timeout_s)?;
+    positive_secs("header_read_timeout_s", cfg.header_read_timeout_s)?;
+    // Each connection costs a task and its buffers (tens of KiB); 65536 is past a
+    // process's usual file limit anyway.
+    if !(1..=65536).contains(&cfg.max_connections) {
+        return Err(err("max_connections", "must be between 1 and 65536"));
+    }
     if let Some([w, h]) = cfg.warm_up_frame
         && (w == 0 || h == 0 || w > 8192 || h > 8192)
     {
@@ -162,7 +168,7 @@ mod tests {
     #[test]
     fn counts_and_sizes_have_upper_bounds_named_in_the_message() {
         type Case = (&'static str, fn(&mut ServiceConfig), &'static str);
-        let cases: [Case; 5] = [
+        let cases: [Case; 6] = [
             (
                 "max_concurrent_challenges",
                 |c| c.max_concurrent_challenges = 100_000,
@@ -174,6 +180,7 @@ mod tests {
                 "16 MiB",
             ),
             ("retry_after_s", |c| c.retry_after_s = u64::MAX, "3600"),
+            ("max_connections", |c| c.max_connections = 0, "65536"),
             (
                 "download.max_bytes",
                 |c| c.download.max_bytes = u64::MAX,

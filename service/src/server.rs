@@ -54,8 +54,6 @@ pub enum ServiceError {
     Client(String),
     #[error("tokio runtime: {0}")]
     Runtime(std::io::Error),
-    #[error("server: {0}")]
-    Serve(std::io::Error),
     #[error("server task: {0}")]
     Task(String),
 }
@@ -424,6 +422,15 @@ async fn challenge_stages(
                 v.fps,
                 v.frame_count
             );
+            // Within the profile's bounds, or refused before a frame more is decoded.
+            if let Err(e) = state.analyzer.admit(&v) {
+                return fail(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_video",
+                    "video_too_large".into(),
+                    format!("{}: {e}", req.video_url),
+                );
+            }
             file
         }
         Ok((_file, Err(message))) => {
@@ -616,14 +623,14 @@ impl Server {
             drain(&drain_state).await;
             drained_tx.notify_one();
         };
+        let limits = ConnectionLimits::of(&state.cfg);
         let task = tokio::spawn(async move {
-            let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
-            let server = server.into_future();
+            let server = accept_loop(listener, app, limits, graceful);
             tokio::pin!(server);
-            // Hyper's graceful shutdown waits for every open connection; a client that never
+            // The accept loop waits for every open connection to finish; a client that never
             // finishes its request must not keep the process alive forever.
             tokio::select! {
-                r = &mut server => r.map_err(ServiceError::Serve)?,
+                () = &mut server => {}
                 _ = async {
                     drained.notified().await;
                     tokio::time::sleep(CONNECTION_GRACE).await;
@@ -652,6 +659,90 @@ impl Server {
             Err(e) => Err(ServiceError::Task(e.to_string())),
         }
     }
+}
+
+/// What one connection may cost: the time its headers may take, and how many connections
+/// may be open at once.
+#[derive(Clone, Copy)]
+struct ConnectionLimits {
+    header_read_timeout: Duration,
+    max_connections: usize,
+}
+
+impl ConnectionLimits {
+    fn of(cfg: &ServiceConfig) -> Self {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs_f64(cfg.header_read_timeout_s),
+            max_connections: cfg.max_connections,
+        }
+    }
+}
+
+/// Accepts connections until `shutdown` completes, then asks each open one to close after
+/// its current request and returns once all have. Hyper's HTTP/1 server with a timer closes
+/// a connection whose headers have not all arrived `header_read_timeout` after it opened (or
+/// after the previous answer): a slow-loris client holds a connection for that long at most,
+/// and never a challenge slot (the handler only runs once the headers are in). Past
+/// `max_connections`, a new connection is closed at once.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    // Each connection task holds a receiver; `closed()` on the sender completes once all of
+    // them are gone.
+    let (close_tx, close_rx) = tokio::sync::watch::channel(());
+    let open = Arc::new(Semaphore::new(limits.max_connections));
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause rather than spin.
+                    tracing::warn!("accepting a connection failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            tracing::warn!(
+                "closing a connection from {peer}: {} already open (service.max_connections)",
+                limits.max_connections
+            );
+            drop(stream);
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut close = close_rx.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = close.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                // A header timeout, a reset, a malformed request: the client's problem.
+                tracing::debug!("connection from {peer}: {e}");
+            }
+        });
+    }
+    drop(listener);
+    drop(close_rx);
+    let _ = close_tx.send(());
+    close_tx.closed().await;
 }
 
 /// Stops taking challenges and waits for the running ones.

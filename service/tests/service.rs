@@ -634,6 +634,173 @@ async fn oversize_declared_and_trickled_bodies_are_refused_and_the_connection_cl
     assert_full_answer(&r, "after");
 }
 
+/// Opens a connection, sends `head`, then one byte of `trickle` every `every`; returns how
+/// long the server took to close the connection (`None`: still open after `limit`).
+async fn trickle_until_closed(
+    base: &str,
+    head: &[u8],
+    every: Duration,
+    limit: Duration,
+) -> Option<Duration> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let t0 = Instant::now();
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    sock.write_all(head).await.unwrap();
+    let mut buf = [0u8; 1024];
+    while t0.elapsed() < limit {
+        match tokio::time::timeout(every, sock.read(&mut buf)).await {
+            // Closed (0 bytes or a reset), or answered: hyper sends nothing on a header
+            // timeout, and an answer here would be a failure of the test's own request.
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(t0.elapsed()),
+            Ok(Ok(n)) => panic!(
+                "unexpected answer: {:?}",
+                String::from_utf8_lossy(&buf[..n])
+            ),
+            Err(_) => {
+                if sock.write_all(b"a").await.is_err() {
+                    return Some(t0.elapsed());
+                }
+            }
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickled_or_idle_headers_are_cut_off_while_a_real_challenge_gets_its_answer() {
+    let h = Harness::start(StandInAnalyzer::new(), |c| c.header_read_timeout_s = 1.0).await;
+    let base = h.base.clone();
+    // A slow-loris client: the request line, then one header byte every 100 ms, forever.
+    let slow = tokio::spawn(async move {
+        trickle_until_closed(
+            &base,
+            b"POST /soccer/challenge HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+            Duration::from_millis(100),
+            Duration::from_secs(10),
+        )
+        .await
+    });
+    // One that connects and sends nothing.
+    let base = h.base.clone();
+    let idle = tokio::spawn(async move {
+        trickle_until_closed(&base, b"", Duration::from_secs(20), Duration::from_secs(10)).await
+    });
+    let r = h.challenge("loris", &h.videos.url("/vtest.avi")).await;
+    assert_full_answer(&r, "loris");
+    for (what, task) in [("trickled", slow), ("idle", idle)] {
+        let closed = task.await.unwrap();
+        let closed = closed.unwrap_or_else(|| panic!("{what} headers: still open after 10 s"));
+        // The bound is 1 s; the rest is scheduling slack on a loaded machine.
+        assert!(
+            closed < Duration::from_secs(4),
+            "{what} headers: closed after {closed:?}"
+        );
+    }
+    // A kept-alive connection that goes quiet after an answer is closed too.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = h.base.trim_start_matches("http://").to_string();
+    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    sock.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), sock.read_to_end(&mut got))
+        .await
+        .expect("a kept-alive idle connection is closed within the header bound")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_max_connections_are_closed_at_once() {
+    use tokio::io::AsyncReadExt;
+    let h = Harness::start(StandInAnalyzer::new(), |c| {
+        c.max_connections = 2;
+        c.header_read_timeout_s = 2.0;
+    })
+    .await;
+    let addr = h.base.trim_start_matches("http://").to_string();
+    let _held: Vec<_> = [
+        tokio::net::TcpStream::connect(&addr).await.unwrap(),
+        tokio::net::TcpStream::connect(&addr).await.unwrap(),
+    ]
+    .into();
+    // Give the accept loop time to take both.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(1), third.read(&mut buf))
+        .await
+        .expect("the connection over the cap is closed at once");
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    // Once the held ones time out, connections are served again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let r = h.challenge("after-cap", &h.videos.url("/vtest.avi")).await;
+    assert_full_answer(&r, "after-cap");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_byte_file_and_a_redirect_loop_are_refused() {
+    let h = Harness::start(StandInAnalyzer::new(), |_| {}).await;
+    let r = h.challenge("empty", &h.videos.url("/empty.avi")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.kind(), "download_not_video");
+    assert!(r.error().contains("0 bytes"), "{}", r.error());
+    let url = h.videos.url("/redirect-loop.avi");
+    let r = h.challenge("loop", &url).await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.body);
+    assert_eq!(r.kind(), "download_redirect");
+    assert!(r.error().contains("redirects"), "{}", r.error());
+    // The default limit (10) and no retry of a redirect error.
+    assert_eq!(h.videos.hits("/redirect-loop.avi"), 11);
+    assert_eq!(
+        h.analyzer.started.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    h.assert_no_temp_files();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn videos_over_the_profile_bounds_are_422_before_the_analysis() {
+    // 6000x4000 is 24 Mpixels a frame, above the default max_frame_pixels (2 × 4K UHD).
+    let h = Harness::start(StandInAnalyzer::new(), |_| {}).await;
+    let r = h.challenge("huge", &h.videos.url("/huge-frame.mp4")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.kind(), "video_too_large");
+    assert!(
+        r.error().contains("6000x4000") && r.error().contains("max_frame_pixels"),
+        "{}",
+        r.error()
+    );
+    assert!(r.error().contains("/huge-frame.mp4"), "{}", r.error());
+    assert_eq!(
+        h.analyzer.started.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    h.assert_no_temp_files();
+
+    // vtest.avi's 795 frames, against a bound of 500.
+    let h = Harness::start(StandInAnalyzer::with_max_video_frames(500), |_| {}).await;
+    let r = h.challenge("long", &h.videos.url("/vtest.avi")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.kind(), "video_too_large");
+    assert!(
+        r.error().contains("795 frames") && r.error().contains("max_video_frames, 500"),
+        "{}",
+        r.error()
+    );
+    assert_eq!(
+        h.analyzer.started.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    assert!(
+        h.metrics()
+            .await
+            .contains("pitchside_challenges_total{outcome=\"invalid_video\"} 1\n")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn availability_is_false_when_every_challenge_would_be_refused() {
     let h = Harness::start(StandInAnalyzer::new(), |_| {}).await;
@@ -913,5 +1080,147 @@ async fn the_real_pipeline_answers_a_signed_challenge() {
         "{with_people} frames with people"
     );
     assert!((3..200).contains(&ids.len()), "{} track ids", ids.len());
+    h.assert_no_temp_files();
+}
+
+/// Challenge bodies a hostile or broken client might send, against a real service (auth
+/// off, private addresses refused, so nothing is downloaded): every answer is a JSON 4xx
+/// with an error kind, never a 5xx, and the service keeps answering. Cases: 64 in CI,
+/// `PROPTEST_CASES=10000` by hand.
+#[test]
+fn hostile_challenge_bodies_get_a_4xx_with_a_kind() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let json_value = || {
+        prop_oneof![
+            Just(json!(null)),
+            any::<bool>().prop_map(|b| json!(b)),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|f| json!(f)),
+            ".{0,40}".prop_map(|s| json!(s)),
+            Just(json!([1, "x", {}])),
+            Just(json!({"nested": {"deeper": [null]}})),
+        ]
+    };
+    let url = prop_oneof![
+        Just("file:///etc/passwd".to_string()),
+        Just("http://127.0.0.1:9/x.mp4".to_string()),
+        Just("http://[::1]/x.mp4".to_string()),
+        Just("http://169.254.169.254/latest/meta-data".to_string()),
+        Just("http://10.0.0.1/x.mp4".to_string()),
+        Just("http://user:pw@127.0.0.1/x".to_string()),
+        Just("ftp://127.0.0.1/x".to_string()),
+        Just("gopher://127.0.0.1:70/".to_string()),
+        Just("".to_string()),
+        "[a-z/:.%?#]{0,40}",
+    ];
+    let object = (
+        json_value(),
+        json_value(),
+        prop_oneof![url.prop_map(|u| json!(u)), json_value()],
+        json_value(),
+        any::<u8>(),
+    )
+        .prop_map(|(id, kind, video_url, created_at, drop)| {
+            let mut o = serde_json::Map::new();
+            for (i, (k, v)) in [
+                ("challenge_id", id),
+                ("type", kind),
+                ("video_url", video_url),
+                ("created_at", created_at),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                // Each field present or not.
+                if drop & (1 << i) == 0 {
+                    o.insert(k.into(), v);
+                }
+            }
+            serde_json::to_vec(&Value::Object(o)).unwrap()
+        });
+    let bodies = prop_oneof![
+        3 => object,
+        1 => prop::collection::vec(any::<u8>(), 0..300),
+        1 => "[\\[\\]{}\",:0-9a-z ]{0,200}".prop_map(String::into_bytes),
+    ];
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let h = rt.block_on(Harness::start(StandInAnalyzer::new(), |c| {
+        c.auth = AuthMode::None;
+        c.download.allow_private_addresses = false;
+    }));
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&bodies, |body| {
+            let r = rt.block_on(h.post(body.clone(), vec![]));
+            prop_assert!(
+                r.status.is_client_error(),
+                "{} for {:?}: {}",
+                r.status,
+                String::from_utf8_lossy(&body),
+                r.body
+            );
+            prop_assert!(!r.kind().is_empty(), "{}", r.body);
+            Ok(())
+        })
+        .unwrap();
+    assert!(rt.block_on(h.get_json("/health")).0.is_success());
+    assert_eq!(
+        h.analyzer.started.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    h.assert_no_temp_files();
+}
+
+/// The scripted hostile client (tests/support/hostile.rs, at a small scale; the full one is
+/// examples/hostile_client.rs against `pitchside serve`): every abuse refused with a 4xx,
+/// no slow connection held past the timeouts, and the genuine challenge in the middle
+/// answered in full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_client_is_refused_while_a_genuine_challenge_gets_its_200() {
+    use support::hostile::{self, Genuine, Scale};
+    let h = Harness::start(StandInAnalyzer::new(), |c| {
+        c.header_read_timeout_s = 1.0;
+        c.request_body_timeout_s = 1.0;
+    })
+    .await;
+    let genuine = Genuine {
+        validator: Hotkey::from_seed(1),
+        miner_address: h.miner.address.clone(),
+        video_url: h.videos.url("/vtest.avi"),
+        expected_frames: VTEST_FRAMES,
+    };
+    let scale = Scale {
+        slow_headers: 10,
+        slow_bodies: 5,
+        oversize: 10,
+        bad_signatures: 100,
+        replays: 10,
+        hold_limit: Duration::from_secs(6),
+    };
+    let target = h.base.trim_start_matches("http://").parse().unwrap();
+    let report = hostile::run(target, &genuine, scale).await;
+    assert!(report.failures.is_empty(), "{report:#?}");
+    assert_eq!(report.statuses.get(&413), Some(&10), "{report:#?}");
+    // Bad signatures, the wrong miner and the 10 replays: 401; the stranger: 403.
+    assert_eq!(report.statuses.get(&401), Some(&85), "{report:#?}");
+    assert_eq!(report.statuses.get(&403), Some(&25), "{report:#?}");
+    assert_eq!(
+        h.analyzer.started.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
     h.assert_no_temp_files();
 }

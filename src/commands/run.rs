@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use pitchside_engine::pipeline::RunOptions;
+use pitchside_engine::video::VideoInfo;
 
 use crate::deployment::DeploymentArgs;
 
@@ -31,11 +32,18 @@ pub struct RunArgs {
 pub fn run(args: RunArgs) -> Result<()> {
     // What can be checked in milliseconds is checked before the models load and the
     // analysis runs (minutes): the input, and that the result can be written.
-    check_source(&args.source)?;
+    let info = check_source(&args.source)?;
     if let Some(out) = &args.out {
         check_writable(out)?;
     }
-    let mut pipeline = args.deployment.resolve()?.into_pipeline()?;
+    let resolved = args.deployment.resolve()?;
+    // The profile's bounds on the video (as `serve` checks them, with the same message).
+    resolved
+        .effective()?
+        .profile
+        .check_video(&info)
+        .with_context(|| format!("{}", args.source.display()))?;
+    let mut pipeline = resolved.into_pipeline()?;
     let bar = std::io::stderr().is_terminal().then(|| {
         let b = indicatif::ProgressBar::new(0);
         b.set_style(
@@ -102,7 +110,7 @@ pub fn run(args: RunArgs) -> Result<()> {
 }
 
 /// Says what the input is when it cannot be a video file: a URL, a directory, nothing.
-fn check_source(source: &Path) -> Result<()> {
+fn check_source(source: &Path) -> Result<VideoInfo> {
     let s = source.to_string_lossy();
     if let Some((scheme, _)) = s.split_once("://")
         && !scheme.is_empty()
@@ -114,8 +122,7 @@ fn check_source(source: &Path) -> Result<()> {
     }
     // Opens it and decodes a frame, as the decoder will (a directory, a missing file, a
     // file that is not a video: each says so).
-    pitchside_engine::video::probe(source)?;
-    Ok(())
+    Ok(pitchside_engine::video::probe(source)?)
 }
 
 /// Fails when `out` cannot be created or written; leaves an existing file as it is.

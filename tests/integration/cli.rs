@@ -308,6 +308,8 @@ fn run_checks_out_before_the_analysis() {
 #[test]
 fn run_says_what_the_input_is_when_it_is_not_a_video_file() {
     let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.mp4");
+    std::fs::write(&empty, b"").unwrap();
     let cases = [
         (
             dir.path().to_str().unwrap(),
@@ -319,6 +321,9 @@ fn run_says_what_the_input_is_when_it_is_not_a_video_file() {
         ),
         ("https://example.com/clip.mp4", "is a URL"),
         ("assets/no-such-clip.mp4", "no such file"),
+        // Zero bytes, and bytes that are not a video.
+        (empty.to_str().unwrap(), "empty.mp4"),
+        ("README.md", "README.md"),
     ];
     for (source, says) in cases {
         let o = pitchside(&["run", source], &[]);
@@ -326,7 +331,21 @@ fn run_says_what_the_input_is_when_it_is_not_a_video_file() {
         assert_eq!(o.status.code(), Some(1), "{source}: {err}");
         assert!(err.contains(says), "{source}: {err}");
         assert!(!err.contains("loading models"), "{source}: {err}");
+        assert!(!err.contains("panicked"), "{source}: {err}");
     }
+}
+
+#[test]
+fn run_refuses_a_video_over_the_profile_bounds_before_loading_the_models() {
+    let o = pitchside(&["run", "tests/fixtures/videos/green-6000x4000.mp4"], &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("green-6000x4000.mp4")
+            && err.contains("the video is 6000x4000 (24000000 pixels a frame), above the profile's max_frame_pixels, 16588800"),
+        "{err}"
+    );
+    assert!(!err.contains("loading models"), "{err}");
 }
 
 #[test]

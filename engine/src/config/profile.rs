@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::image_size::{ImageSize, ImageSizeError};
 use super::model::Role;
 use crate::device::Backend;
+use crate::video::VideoInfo;
 
 /// Per-role inference sizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +112,11 @@ pub struct Profile {
     pub frame_stride: u32,
     /// 0 = all cores.
     pub cpu_threads: u32,
+    /// Largest frame (width × height) a video may have; a larger one is refused before it
+    /// is analysed (each decoded frame costs 3 bytes a pixel, times the queue and the batch).
+    pub max_frame_pixels: u64,
+    /// Most frames (the container's count) a video may have.
+    pub max_video_frames: u64,
 }
 
 impl Profile {
@@ -129,6 +135,8 @@ impl Profile {
                 prefetch_frames: 64,
                 frame_stride: 2,
                 cpu_threads: 0,
+                max_frame_pixels: limits::DEFAULT_FRAME_PIXELS,
+                max_video_frames: limits::DEFAULT_VIDEO_FRAMES,
             },
             ProfileName::Mps => Profile {
                 imgsz: const { ImageSizes::fixed(1280, 1024, 1024) },
@@ -142,6 +150,8 @@ impl Profile {
                 prefetch_frames: 64,
                 frame_stride: 2,
                 cpu_threads: 0,
+                max_frame_pixels: limits::DEFAULT_FRAME_PIXELS,
+                max_video_frames: limits::DEFAULT_VIDEO_FRAMES,
             },
             ProfileName::Cpu => Profile {
                 imgsz: const { ImageSizes::fixed(1024, 896, 896) },
@@ -155,6 +165,8 @@ impl Profile {
                 prefetch_frames: 64,
                 frame_stride: 2,
                 cpu_threads: 0,
+                max_frame_pixels: limits::DEFAULT_FRAME_PIXELS,
+                max_video_frames: limits::DEFAULT_VIDEO_FRAMES,
             },
         }
     }
@@ -196,6 +208,18 @@ impl Profile {
             ),
             ("timeout_s", self.timeout_s, 1, limits::TIMEOUT_S),
             (
+                "max_frame_pixels",
+                self.max_frame_pixels,
+                1,
+                limits::FRAME_PIXELS,
+            ),
+            (
+                "max_video_frames",
+                self.max_video_frames,
+                1,
+                limits::VIDEO_FRAMES,
+            ),
+            (
                 "cpu_threads",
                 self.cpu_threads as u64,
                 0,
@@ -215,6 +239,51 @@ impl Profile {
         }
         Ok(())
     }
+}
+
+impl Profile {
+    /// Refuses a video larger than the profile's bounds: called on the probe (the geometry
+    /// and frame 0), before the decoder starts and the frames queue up.
+    pub fn check_video(&self, info: &VideoInfo) -> Result<(), VideoTooLarge> {
+        let pixels = info.width as u64 * info.height as u64;
+        if pixels > self.max_frame_pixels {
+            return Err(VideoTooLarge::Pixels {
+                width: info.width,
+                height: info.height,
+                pixels,
+                max: self.max_frame_pixels,
+            });
+        }
+        if info.frame_count > self.max_video_frames {
+            return Err(VideoTooLarge::Frames {
+                frames: info.frame_count,
+                fps: info.fps,
+                max: self.max_video_frames,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A video over a profile's [`Profile::check_video`] bounds.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum VideoTooLarge {
+    #[error(
+        "the video is {width}x{height} ({pixels} pixels a frame), above the profile's \
+         max_frame_pixels, {max}"
+    )]
+    Pixels {
+        width: u32,
+        height: u32,
+        pixels: u64,
+        max: u64,
+    },
+    #[error(
+        "the video has {frames} frames ({:.0} s at {fps:.2} fps), above the profile's \
+         max_video_frames, {max}",
+        *frames as f64 / fps.max(1e-9)
+    )]
+    Frames { frames: u64, fps: f64, max: u64 },
 }
 
 /// Checks batch_size × imgsz² against [`limits::BATCH_PIXELS`]; each is bounded on its own,
@@ -256,6 +325,15 @@ pub mod limits {
     /// batch_size × imgsz², the pixels of one batch: 256 frames at 1024, 16 at 4096
     /// (3.2 GB of f32 input).
     pub const BATCH_PIXELS: u64 = 256 * 1024 * 1024;
+    /// Default largest frame: two 4K UHD frames' worth (a 16000×12000 frame, 192 Mpixels,
+    /// cost 2.8 GB of memory when it was analysed).
+    pub const DEFAULT_FRAME_PIXELS: u64 = 3840 * 2160 * 2;
+    /// Upper bound of `max_frame_pixels`: 16384², 805 MB for one decoded frame.
+    pub const FRAME_PIXELS: u64 = 16384 * 16384;
+    /// Default most frames: an hour at 30 fps (a challenge clip is 30 s).
+    pub const DEFAULT_VIDEO_FRAMES: u64 = 30 * 3600;
+    /// Upper bound of `max_video_frames`: a day at 60 fps.
+    pub const VIDEO_FRAMES: u64 = 60 * 86400;
 }
 
 /// Partial per-role sizes; `S` as in [`ProfilePatch`].
@@ -313,6 +391,8 @@ pub struct ProfilePatch<S = ImageSize> {
     pub prefetch_frames: Option<u32>,
     pub frame_stride: Option<u32>,
     pub cpu_threads: Option<u32>,
+    pub max_frame_pixels: Option<u64>,
+    pub max_video_frames: Option<u64>,
 }
 
 impl<S> Default for ProfilePatch<S> {
@@ -329,6 +409,8 @@ impl<S> Default for ProfilePatch<S> {
             prefetch_frames: None,
             frame_stride: None,
             cpu_threads: None,
+            max_frame_pixels: None,
+            max_video_frames: None,
         }
     }
 }
@@ -364,6 +446,8 @@ impl ProfilePatch<u32> {
             prefetch_frames: self.prefetch_frames,
             frame_stride: self.frame_stride,
             cpu_threads: self.cpu_threads,
+            max_frame_pixels: self.max_frame_pixels,
+            max_video_frames: self.max_video_frames,
         })
     }
 }
@@ -395,7 +479,9 @@ impl ProfilePatch {
             timeout_s,
             prefetch_frames,
             frame_stride,
-            cpu_threads
+            cpu_threads,
+            max_frame_pixels,
+            max_video_frames
         );
     }
 

@@ -44,6 +44,12 @@ pub struct ServiceConfig {
     /// Longest wait for a request's body once its headers are in (a client that trickles
     /// its body must not hold a connection).
     pub request_body_timeout_s: f64,
+    /// Longest wait for a request's headers, from the connection's first byte or from the
+    /// previous answer on a kept-alive connection (a client that trickles its headers, or
+    /// idles, must not hold a connection).
+    pub header_read_timeout_s: f64,
+    /// Open connections at once; one more is closed as soon as it is accepted.
+    pub max_connections: usize,
     /// `Retry-After` (seconds) sent with 503 when busy or shutting down.
     pub retry_after_s: u64,
     /// On SIGTERM, how long to wait for running challenges before asking them to stop.
@@ -68,6 +74,8 @@ impl Default for ServiceConfig {
             max_concurrent_challenges: 1,
             max_request_bytes: 64 * 1024,
             request_body_timeout_s: 10.0,
+            header_read_timeout_s: 10.0,
+            max_connections: 256,
             retry_after_s: 5,
             drain_timeout_s: 600.0,
             temp_dir: None,

@@ -522,6 +522,12 @@ fn huge_profile_values_name_the_field_and_the_bound() {
             "maximum, 604800",
         ),
         ("cpu_threads: 100000", "cpu_threads", "maximum, 1024"),
+        (
+            "max_frame_pixels: 1000000000000",
+            "max_frame_pixels",
+            "maximum, 268435456",
+        ),
+        ("max_video_frames: 0", "max_video_frames", "at least 1"),
         // Each within its bound, together a 51 GB batch.
         (
             "batch_size: 256\n    imgsz: { players: 4096, pitch: 4096, ball: 4096 }",
@@ -543,6 +549,54 @@ fn huge_profile_values_name_the_field_and_the_bound() {
     );
     let d = parse(&at_max).unwrap();
     d.effective(Backend::Cuda, &no_env()).unwrap();
+}
+
+#[test]
+fn videos_over_the_profile_bounds_are_refused_with_the_numbers() {
+    use crate::config::VideoTooLarge;
+    use crate::video::VideoInfo;
+    let d = parse(&format!(
+        "{MINIMAL}profiles:\n  cpu:\n    max_frame_pixels: 2000000\n    max_video_frames: 750\n"
+    ))
+    .unwrap();
+    let p = d.effective(Backend::Cpu, &no_env()).unwrap().profile;
+    let video = |width, height, frame_count| VideoInfo {
+        width,
+        height,
+        fps: 25.0,
+        frame_count,
+    };
+    p.check_video(&video(1920, 1040, 750)).unwrap();
+    let e = p.check_video(&video(1920, 1080, 750)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            VideoTooLarge::Pixels {
+                pixels: 2073600,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "the video is 1920x1080 (2073600 pixels a frame), above the profile's max_frame_pixels, 2000000"
+    );
+    let e = p.check_video(&video(1280, 720, 751)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the video has 751 frames (30 s at 25.00 fps), above the profile's max_video_frames, 750"
+    );
+    // The defaults take a 4K clip of an hour, and refuse the 16000x12000 frame of issue 14.
+    let p = parse(MINIMAL)
+        .unwrap()
+        .effective(Backend::Cpu, &no_env())
+        .unwrap()
+        .profile;
+    p.check_video(&video(3840, 2160, 90_000)).unwrap();
+    p.check_video(&video(16000, 12000, 10)).unwrap_err();
+    // A frame count of 0 (unknown to the container) is not refused by the count.
+    p.check_video(&video(1280, 720, 0)).unwrap();
 }
 
 #[test]

@@ -216,10 +216,6 @@ struct Loaded {
 impl Loaded {
     fn open(path: &Path) -> Result<Loaded, LoadError> {
         let lib = library(path)?;
-        let invalid = |reason: &str| LoadError::InvalidDescriptor {
-            path: path.to_owned(),
-            reason: reason.to_owned(),
-        };
         // SAFETY: the symbol's type is fixed by the ABI; a library exporting the name with
         // another type is not a plugin we can protect against.
         let entry: abi::EntryFn = unsafe { lib.get::<abi::EntryFn>(abi::ENTRY_SYMBOL_NUL) }
@@ -230,6 +226,24 @@ impl Loaded {
             })?;
         // SAFETY: the entry point takes nothing and returns a static pointer.
         let ptr = unsafe { entry() };
+        // SAFETY: the ABI makes `ptr` null or a static descriptor.
+        unsafe { Self::from_descriptor(ptr, path) }
+    }
+
+    /// Checks the descriptor an entry point returned: the version and size first, then the
+    /// kind, the strings and the function pointers its kind needs.
+    ///
+    /// # Safety
+    /// `ptr` is null, or points at a descriptor header, and at a whole descriptor of its
+    /// declared size when that header is this version's with at least our size.
+    unsafe fn from_descriptor(
+        ptr: *const abi::PsPluginDescriptor,
+        path: &Path,
+    ) -> Result<Loaded, LoadError> {
+        let invalid = |reason: &str| LoadError::InvalidDescriptor {
+            path: path.to_owned(),
+            reason: reason.to_owned(),
+        };
         if ptr.is_null() {
             return Err(invalid("the entry point returned null"));
         }
@@ -866,3 +880,6 @@ impl Drop for SharedTracker {
         unsafe { (self.loaded.destroy)(self.handle) };
     }
 }
+
+#[cfg(test)]
+mod proptests;

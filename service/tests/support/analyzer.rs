@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use opencv::prelude::*;
 use opencv::videoio::{self, VideoCapture};
+use pitchside_engine::config::{Profile, ProfileName, VideoTooLarge};
 use pitchside_engine::response::{DEFAULT_KEYPOINTS, FrameResult, Response};
+use pitchside_engine::video::VideoInfo;
 use pitchside_service::{AnalyzeError, Analyzer};
 
 #[derive(Debug, Default)]
@@ -18,11 +20,21 @@ pub struct StandInAnalyzer {
     /// Analyses started / stopped early because of the cancel flag.
     pub started: AtomicUsize,
     pub cancelled: AtomicUsize,
+    /// The profile's `max_video_frames` for [`Analyzer::admit`] (None: the default profile).
+    max_video_frames: Option<u64>,
 }
 
 impl StandInAnalyzer {
     pub fn new() -> StandInAnalyzer {
         StandInAnalyzer::default()
+    }
+
+    /// Admits videos of at most `n` frames (and the default profile's frame size).
+    pub fn with_max_video_frames(n: u64) -> StandInAnalyzer {
+        StandInAnalyzer {
+            max_video_frames: Some(n),
+            ..Default::default()
+        }
     }
 
     pub fn slow(per_frame: Duration) -> StandInAnalyzer {
@@ -34,6 +46,14 @@ impl StandInAnalyzer {
 }
 
 impl Analyzer for StandInAnalyzer {
+    fn admit(&self, video: &VideoInfo) -> Result<(), VideoTooLarge> {
+        let mut profile = Profile::defaults(ProfileName::Cpu);
+        if let Some(n) = self.max_video_frames {
+            profile.max_video_frames = n;
+        }
+        profile.check_video(video)
+    }
+
     fn analyze(
         &self,
         video: &Path,

@@ -2,6 +2,7 @@
 //! analyzer, a loopback video server with misbehaving modes, and validator request signing.
 
 pub mod analyzer;
+pub mod hostile;
 pub mod signing;
 pub mod video_server;
 

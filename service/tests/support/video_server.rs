@@ -13,6 +13,10 @@
 //! - `/huge.avi`: announces 50 GiB, sends 1 KiB, closes
 //! - `/flaky.avi`: 503 for the first two requests, then the clip
 //! - `/always-500.avi`: 500
+//! - `/empty.avi`: 200 with no bytes
+//! - `/redirect-loop.avi`: 302 to itself, forever
+//! - `/huge-frame.mp4`: a real 6000x4000 video (2 frames of H.264, 7 KB:
+//!   tests/fixtures/videos/green-6000x4000.mp4)
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -161,6 +165,23 @@ async fn handle(
             sock.write_all(head("200 OK", "video/x-msvideo", Some(len)).as_bytes())
                 .await?;
             sock.write_all(video).await?;
+        }
+        "/empty.avi" => {
+            sock.write_all(head("200 OK", "video/x-msvideo", Some(0)).as_bytes())
+                .await?;
+        }
+        "/redirect-loop.avi" => {
+            sock.write_all(
+                b"HTTP/1.1 302 Found\r\nLocation: /redirect-loop.avi\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            )
+            .await?;
+        }
+        "/huge-frame.mp4" => {
+            let big =
+                std::fs::read(super::root().join("tests/fixtures/videos/green-6000x4000.mp4"))?;
+            sock.write_all(head("200 OK", "video/mp4", Some(big.len() as u64)).as_bytes())
+                .await?;
+            sock.write_all(&big).await?;
         }
         "/always-500.avi" => {
             sock.write_all(head("500 Internal Server Error", "text/plain", Some(4)).as_bytes())
