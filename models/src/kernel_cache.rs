@@ -200,7 +200,7 @@ pub fn autotune_entries(dir: &Path) -> usize {
 /// The name of the GPU `device` will run on, as its driver reports it.
 pub fn gpu_name(device: ModelDevice) -> Option<String> {
     match device {
-        ModelDevice::Cpu => None,
+        ModelDevice::Cpu | ModelDevice::CpuBf16 => None,
         ModelDevice::Cuda { .. } => cuda_device_name(),
         ModelDevice::Wgpu => wgpu_adapter_name(),
     }
