@@ -38,6 +38,11 @@ pub(super) struct Input {
     /// Source frames whose packets the demuxer's index marks as keyframes (empty when the
     /// container has no index, e.g. a truncated AVI).
     pub keyframes: Vec<u64>,
+    /// Whether decoding can start afresh at each of those keyframes: codecs whose keyframes
+    /// are always closed (H.264 IDR as MP4 and AVI index them, MPEG-4 Part 2, MJPEG, VP8,
+    /// VP9). Not HEVC or MPEG-2, whose indexed keyframes may open a GOP whose leading frames
+    /// need the previous one: a segment starting there would decode fewer frames.
+    pub closed_keyframes: bool,
 }
 
 pub(super) fn open_input(path: &Path) -> Result<Input, VideoError> {
@@ -93,7 +98,20 @@ pub(super) fn open_input(path: &Path) -> Result<Input, VideoError> {
             })
             .collect()
     };
+    use ff::codec::Id;
+    let closed_keyframes = matches!(
+        params.id(),
+        Id::H264
+            | Id::MPEG4
+            | Id::MSMPEG4V1
+            | Id::MSMPEG4V2
+            | Id::MSMPEG4V3
+            | Id::MJPEG
+            | Id::VP8
+            | Id::VP9
+    );
     Ok(Input {
+        closed_keyframes,
         info: VideoInfo {
             width,
             height,
@@ -352,7 +370,9 @@ impl Converter {
             let (w, h, flags) = match *o {
                 // OpenCV's FFmpeg backend converts with these flags: the same pixels.
                 Output::Full => (sw, sh, ffi::SWS_BICUBIC),
-                Output::Scaled { width, height } => (width, height, scaled_flags()),
+                // Area averaging: of swscale's filters, the one whose detections come closest
+                // to the exact path's (BENCHMARKS.md, "Frame conversion at model size").
+                Output::Scaled { width, height } => (width, height, ffi::SWS_AREA),
             };
             let len = w as usize * h as usize * 3;
             let mut data = self.pool.take(len);
@@ -403,14 +423,5 @@ impl Converter {
             });
         }
         Ok(out)
-    }
-}
-
-fn scaled_flags() -> i32 {
-    match std::env::var("PS_SWS").as_deref() {
-        Ok("fast") => ffi::SWS_FAST_BILINEAR,
-        Ok("fastacc") => ffi::SWS_FAST_BILINEAR | ffi::SWS_ACCURATE_RND,
-        Ok("area") => ffi::SWS_AREA,
-        _ => ffi::SWS_BILINEAR,
     }
 }

@@ -56,8 +56,8 @@ pub struct VideoInfo {
 pub enum Output {
     /// Packed BGR at the video's size, the pixels OpenCV's `VideoCapture` gives.
     Full,
-    /// Packed BGR at `width`×`height`, scaled bilinearly from the decoder's YUV in the same
-    /// pass as the colour conversion.
+    /// Packed BGR at `width`×`height`, scaled (area-averaged) from the decoder's YUV in the
+    /// same pass as the colour conversion.
     Scaled { width: u32, height: u32 },
 }
 
@@ -93,8 +93,9 @@ pub enum DecoderEvent {
 /// Whether long inputs are cut into segments decoded in parallel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Segmenting {
-    /// When decoding in software with 2 or more threads and the demuxer's index has at
-    /// least two keyframes per thread.
+    /// When decoding in software with 2 or more threads, the codec's keyframes are closed
+    /// (H.264, MPEG-4 Part 2, MJPEG, VP8, VP9) and the demuxer's index has at least two
+    /// keyframes per thread.
     #[default]
     Auto,
     /// One decoder with frame threads.
@@ -297,6 +298,7 @@ impl Decoder {
         let segmented = opts.segmenting == Segmenting::Auto
             && acceleration == Acceleration::Software
             && threads >= 2
+            && input.closed_keyframes
             && input.keyframes.len() >= 2 * threads;
         let (tx, rx) = sync_channel(plan.prefetch);
         let stop = Arc::new(AtomicBool::new(false));

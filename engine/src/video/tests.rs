@@ -259,10 +259,11 @@ fn scaled_outputs_are_the_full_frame_resized_in_one_pass() {
                 "{} {}x{}: {mean_abs:.3}",
                 f.frame_number, scaled.width, scaled.height
             );
-            // Chroma is upsampled and interpolated differently in one pass, so not bit-equal;
+            // Area averaging is not OpenCV's bilinear sampling, and chroma is upsampled in the
+            // same pass, so not bit-equal (0.8 and 2.5 levels measured at 640 and 320 wide);
             // a swapped channel or a shifted row would be tens of levels off.
             assert!(
-                mean_abs < 2.5,
+                mean_abs < 4.0,
                 "frame {}: {}x{} is {mean_abs:.2} levels off on average",
                 f.frame_number,
                 scaled.width,

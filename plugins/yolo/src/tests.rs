@@ -188,17 +188,10 @@ fn a_frame_prescaled_to_the_input_size_gets_the_same_network_input() {
         imgsz: 640,
         ..Default::default()
     };
-    let d = YoloDetector::load(
-        &spec("yolov8n-railway.pt", Task::Detect),
-        opts,
-        ModelDevice::Cpu,
-    )
-    .unwrap();
-    let image = opencv::imgcodecs::imread(
-        &asset("../assets/zidane.jpg").to_string_lossy(),
-        opencv::imgcodecs::IMREAD_COLOR,
-    )
-    .unwrap();
+    let d =
+        YoloDetector::load(&spec("yolo11n-pose.pt", Task::Pose), opts, ModelDevice::Cpu).unwrap();
+    let image =
+        opencv::imgcodecs::imread(asset("zidane.jpg"), opencv::imgcodecs::IMREAD_COLOR).unwrap();
     use opencv::prelude::*;
     let (w, h) = (image.cols() as u32, image.rows() as u32);
     let (pw, ph) = d.input_size(w, h).unwrap();
@@ -215,14 +208,16 @@ fn a_frame_prescaled_to_the_input_size_gets_the_same_network_input() {
     .unwrap();
     let frame = |m: &opencv::core::Mat| -> Vec<u8> { m.data_bytes().unwrap().to_vec() };
     let (full_px, small_px) = (frame(&image), frame(&small));
-    let as_ref = |data: &'_ [u8], w: u32, h: u32| FrameRef {
-        data,
-        width: w,
-        height: h,
-        row_stride: w as usize * 3,
-        format: PixelFormat::Bgr8,
-        frame_number: 0,
-    };
+    fn as_ref(data: &[u8], w: u32, h: u32) -> FrameRef<'_> {
+        FrameRef {
+            data,
+            width: w,
+            height: h,
+            row_stride: w as usize * 3,
+            format: PixelFormat::Bgr8,
+            frame_number: 0,
+        }
+    }
     let (a, shape_a, _) = YoloModel::preprocess(&[as_ref(&full_px, w, h)], &opts).unwrap();
     let (b, shape_b, _) = YoloModel::preprocess(&[as_ref(&small_px, pw, ph)], &opts).unwrap();
     assert_eq!(shape_a, shape_b);
@@ -236,6 +231,10 @@ fn a_frame_prescaled_to_the_input_size_gets_the_same_network_input() {
         assert_eq!((f.class_id, f.score), (s.class_id, s.score));
         for k in 0..4 {
             assert!((f.bbox[k] - s.bbox[k] * 2.0).abs() < 0.01, "{f:?} vs {s:?}");
+        }
+        assert_eq!(f.keypoints.len(), s.keypoints.len());
+        for (a, b) in f.keypoints.iter().zip(&s.keypoints) {
+            assert!((a[0] - b[0] * 2.0).abs() < 0.01 && (a[1] - b[1] * 2.0).abs() < 0.01);
         }
     }
 }
