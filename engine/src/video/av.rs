@@ -20,13 +20,15 @@ pub(super) fn init() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = ff::init();
-        let level = if std::env::var_os("PITCHSIDE_FFMPEG_LOG").is_some_and(|v| v != "0") {
-            ffi::AV_LOG_WARNING
-        } else {
-            ffi::AV_LOG_QUIET
-        };
-        unsafe { ffi::av_log_set_level(level) };
     });
+    // Each time: OpenCV's videoio (still used to write annotated videos) sets FFmpeg's
+    // process-wide level when it starts.
+    let level = if std::env::var_os("PITCHSIDE_FFMPEG_LOG").is_some_and(|v| v != "0") {
+        ffi::AV_LOG_WARNING
+    } else {
+        ffi::AV_LOG_QUIET
+    };
+    unsafe { ffi::av_log_set_level(level) };
 }
 
 /// An opened input: the demuxer, its best video stream and what it says about it.
@@ -313,11 +315,19 @@ pub(super) struct Pool(Arc<Mutex<Vec<Vec<u8>>>>);
 const POOL_MAX: usize = 512;
 
 impl Pool {
-    fn take(&self, len: usize) -> Vec<u8> {
+    /// A buffer of `len` bytes with room for `slack` more after them.
+    fn take(&self, len: usize, slack: usize) -> Vec<u8> {
         let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        match v.iter().rposition(|b| b.len() == len) {
+        match v
+            .iter()
+            .rposition(|b| b.len() == len && b.capacity() >= len + slack)
+        {
             Some(i) => v.swap_remove(i),
-            None => vec![0u8; len],
+            None => {
+                let mut b = Vec::with_capacity(len + slack);
+                b.resize(len, 0);
+                b
+            }
         }
     }
 
@@ -375,7 +385,13 @@ impl Converter {
                 Output::Scaled { width, height } => (width, height, ffi::SWS_AREA),
             };
             let len = w as usize * h as usize * 3;
-            let mut data = self.pool.take(len);
+            // swscale's SIMD output writes whole blocks of pixels, past the end of a row whose
+            // width is not a multiple of them: into the next row, which it writes afterwards,
+            // and for the last row past the image. One spare row (allocated, never part of
+            // the image) takes that.
+            let slack = w as usize * 3 + 256;
+            let mut data = self.pool.take(len, slack);
+            debug_assert!(data.capacity() >= len + slack);
             unsafe {
                 *ctx = ffi::sws_getCachedContext(
                     *ctx,
