@@ -70,9 +70,12 @@ fn missing_and_non_video_files_are_clear_errors() {
     assert!(e.to_string().contains("notes.mp4"), "{e}");
 }
 
-/// Every event of a run: (frame number, hash of each image, sizes), then the end.
+/// A yielded frame: its number, a hash of each image, their sizes.
+type Seen = (u64, Vec<u64>, Vec<(u32, u32)>);
+
+/// Every event of a run, then the end.
 struct Run {
-    frames: Vec<(u64, Vec<u64>, Vec<(u32, u32)>)>,
+    frames: Vec<Seen>,
     frames_read: u64,
     error: Option<String>,
 }
