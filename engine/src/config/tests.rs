@@ -404,7 +404,7 @@ fn plugin_sources_are_exactly_one_known_plugin() {
         ),
         (
             MINIMAL.replacen("plugin: yolo", "plugin: yolov5", 1),
-            "t.yaml:9:3: unknown detector `yolov5` (built-in: yolo)",
+            "t.yaml:9:3: unknown detector `yolov5` (built-in: yolo, null)",
         ),
         (
             MINIMAL.replacen("plugin: yolo", "plugin: yolo\n      library: x.so", 1),
@@ -528,6 +528,7 @@ fn huge_profile_values_name_the_field_and_the_bound() {
             "maximum, 268435456",
         ),
         ("max_video_frames: 0", "max_video_frames", "at least 1"),
+        ("decode_threads: 257", "decode_threads", "maximum, 256"),
         // Each within its bound, together a 51 GB batch.
         (
             "batch_size: 256\n    imgsz: { players: 4096, pitch: 4096, ball: 4096 }",
@@ -545,10 +546,38 @@ fn huge_profile_values_name_the_field_and_the_bound() {
     let at_max = format!(
         "{MINIMAL}profiles:\n  cuda:\n    batch_size: 256\n    prefetch_frames: 1024\n    \
          max_detections: 10000\n    frame_stride: 1000\n    timeout_s: 604800\n    \
-         cpu_threads: 1024\n    imgsz: {{ players: 1024, pitch: 1024, ball: 1024 }}\n"
+         cpu_threads: 1024\n    decode_threads: 256\n    frame_conversion: exact\n    \
+         imgsz: {{ players: 1024, pitch: 1024, ball: 1024 }}\n"
     );
     let d = parse(&at_max).unwrap();
-    d.effective(Backend::Cuda, &no_env()).unwrap();
+    let e = d.effective(Backend::Cuda, &no_env()).unwrap();
+    assert_eq!(e.profile.decode_threads, 256);
+    assert_eq!(e.profile.frame_conversion, FrameConversion::Exact);
+    // The defaults: all cores, conversion at model size; the environment overrides both.
+    let e = d.effective(Backend::Cpu, &no_env()).unwrap();
+    assert_eq!(e.profile.decode_threads, 0);
+    assert_eq!(e.profile.frame_conversion, FrameConversion::ModelSize);
+    let env = [("DECODE_THREADS", "2"), ("FRAME_CONVERSION", "exact")];
+    let e = d
+        .effective(Backend::Cpu, &EnvOverrides::read(&env[..]).unwrap())
+        .unwrap();
+    assert_eq!(e.profile.decode_threads, 2);
+    assert_eq!(e.profile.frame_conversion, FrameConversion::Exact);
+    let y = format!("{MINIMAL}profiles:\n  cpu:\n    frame_conversion: fast\n");
+    let msg = parse(&y).unwrap_err().to_string();
+    assert!(
+        msg.starts_with("t.yaml:18:")
+            && msg.contains(
+                "frame_conversion: unknown variant `fast`, expected `exact` or `model_size`"
+            ),
+        "{msg}"
+    );
+    for (var, value) in [("DECODE_THREADS", "257"), ("FRAME_CONVERSION", "fast")] {
+        let e = EnvOverrides::read(&[(var, value)][..])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(var), "{e}");
+    }
 }
 
 #[test]
