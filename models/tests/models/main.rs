@@ -5,5 +5,6 @@
 
 mod golden;
 mod letterbox;
+mod resize;
 mod support;
 mod synthetic;
