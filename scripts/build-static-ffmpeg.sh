@@ -76,7 +76,7 @@ nvdec=h264_nvdec,hevc_nvdec,mpeg4_nvdec,mpeg1_nvdec,mpeg2_nvdec,vp8_nvdec,vp9_nv
   --enable-ffnvcodec --enable-cuda --enable-nvdec --enable-cuvid \
   --pkg-config-flags=--static
 for c in CONFIG_NVDEC CONFIG_CUVID CONFIG_H264_DECODER CONFIG_ZLIB; do
-  cat config.h config_components.h 2>/dev/null | grep -q "#define $c 1" || { echo "build-static-ffmpeg: configure left $c off" >&2; exit 1; }
+  grep -qs "#define $c 1" config.h config_components.h || { echo "build-static-ffmpeg: configure left $c off" >&2; exit 1; }
 done
 make -j"$JOBS" >make.log 2>&1 || { tail -30 make.log >&2; exit 1; }
 make install >/dev/null

@@ -2,9 +2,11 @@
 //! drawing detections for people to look at.
 //!
 //! Without the `opencv` feature (the self-contained build) images are read with the
-//! `image` crate (JPEG and PNG): sizes and orientation as `cv2.imread`, but JPEG pixels may
-//! differ by the decoders' rounding (on assets/bus.jpg at most 1 level in 0.1 % of the
-//! values; the unit test `image_crate_reads_as_imread_within_rounding` measures it).
+//! `image` crate: JPEG, and PNG with the `png` feature (off by default: see
+//! engine/Cargo.toml). Sizes and orientation are as `cv2.imread`'s, but JPEG pixels may
+//! differ by the decoders' IDCT and upsampling rounding: on bus.jpg and zidane.jpg at most
+//! 4 levels, in 10 % and 8 % of the values (the unit test
+//! `image_crate_reads_as_imread_within_rounding`).
 //! Drawing (annotated output) needs OpenCV and says so.
 
 use std::path::Path;
@@ -310,14 +312,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("none.jpg");
         let msg = read_image(&missing).unwrap_err().to_string();
-        assert!(msg.contains("none.jpg") && msg.contains("no such file"), "{msg}");
+        assert!(
+            msg.contains("none.jpg") && msg.contains("no such file"),
+            "{msg}"
+        );
         let junk = dir.path().join("junk.jpg");
         std::fs::write(&junk, b"not an image at all").unwrap();
         for msg in [
             read_image(&junk).unwrap_err().to_string(),
             read_image_pure(&junk).unwrap_err().to_string(),
         ] {
-            assert!(msg.contains("junk.jpg") && msg.contains("not a readable image"), "{msg}");
+            assert!(
+                msg.contains("junk.jpg") && msg.contains("not a readable image"),
+                "{msg}"
+            );
         }
     }
 
@@ -345,25 +353,39 @@ mod tests {
                 deltas.len()
             );
             assert!(max <= JPEG_MAX_DELTA, "{name}: max delta {max}");
+            // Measured: 10.1 % (bus), 8.0 % (zidane).
+            assert!(
+                differing * 100 <= deltas.len() * 12,
+                "{name}: {differing} differ"
+            );
         }
-        // PNG is lossless: byte for byte. A PNG of bus.jpg's pixels, written by OpenCV.
+    }
+
+    /// PNG is lossless: byte for byte. A PNG of bus.jpg's pixels, written by OpenCV.
+    #[cfg(all(feature = "opencv", feature = "png"))]
+    #[test]
+    fn image_crate_reads_png_as_imread() {
         let dir = tempfile::tempdir().unwrap();
         let png = dir.path().join("bus.png");
         let bus = read_image_opencv(&workspace_root().join("assets/bus.jpg")).unwrap();
         assert!(
             opencv::imgcodecs::imwrite(
-                &png.to_string_lossy(),
+                &*png.to_string_lossy(),
                 &bus.to_mat().unwrap(),
                 &opencv::core::Vector::new()
             )
             .unwrap()
         );
-        let (cv, pure) = (read_image_opencv(&png).unwrap(), read_image_pure(&png).unwrap());
+        let (cv, pure) = (
+            read_image_opencv(&png).unwrap(),
+            read_image_pure(&png).unwrap(),
+        );
         assert_eq!((pure.width, pure.height), (cv.width, cv.height));
         assert!(pure.data == cv.data, "PNG pixels differ");
     }
 
-    /// Measured on bus.jpg and zidane.jpg (see the module comment).
+    /// Measured on bus.jpg and zidane.jpg: 4 levels (libjpeg-turbo's ISLOW IDCT and fancy
+    /// upsampling against zune-jpeg's).
     #[cfg(feature = "opencv")]
-    const JPEG_MAX_DELTA: u8 = 255;
+    const JPEG_MAX_DELTA: u8 = 4;
 }

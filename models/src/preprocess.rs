@@ -1,7 +1,8 @@
 //! LetterBox exactly as ultralytics' `predict` does it: keep the aspect ratio, OpenCV
 //! bilinear resize, pad with 114 split by `round(d ∓ 0.1)`; then BGR → RGB, CHW, /255.
-//! The resize is OpenCV's `INTER_LINEAR` reproduced in Rust ([`LinearResize`], tested
-//! byte for byte against OpenCV), so builds without OpenCV letterbox identically.
+//! Builds without OpenCV use OpenCV's `INTER_LINEAR` reproduced in Rust ([`LinearResize`],
+//! tested byte for byte against OpenCV, models/tests/models/resize.rs), so they letterbox
+//! identically; with OpenCV linked, OpenCV's own resize is used (1.0–2.7× faster here).
 
 use pitchside_plugin::{FrameRef, PixelFormat};
 
@@ -237,17 +238,19 @@ impl LinearResize {
                 beta,
             } => {
                 let hresize = |src: &[u8], dst: &mut [i32]| {
-                    for dx in 0..*xmax {
-                        let (o, [a0, a1]) = (xofs[dx], alpha[dx]);
-                        for c in 0..3 {
-                            dst[dx * 3 + c] = src[o + c] as i32 * a0 + src[o + 3 + c] as i32 * a1;
-                        }
+                    let (left, right) = dst.split_at_mut(*xmax * 3);
+                    for ((d, &o), &[a0, a1]) in left.chunks_exact_mut(3).zip(xofs).zip(alpha) {
+                        // One bounds check per pixel: both source pixels at once.
+                        let s = &src[o..o + 6];
+                        d[0] = s[0] as i32 * a0 + s[3] as i32 * a1;
+                        d[1] = s[1] as i32 * a0 + s[4] as i32 * a1;
+                        d[2] = s[2] as i32 * a0 + s[5] as i32 * a1;
                     }
-                    for dx in *xmax..self.dst_w {
-                        let o = xofs[dx];
-                        for c in 0..3 {
-                            dst[dx * 3 + c] = src[o + c] as i32 * COEF_SCALE;
-                        }
+                    for (d, &o) in right.chunks_exact_mut(3).zip(&xofs[*xmax..]) {
+                        let s = &src[o..o + 3];
+                        d[0] = s[0] as i32 * COEF_SCALE;
+                        d[1] = s[1] as i32 * COEF_SCALE;
+                        d[2] = s[2] as i32 * COEF_SCALE;
                     }
                 };
                 let clip = |y: i64| y.clamp(0, self.src_h as i64 - 1) as usize;
@@ -256,6 +259,7 @@ impl LinearResize {
                 let (mut have0, mut have1) = (usize::MAX, usize::MAX);
                 for dy in rows {
                     let (sy0, sy1) = (clip(yofs[dy]), clip(yofs[dy] + 1));
+                    let [b0, b1] = beta[dy];
                     if have1 == sy0 {
                         std::mem::swap(&mut r0, &mut r1);
                         std::mem::swap(&mut have0, &mut have1);
@@ -264,18 +268,24 @@ impl LinearResize {
                         hresize(src_row(sy0), &mut r0);
                         have0 = sy0;
                     }
-                    if have1 != sy1 {
-                        if sy1 == sy0 {
-                            r1.copy_from_slice(&r0);
-                        } else {
-                            hresize(src_row(sy1), &mut r1);
+                    if b1 == 0 {
+                        // The second row's term is 0 whatever it holds: not computed.
+                        for (o, &v0) in out.iter_mut().zip(&r0) {
+                            *o = ((((b0 * (v0 >> 4)) >> 16) + 2) >> 2).clamp(0, 255) as u8;
                         }
-                        have1 = sy1;
-                    }
-                    let [b0, b1] = beta[dy];
-                    for ((o, &v0), &v1) in out.iter_mut().zip(&r0).zip(&r1) {
-                        let v = (((b0 * (v0 >> 4)) >> 16) + ((b1 * (v1 >> 4)) >> 16) + 2) >> 2;
-                        *o = v.clamp(0, 255) as u8;
+                    } else {
+                        if have1 != sy1 {
+                            if sy1 == sy0 {
+                                r1.copy_from_slice(&r0);
+                            } else {
+                                hresize(src_row(sy1), &mut r1);
+                            }
+                            have1 = sy1;
+                        }
+                        for ((o, &v0), &v1) in out.iter_mut().zip(&r0).zip(&r1) {
+                            let v = (((b0 * (v0 >> 4)) >> 16) + ((b1 * (v1 >> 4)) >> 16) + 2) >> 2;
+                            *o = v.clamp(0, 255) as u8;
+                        }
                     }
                     emit(dy, &out);
                 }
@@ -286,11 +296,7 @@ impl LinearResize {
 
 /// `frame` resized to `dst_w`×`dst_h` as OpenCV's `INTER_LINEAR` does (packed rows, the
 /// source's channel order).
-pub fn resize_linear(
-    frame: &FrameRef<'_>,
-    dst_w: u32,
-    dst_h: u32,
-) -> Result<Vec<u8>, ModelError> {
+pub fn resize_linear(frame: &FrameRef<'_>, dst_w: u32, dst_h: u32) -> Result<Vec<u8>, ModelError> {
     frame
         .validate()
         .map_err(|e| ModelError::Image(e.to_string()))?;
@@ -300,17 +306,22 @@ pub fn resize_linear(
     Ok(out)
 }
 
-/// Letterboxes `frame` into `out` (3 × out_h × out_w, RGB planes, values / 255).
+/// Letterboxes `frame` into `out` (3 × out_h × out_w, RGB planes, values / 255): on
+/// OpenCV where it is linked (measured faster: its SIMD resize; examples/letterbox_bench.rs),
+/// else in Rust, byte for byte the same.
 pub fn letterbox_into(
     frame: &FrameRef<'_>,
     lb: &Letterbox,
     out: &mut [f32],
 ) -> Result<(), ModelError> {
-    letterbox_into_rust(frame, lb, out)
+    #[cfg(feature = "opencv")]
+    return letterbox_into_opencv(frame, lb, out);
+    #[cfg(not(feature = "opencv"))]
+    return letterbox_into_rust(frame, lb, out);
 }
 
 /// The letterbox in Rust: [`LinearResize`] and the padding, straight into the planes,
-/// in bands of rows on rayon's pool (byte-identical to [`letterbox_into_opencv`]).
+/// in bands of rows on rayon's pool (byte-identical to OpenCV's).
 pub fn letterbox_into_rust(
     frame: &FrameRef<'_>,
     lb: &Letterbox,
@@ -348,19 +359,29 @@ pub fn letterbox_into_rust(
         .for_each(|(i, ((r, g), b))| {
             let y0 = i * band / ow;
             let y1 = y0 + r.len() / ow;
-            // Everything grey first; the image rows are written over it.
-            r.fill(pad);
-            g.fill(pad);
-            b.fill(pad);
-            let dy0 = y0.saturating_sub(top).min(nh);
-            let dy1 = y1.saturating_sub(top).min(nh);
-            rs.rows(frame, dy0..dy1, |dy, row| {
-                let at = (dy + top - y0) * ow + left;
-                let (r, g, b) = (&mut r[at..at + nw], &mut g[at..at + nw], &mut b[at..at + nw]);
-                for (x, px) in row.chunks_exact(3).enumerate() {
-                    r[x] = lut[px[ri] as usize];
-                    g[x] = lut[px[1] as usize];
-                    b[x] = lut[px[bi] as usize];
+            // The image's rows within the band; grey above and below them.
+            let (iy0, iy1) = (top.clamp(y0, y1), (top + nh).clamp(y0, y1));
+            for p in [&mut *r, &mut *g, &mut *b] {
+                p[..(iy0 - y0) * ow].fill(pad);
+                p[(iy1 - y0) * ow..].fill(pad);
+            }
+            let image_rows = iy0.saturating_sub(top)..iy1.saturating_sub(top);
+            rs.rows(frame, image_rows, |dy, row| {
+                let at = (dy + top - y0) * ow;
+                let (r, g, b) = (
+                    &mut r[at..at + ow],
+                    &mut g[at..at + ow],
+                    &mut b[at..at + ow],
+                );
+                for p in [&mut *r, &mut *g, &mut *b] {
+                    p[..left].fill(pad);
+                    p[left + nw..].fill(pad);
+                }
+                let (r, g, b) = (&mut r[left..], &mut g[left..], &mut b[left..]);
+                for (((px, r), g), b) in row.chunks_exact(3).zip(r).zip(g).zip(b) {
+                    *r = lut[px[ri] as usize];
+                    *g = lut[px[1] as usize];
+                    *b = lut[px[bi] as usize];
                 }
             });
         });
@@ -541,10 +562,14 @@ mod tests {
             right: 0,
         };
         let mut out = vec![0f32; 3 * 2 * 2];
-        letterbox_into(&frame, &lb, &mut out).unwrap();
         let g = 114.0 / 255.0;
-        // R plane: padding row, then [0, 1]; B plane: padding row then [1, 0].
-        assert_eq!(&out[0..4], &[g, g, 0.0, 1.0]);
-        assert_eq!(&out[8..12], &[g, g, 1.0, 0.0]);
+        let mut rust = vec![0f32; 3 * 2 * 2];
+        letterbox_into(&frame, &lb, &mut out).unwrap();
+        letterbox_into_rust(&frame, &lb, &mut rust).unwrap();
+        for out in [out, rust] {
+            // R plane: padding row, then [0, 1]; B plane: padding row then [1, 0].
+            assert_eq!(&out[0..4], &[g, g, 0.0, 1.0]);
+            assert_eq!(&out[8..12], &[g, g, 1.0, 0.0]);
+        }
     }
 }

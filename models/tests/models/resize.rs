@@ -38,7 +38,9 @@ fn cv_resize(f: &FrameRef<'_>, w: u32, h: u32) -> Vec<u8> {
 
 /// Deterministic noise (an LCG), so that every coefficient and rounding matters.
 fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
             s = s
