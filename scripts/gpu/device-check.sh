@@ -4,7 +4,10 @@
 #   1. CUDA parity: Burn fp32 (TF32 convs) and fp16 vs ultralytics on real weights — every
 #      head value and the detections after NMS;
 #   2. Burn fp16 forward throughput of random-weight YOLOv8n/x (and YOLOv8x-pose, 32 kpt);
-#   3. the PyTorch yardstick (shared/gpu-anchor's anchor.py, models section) in the same run.
+#   3. the PyTorch yardstick (shared/gpu-anchor's anchor.py, models section) in the same run;
+#   4. when the bundle has the self-contained `pitchside` (pack.sh WITH_PITCHSIDE=1 or
+#      PITCHSIDE_ONLY=1): `pitchside bench` on vtest.avi with configs/cuda.yaml's deployment,
+#      the whole pipeline (NVDEC or software decoding, letterbox, models, tracking).
 # Every result is one JSON line appended to $OUT/results.jsonl as soon as it exists; the
 # whole run keeps to DEADLINE_S so what finished comes back.
 #
@@ -62,6 +65,18 @@ anchor() {
       --frames 64 --e2e-calls 2 --e2e-b1-calls 4 --budget-s $(( t - 10 )) > "$OUT/anchor.log" 2>&1
   log "anchor rc=$? $(grep -h 'img/s' "$OUT/anchor.log" | tr '\n' ';' | cut -c1-900)"
 }
+pipeline() {  # the self-contained binary's pipeline bench, one JSON line in $RES
+  [[ -x "$G/pitchside" ]] || return
+  local t=$(( $(left) < ${1:-240} ? $(left) : ${1:-240} ))
+  (( t < 30 )) && { log "skip pipeline bench (deadline)"; return; }
+  local t0=$(date +%s)
+  (cd "$G/pipeline" && timeout -k 5 "$t" "$G/pitchside" bench --config config.yaml vtest.avi \
+     > "$OUT/pipeline-bench.json" 2> "$OUT/pipeline-bench.log")
+  local rc=$?
+  tr -d '\n' < "$OUT/pipeline-bench.json" >> "$RES"; echo >> "$RES"
+  log "pipeline bench rc=$rc $(( $(date +%s) - t0 ))s: $(grep -E 'end-to-end|decode' "$OUT/pipeline-bench.log" | tr '\n' ';' | cut -c1-600)"
+}
+[[ -x "$BIN" ]] || { log "no device_check in the bundle: the pipeline bench only"; pipeline 500; log "done"; exit 0; }
 A=models/archs
 # Correctness first: a cold cache makes the first of these the slow one.
 step 300 parity "$DEVICE" "$G/parity" yolo11n-pose
@@ -74,6 +89,7 @@ step 120 bench "$HALF" $A/yolov8n.yaml 1 640 50
 step 120 bench "$HALF" $A/yolov8x.yaml 1 640 30
 step 120 bench "$HALF" $A/yolov8x-pose.yaml 32 640 10 1 32
 step 90  parity "$DEVICE" "$G/parity" yolov8n-railway
+pipeline 240
 if [[ -n "${CUBECL_DEBUG_LOG:-}" && -f /tmp/cubecl.log ]]; then
   grep -a -i 'autotun\|fastest' /tmp/cubecl.log | head -c 8000000 > "$OUT/autotune.txt"
 fi
