@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""
 [[ "$(id -u)" != 0 ]] && SUDO="sudo"
-PKGS=(libopencv-dev clang libclang-dev pkg-config mesa-vulkan-drivers libvulkan1 python3-pip)
+# libav*-dev: the video decoder (ffmpeg-next); ffmpeg: test clips and `bench --vs-ffmpeg`.
+PKGS=(libopencv-dev clang libclang-dev pkg-config mesa-vulkan-drivers libvulkan1 python3-pip
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -25,7 +25,8 @@ pub use image_size::{ImageSize, ImageSizeError};
 pub use model::{EffectiveModel, ModelConfig, Role, Task};
 pub use pipeline::{DetectorConfig, PipelineConfig, PluginSource, TrackerConfig};
 pub use profile::{
-    ImageSizes, ImageSizesPatch, Profile, ProfileChoice, ProfileName, ProfilePatch, limits,
+    FrameConversion, ImageSizes, ImageSizesPatch, Profile, ProfileChoice, ProfileName,
+    ProfilePatch, limits,
 };
 
 use crate::device::DeviceRequest;
@@ -157,7 +158,8 @@ impl Deployment {
             .parse()
             .map_err(|(path, msg)| invalid(&path, msg))?;
         for d in &pipeline.detectors {
-            if let PluginSource::Builtin(_) = d.source
+            if let PluginSource::Builtin(b) = &d.source
+                && b.needs_model
                 && !models.contains_key(&d.model_role())
             {
                 return Err(invalid(

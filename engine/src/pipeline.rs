@@ -12,13 +12,15 @@ use std::time::{Duration, Instant};
 use pitchside_plugin::{Detection, FrameRef, PluginError, Tracker};
 use serde::Serialize;
 
-use crate::config::{Deployment, EffectiveConfig, Profile, Role};
+use crate::config::{Deployment, EffectiveConfig, FrameConversion, Profile, ProfileName, Role};
 use crate::device::Backend;
 use crate::plugin_host::{DetectorSlot, HostError, build_detectors, build_tracker};
 use crate::response::{BALL_CLASS, DEFAULT_KEYPOINTS, KEYPOINT_MIN_CONF, processing_time};
 /// Re-exported: the response is what a pipeline run yields.
 pub use crate::response::{FrameResult, ObjectResult, Response};
-use crate::video::{Decoder, DecoderEvent, VideoError};
+use crate::video::{
+    DecodeOptions, Decoder, DecoderEvent, Output, Segmenting, VideoError, VideoInfo,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -47,6 +49,12 @@ pub struct RunStats {
     pub detect_wall_s: f64,
     pub tracking_s: f64,
     pub assemble_s: f64,
+    /// "software" or "nvdec".
+    pub decode_acceleration: String,
+    /// Segments decoded in parallel (1: one frame-threaded decoder).
+    pub decode_segments: u64,
+    /// The profile's `frame_conversion`.
+    pub frame_conversion: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -83,6 +91,8 @@ pub struct RunOptions<'a> {
     pub progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
     /// Read at most this many source frames (benchmarks on a prefix of a clip).
     pub max_frames: Option<u64>,
+    /// Whether long inputs may be decoded in parallel segments (benchmarks compare).
+    pub segmenting: Segmenting,
 }
 
 /// A loaded pipeline: detectors stay loaded across videos; trackers are made per video.
@@ -164,10 +174,40 @@ impl Pipeline {
     ) -> Result<(Response, RunStats), PipelineError> {
         let start = Instant::now();
         let p = self.effective.profile.clone();
+        let mut stats = RunStats::default();
         let stride = p.frame_stride.max(1);
-        let decoder =
-            Decoder::start_limited(path, stride, p.prefetch_frames as usize, opts.max_frames)?;
+        let decode = DecodeOptions {
+            max_frames: opts.max_frames,
+            threads: p.decode_threads,
+            // NVDEC is for the GPU hosts the cuda profile is for; it falls back to software.
+            hardware: self.effective.profile_name == ProfileName::Cuda,
+            segmenting: opts.segmenting,
+            ..DecodeOptions::new(stride, p.prefetch_frames as usize)
+        };
+        // Which decoder output each detector reads (index into the outputs).
+        let mut inputs: Vec<usize> = Vec::new();
+        let conversion = p.frame_conversion;
+        let detectors = &self.detectors;
+        let decoder = Decoder::start_with(path, &decode, |info| {
+            let (outputs, which) = decoder_outputs(detectors, conversion, info);
+            inputs = which;
+            outputs
+        })?;
         let info = decoder.info;
+        stats.decode_acceleration = format!("{:?}", decoder.acceleration()).to_lowercase();
+        stats.decode_segments = decoder.segment_decoders() as u64;
+        stats.frame_conversion = conversion.to_string();
+        // Scale factors from each detector's input back to source pixels.
+        let back: Vec<Option<(f32, f32)>> = inputs
+            .iter()
+            .map(|&k| match decoder.outputs()[k] {
+                Output::Full => None,
+                Output::Scaled { width, height } => Some((
+                    info.width as f32 / width as f32,
+                    info.height as f32 / height as f32,
+                )),
+            })
+            .collect();
         let fps = if info.fps.is_finite() && info.fps > 0.0 {
             info.fps
         } else {
@@ -185,7 +225,6 @@ impl Pipeline {
         let deadline = start + Duration::from_secs(p.timeout_s);
         let mut ids = IdMap::default();
         let mut processed: Vec<Processed> = Vec::new();
-        let mut stats = RunStats::default();
         let mut call_time: HashMap<Role, Duration> = HashMap::new();
         let mut end: Option<(u64, Option<String>)> = None;
         let mut error: Option<String> = None;
@@ -214,23 +253,33 @@ impl Pipeline {
             }
             stats.decode_wait_s += wait.elapsed().as_secs_f64();
             if !batch.is_empty() {
-                let frames: Vec<FrameRef<'_>> = batch
+                let frames: Vec<Vec<FrameRef<'_>>> = inputs
                     .iter()
-                    .map(|f| f.image.frame(f.frame_number))
+                    .map(|&k| {
+                        batch
+                            .iter()
+                            .map(|f| f.images[k].frame(f.frame_number))
+                            .collect()
+                    })
                     .collect();
                 let t = Instant::now();
-                let results = detect_concurrently(&mut self.detectors, &frames, &mut call_time);
+                let results = detect_each(&mut self.detectors, &frames, &mut call_time);
                 stats.detect_wall_s += t.elapsed().as_secs_f64();
                 stats.batches += 1;
                 let mut per_role: Vec<(Role, Vec<Vec<Detection>>)> = Vec::new();
-                for (role, r) in results {
+                for ((role, r), back) in results.into_iter().zip(&back) {
                     match r {
-                        Ok(d) if d.len() == frames.len() => per_role.push((role, d)),
+                        Ok(mut d) if d.len() == batch.len() => {
+                            if let Some((sx, sy)) = *back {
+                                to_source_pixels(&mut d, sx, sy);
+                            }
+                            per_role.push((role, d))
+                        }
                         Ok(d) => {
                             error = Some(format!(
                                 "detector for role {role} returned {} results for {} frames",
                                 d.len(),
-                                frames.len()
+                                batch.len()
                             ));
                             break 'outer;
                         }
@@ -281,6 +330,10 @@ impl Pipeline {
                 stats.tracking_s += t.elapsed().as_secs_f64();
                 if let (Some(cb), Some(last)) = (opts.progress, batch.last()) {
                     cb(last.frame_number + 1, info.frame_count);
+                }
+                drop(frames);
+                for f in batch {
+                    decoder.recycle(f);
                 }
             }
             if end.is_some() {
@@ -345,6 +398,217 @@ impl Pipeline {
     }
 }
 
+/// The decoder outputs for a video: with `model_size`, one scaled output per distinct size
+/// the detectors ask for (a size equal to the source's is the full-size one), full-size BGR
+/// for the others; and which output each detector reads.
+fn decoder_outputs(
+    detectors: &[DetectorSlot],
+    conversion: FrameConversion,
+    info: &VideoInfo,
+) -> (Vec<Output>, Vec<usize>) {
+    let mut outputs: Vec<Output> = Vec::new();
+    let which = detectors
+        .iter()
+        .map(|slot| {
+            let wanted = match conversion {
+                FrameConversion::Exact => None,
+                FrameConversion::ModelSize => slot.detector.input_size(info.width, info.height),
+            };
+            let o = match wanted {
+                Some((w, h)) if w > 0 && h > 0 && (w, h) != (info.width, info.height) => {
+                    Output::Scaled {
+                        width: w,
+                        height: h,
+                    }
+                }
+                _ => Output::Full,
+            };
+            match outputs.iter().position(|x| *x == o) {
+                Some(k) => k,
+                None => {
+                    outputs.push(o);
+                    outputs.len() - 1
+                }
+            }
+        })
+        .collect();
+    (outputs, which)
+}
+
+/// Detections on a frame scaled by 1/`sx`×1/`sy` mapped back to source pixels.
+fn to_source_pixels(frames: &mut [Vec<Detection>], sx: f32, sy: f32) {
+    for d in frames.iter_mut().flatten() {
+        d.bbox = [
+            d.bbox[0] * sx,
+            d.bbox[1] * sy,
+            d.bbox[2] * sx,
+            d.bbox[3] * sy,
+        ];
+        for k in &mut d.keypoints {
+            k[0] *= sx;
+            k[1] *= sy;
+        }
+    }
+}
+
+/// How one detector's detections on frames converted at model size compare with its
+/// detections on the exact path's full-size frames (`pitchside bench --conversion-parity`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ConversionParity {
+    pub role: String,
+    /// The size the detector asked for (`None`: it reads full-size frames either way).
+    pub input_size: Option<(u32, u32)>,
+    pub frames: u64,
+    pub exact_detections: u64,
+    pub fast_detections: u64,
+    /// Pairs of the same class with IoU of at least 0.5, matched greedily by exact score.
+    pub matched: u64,
+    pub mean_iou: f64,
+    pub min_iou: f64,
+    pub mean_abs_score_delta: f64,
+    pub max_abs_score_delta: f64,
+    /// Pose models: mean distance in source pixels between matched keypoints seen in both.
+    pub mean_keypoint_px: f64,
+    #[serde(skip)]
+    keypoints_seen: u64,
+}
+
+fn iou(a: &[f32; 4], b: &[f32; 4]) -> f64 {
+    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0) as f64;
+    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0) as f64;
+    let inter = w * h;
+    let area = |r: &[f32; 4]| ((r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0)) as f64;
+    let union = area(a) + area(b) - inter;
+    if union > 0.0 { inter / union } else { 0.0 }
+}
+
+impl ConversionParity {
+    fn add(&mut self, exact: &[Detection], fast: &[Detection]) {
+        self.frames += 1;
+        self.exact_detections += exact.len() as u64;
+        self.fast_detections += fast.len() as u64;
+        let mut used = vec![false; fast.len()];
+        let (mut ious, mut deltas, mut kp) = (Vec::new(), Vec::new(), Vec::new());
+        for e in exact {
+            let best = fast
+                .iter()
+                .enumerate()
+                .filter(|(j, f)| !used[*j] && f.class_id == e.class_id)
+                .map(|(j, f)| (j, iou(&e.bbox, &f.bbox)))
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            if let Some((j, v)) = best
+                && v >= 0.5
+            {
+                used[j] = true;
+                ious.push(v);
+                deltas.push((e.score - fast[j].score).abs() as f64);
+                for (a, b) in e.keypoints.iter().zip(&fast[j].keypoints) {
+                    if a[2] >= 0.5 && b[2] >= 0.5 {
+                        kp.push((((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)) as f64).sqrt());
+                    }
+                }
+            }
+        }
+        let n0 = self.matched as f64;
+        let n = ious.len() as f64;
+        if n > 0.0 {
+            let total = n0 + n;
+            self.mean_iou = (self.mean_iou * n0 + ious.iter().sum::<f64>()) / total;
+            self.mean_abs_score_delta =
+                (self.mean_abs_score_delta * n0 + deltas.iter().sum::<f64>()) / total;
+            let mi = ious.iter().cloned().fold(f64::INFINITY, f64::min);
+            self.min_iou = if self.matched == 0 {
+                mi
+            } else {
+                self.min_iou.min(mi)
+            };
+            let md = deltas.iter().cloned().fold(0.0, f64::max);
+            self.max_abs_score_delta = self.max_abs_score_delta.max(md);
+        }
+        self.matched += ious.len() as u64;
+        if !kp.is_empty() {
+            let (k0, k) = (self.keypoints_seen as f64, kp.len() as f64);
+            self.mean_keypoint_px =
+                (self.mean_keypoint_px * k0 + kp.iter().sum::<f64>()) / (k0 + k);
+            self.keypoints_seen += kp.len() as u64;
+        }
+    }
+}
+
+impl Pipeline {
+    /// Decodes `path` once into both forms (full-size BGR, and each detector's model size)
+    /// and runs every detector on both, frame by frame: what choosing `model_size` over
+    /// `exact` changes in the detections.
+    pub fn conversion_parity(
+        &mut self,
+        path: &Path,
+        stride: u32,
+        max_frames: Option<u64>,
+    ) -> Result<Vec<ConversionParity>, PipelineError> {
+        let p = self.effective.profile.clone();
+        let decode = DecodeOptions {
+            max_frames,
+            threads: p.decode_threads,
+            ..DecodeOptions::new(stride, p.prefetch_frames as usize)
+        };
+        let mut inputs = Vec::new();
+        let mut full = 0;
+        let detectors = &self.detectors;
+        let decoder = Decoder::start_with(path, &decode, |info| {
+            let (mut outputs, which) = decoder_outputs(detectors, FrameConversion::ModelSize, info);
+            full = match outputs.iter().position(|o| *o == Output::Full) {
+                Some(k) => k,
+                None => {
+                    outputs.push(Output::Full);
+                    outputs.len() - 1
+                }
+            };
+            inputs = which;
+            outputs
+        })?;
+        let info = decoder.info;
+        let mut report: Vec<ConversionParity> = self
+            .detectors
+            .iter()
+            .zip(&inputs)
+            .map(|(slot, &k)| ConversionParity {
+                role: slot.role.to_string(),
+                input_size: match decoder.outputs()[k] {
+                    Output::Full => None,
+                    Output::Scaled { width, height } => Some((width, height)),
+                },
+                ..Default::default()
+            })
+            .collect();
+        while let Ok(DecoderEvent::Frame(f)) = decoder.recv() {
+            for ((slot, &k), r) in self.detectors.iter_mut().zip(&inputs).zip(&mut report) {
+                let err = |e: PluginError| PipelineError::WarmUp {
+                    role: slot.role,
+                    message: e.to_string(),
+                };
+                let exact = slot
+                    .detector
+                    .detect(&[f.images[full].frame(f.frame_number)])
+                    .map_err(err)?;
+                let mut fast = slot
+                    .detector
+                    .detect(&[f.images[k].frame(f.frame_number)])
+                    .map_err(err)?;
+                if let Output::Scaled { width, height } = decoder.outputs()[k] {
+                    to_source_pixels(
+                        &mut fast,
+                        info.width as f32 / width as f32,
+                        info.height as f32 / height as f32,
+                    );
+                }
+                r.add(&exact[0], &fast[0]);
+            }
+            decoder.recycle(f);
+        }
+        Ok(report)
+    }
+}
+
 /// One detector's answer for a batch: detections per frame.
 type DetectResult = Result<Vec<Vec<Detection>>, PluginError>;
 
@@ -354,20 +618,31 @@ fn detect_concurrently(
     frames: &[FrameRef<'_>],
     call_time: &mut HashMap<Role, Duration>,
 ) -> Vec<(Role, DetectResult)> {
-    let timed = |slot: &mut DetectorSlot| {
+    let same: Vec<Vec<FrameRef<'_>>> = vec![frames.to_vec(); detectors.len()];
+    detect_each(detectors, &same, call_time)
+}
+
+/// Runs every detector at once, one thread each, detector `i` on `frames[i]`.
+fn detect_each(
+    detectors: &mut [DetectorSlot],
+    frames: &[Vec<FrameRef<'_>>],
+    call_time: &mut HashMap<Role, Duration>,
+) -> Vec<(Role, DetectResult)> {
+    let timed = |slot: &mut DetectorSlot, frames: &[FrameRef<'_>]| {
         let t = Instant::now();
         let r = slot.detector.detect(frames);
         (slot.role, r, t.elapsed())
     };
     let results: Vec<_> = if detectors.len() == 1 {
-        vec![timed(&mut detectors[0])]
+        vec![timed(&mut detectors[0], &frames[0])]
     } else {
         std::thread::scope(|s| {
             let handles: Vec<_> = detectors
                 .iter_mut()
-                .map(|slot| {
+                .zip(frames)
+                .map(|(slot, frames)| {
                     let role = slot.role;
-                    (role, s.spawn(move || timed(slot)))
+                    (role, s.spawn(move || timed(slot, frames)))
                 })
                 .collect();
             handles

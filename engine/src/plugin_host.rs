@@ -45,15 +45,15 @@ pub fn build_detectors(
             }
             PluginSource::Builtin(builtin) => {
                 let model_role = d.model_role();
-                let model = effective
-                    .models
-                    .get(&model_role)
-                    .ok_or_else(|| err(format!("model `{model_role}` is not configured")))?;
+                let model = effective.models.get(&model_role);
+                if builtin.needs_model && model.is_none() {
+                    return Err(err(format!("model `{model_role}` is not configured")));
+                }
                 let p = &effective.profile;
                 let ctx = DetectorContext {
-                    model: model.spec(),
+                    model: model.map(|m| m.spec()),
                     predict: PredictOptions {
-                        imgsz: model.imgsz.get(),
+                        imgsz: model.map_or(p.imgsz.get(d.role).get(), |m| m.imgsz.get()),
                         nms: NmsOptions {
                             conf: p.conf_threshold,
                             iou: p.iou_threshold,
@@ -64,13 +64,21 @@ pub fn build_detectors(
                     },
                     device: crate::model_device(backend, p.half),
                 };
-                let detector = (builtin.build)(&ctx, &d.params)
-                    .map_err(|e| err(format!("model `{model_role}`: {e}")))?;
+                let detector = (builtin.build)(&ctx, &d.params).map_err(|e| match model {
+                    Some(_) => err(format!("model `{model_role}`: {e}")),
+                    None => err(e.to_string()),
+                })?;
                 if d.role == Role::Pitch && detector.num_keypoints() == 0 {
-                    return Err(err(format!(
-                        "model `{model_role}` ({}) has no keypoints: the pitch role needs a pose model",
-                        model.path.display()
-                    )));
+                    return Err(err(match model {
+                        Some(m) => format!(
+                            "model `{model_role}` ({}) has no keypoints: the pitch role needs a pose model",
+                            m.path.display()
+                        ),
+                        None => format!(
+                            "the {} detector has no keypoints: the pitch role needs a pose model",
+                            builtin.name
+                        ),
+                    }));
                 }
                 detector
             }

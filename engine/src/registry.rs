@@ -8,15 +8,17 @@
 
 use std::fmt;
 
-use pitchside_models::{ModelDevice, PredictOptions};
-use pitchside_plugin::{Detector, PluginError, PluginKind, Tracker};
+use pitchside_models::{Letterbox, ModelDevice, PredictOptions};
+use pitchside_plugin::{
+    Detection, Detector, FrameRef, PluginError, PluginInfo, PluginKind, Tracker,
+};
 use pitchside_yolo::{ModelSpec, YoloDetector};
 
 /// What the deployment gives a built-in detector besides its `params:`.
 #[derive(Debug, Clone)]
 pub struct DetectorContext {
-    /// The `models:` entry the detector runs.
-    pub model: ModelSpec,
+    /// The `models:` entry the detector runs (`None` for a detector that needs none).
+    pub model: Option<ModelSpec>,
     /// The profile's inference settings for that model.
     pub predict: PredictOptions,
     pub device: ModelDevice,
@@ -41,6 +43,8 @@ pub struct BuiltinPlugin<C> {
     pub name: &'static str,
     pub description: &'static str,
     pub build: C,
+    /// Detectors: whether it runs a `models:` entry (the deployment must have one).
+    pub needs_model: bool,
 }
 
 pub type BuiltinDetector = BuiltinPlugin<DetectorConstructor>;
@@ -95,11 +99,19 @@ pub static BUILTINS: &[Builtin] = &[
         name: "yolo",
         description: "ultralytics YOLO checkpoint (detect, pose) from `models:`; params: conf_threshold, iou_threshold, max_detections, agnostic_nms",
         build: build_yolo,
+        needs_model: true,
+    }),
+    Builtin::Detector(BuiltinPlugin {
+        name: "null",
+        description: "no model: one box per frame, at once, for benchmarks of decoding and the pipeline; asks for frames at the letterbox size of the profile's imgsz; params: class_id (default 2), box (x1, y1, x2, y2 as fractions of the frame)",
+        build: build_null,
+        needs_model: false,
     }),
     Builtin::Tracker(BuiltinPlugin {
         name: "bytetrack",
         description: "ByteTrack as supervision's sv.ByteTrack; frame_rate defaults to the processed-frame rate",
         build: build_bytetrack,
+        needs_model: false,
     }),
 ];
 
@@ -132,8 +144,93 @@ fn build_yolo(
     ctx: &DetectorContext,
     params: &serde_json::Value,
 ) -> Result<Box<dyn Detector>, PluginError> {
-    let d = YoloDetector::from_params(&ctx.model, ctx.predict, params, ctx.device)?;
+    let model = ctx
+        .model
+        .as_ref()
+        .ok_or_else(|| PluginError::InvalidParams("the yolo detector needs a model".into()))?;
+    let d = YoloDetector::from_params(model, ctx.predict, params, ctx.device)?;
     Ok(Box::new(d))
+}
+
+/// The `null` detector's `params:`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct NullParams {
+    class_id: u32,
+    /// `[x1, y1, x2, y2]` as fractions of the frame's width and height.
+    r#box: [f32; 4],
+}
+
+impl Default for NullParams {
+    fn default() -> Self {
+        NullParams {
+            class_id: 2,
+            r#box: [0.25, 0.25, 0.75, 0.75],
+        }
+    }
+}
+
+/// Answers at once with one box per frame and reads no pixel: what is left of a run is
+/// decoding, conversion, tracking and assembly. It asks for frames at the size a YOLO model
+/// of the profile's `imgsz` would letterbox them to, so that the conversion costs what it
+/// costs in production.
+struct NullDetector {
+    params: NullParams,
+    imgsz: u32,
+}
+
+impl Detector for NullDetector {
+    fn info(&self) -> PluginInfo {
+        PluginInfo {
+            name: "null".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            kind: PluginKind::Detector,
+        }
+    }
+
+    fn input_size(&self, src_width: u32, src_height: u32) -> Option<(u32, u32)> {
+        let lb = Letterbox::new(src_width, src_height, self.imgsz, true, 32);
+        Some((lb.new_w, lb.new_h))
+    }
+
+    fn detect(&mut self, frames: &[FrameRef<'_>]) -> Result<Vec<Vec<Detection>>, PluginError> {
+        let [x1, y1, x2, y2] = self.params.r#box;
+        Ok(frames
+            .iter()
+            .map(|f| {
+                let (w, h) = (f.width as f32, f.height as f32);
+                vec![Detection {
+                    bbox: [x1 * w, y1 * h, x2 * w, y2 * h],
+                    score: 0.9,
+                    class_id: self.params.class_id,
+                    keypoints: Vec::new(),
+                }]
+            })
+            .collect())
+    }
+}
+
+fn build_null(
+    ctx: &DetectorContext,
+    params: &serde_json::Value,
+) -> Result<Box<dyn Detector>, PluginError> {
+    let params: NullParams = match params {
+        serde_json::Value::Null => NullParams::default(),
+        p => serde_json::from_value(p.clone())
+            .map_err(|e| PluginError::InvalidParams(format!("null detector: {e}")))?,
+    };
+    let [x1, y1, x2, y2] = params.r#box;
+    let unit = |v: f32| (0.0..=1.0).contains(&v);
+    if !(unit(x1) && unit(y1) && unit(x2) && unit(y2) && x1 < x2 && y1 < y2) {
+        return Err(PluginError::InvalidParams(format!(
+            "null detector: box {:?} must be x1 < x2 and y1 < y2 within [0, 1]",
+            params.r#box
+        )));
+    }
+    Ok(Box::new(NullDetector {
+        params,
+        imgsz: ctx.predict.imgsz,
+    }))
 }
 
 fn build_bytetrack(
@@ -176,7 +273,7 @@ mod tests {
         all.sort();
         all.dedup();
         assert_eq!(all.len(), BUILTINS.len());
-        assert_eq!(names(PluginKind::Detector), vec!["yolo"]);
+        assert_eq!(names(PluginKind::Detector), vec!["yolo", "null"]);
         assert_eq!(names(PluginKind::Tracker), vec!["bytetrack"]);
         assert_eq!(detector("yolo").unwrap().name, "yolo");
         // A name of the other kind is not found.
@@ -199,6 +296,58 @@ mod tests {
         assert_eq!((p.frame_rate, p.lost_track_buffer), (30.0, 60));
         let err = bytetrack_params(&ctx, &serde_json::json!({"buffer": 1})).unwrap_err();
         assert!(err.to_string().contains("unknown field `buffer`"), "{err}");
+    }
+
+    fn null_ctx() -> DetectorContext {
+        DetectorContext {
+            model: None,
+            predict: PredictOptions {
+                imgsz: 640,
+                ..Default::default()
+            },
+            device: ModelDevice::Cpu,
+        }
+    }
+
+    #[test]
+    fn the_null_detector_gives_one_box_per_frame_at_the_letterbox_size() {
+        let null = detector("null").unwrap();
+        assert!(!null.needs_model && detector("yolo").unwrap().needs_model);
+        let mut d = (null.build)(&null_ctx(), &serde_json::Value::Null).unwrap();
+        assert_eq!(d.input_size(1920, 1080), Some((640, 360)));
+        assert_eq!(d.input_size(768, 576), Some((640, 480)));
+        let data = vec![0u8; 640 * 360 * 3];
+        let frame = FrameRef {
+            data: &data,
+            width: 640,
+            height: 360,
+            row_stride: 640 * 3,
+            format: pitchside_plugin::PixelFormat::Bgr8,
+            frame_number: 4,
+        };
+        let out = d.detect(&[frame, frame]).unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].len(), 1);
+        assert_eq!(out[0][0].bbox, [160.0, 90.0, 480.0, 270.0]);
+        assert_eq!(out[0][0].class_id, 2);
+    }
+
+    #[test]
+    fn the_null_detector_checks_its_params() {
+        let build = detector("null").unwrap().build;
+        let err = build(
+            &null_ctx(),
+            &serde_json::json!({"box": [0.5, 0.0, 0.4, 1.0]}),
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("x1 < x2"), "{err}");
+        let err = build(&null_ctx(), &serde_json::json!({"boxes": 1}))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("unknown field `boxes`"), "{err}");
+        let d = build(&null_ctx(), &serde_json::json!({"class_id": 0})).unwrap();
+        assert_eq!(d.info().name, "null");
     }
 
     #[test]

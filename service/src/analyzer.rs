@@ -69,6 +69,7 @@ impl Analyzer for PipelineAnalyzer {
             cancel: Some(cancel),
             progress: None,
             max_frames: None,
+            ..Default::default()
         };
         let (response, stats) = p.run(video, &opts).map_err(|e| match &e {
             PipelineError::Video(_) => AnalyzeError::new("video", e.to_string()),

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use pitchside_engine::config::EffectiveConfig;
 use pitchside_engine::pipeline::RunOptions;
+use pitchside_engine::video::Segmenting;
 
 use crate::deployment::{DeploymentArgs, choose_backend_without_deployment};
 
@@ -54,8 +55,51 @@ pub struct BenchArgs {
     /// score`), to see what stride, image size or thresholds cost in quality.
     #[arg(long, conflicts_with = "model")]
     pub score: bool,
+    /// Pipeline bench: also time `ffmpeg -threads N -i SOURCE -f null -` (N: the profile's
+    /// decode threads) just before and just after the run, and print the pipeline's source
+    /// rate as a ratio of FFmpeg's raw decode rate (the mean of both).
+    #[arg(long, conflicts_with = "model")]
+    pub vs_ffmpeg: bool,
+    /// Pipeline bench: one frame-threaded decoder even for long inputs (no parallel segments).
+    #[arg(long, conflicts_with = "model")]
+    pub no_segments: bool,
+    /// Pipeline bench: instead of a run, decode each frame both ways (full-size BGR and
+    /// each detector's model size) and compare every detector's detections on the two.
+    #[arg(long, conflicts_with_all = ["model", "vs_ffmpeg", "score"])]
+    pub conversion_parity: bool,
     /// A video (pipeline bench) or an image (--model bench).
     pub source: PathBuf,
+}
+
+/// `ffmpeg -threads N -i SOURCE -f null -`: decoded frames per second, wall clock.
+fn ffmpeg_decode_fps(source: &Path, threads: usize, frames: Option<u64>) -> Result<(f64, u64)> {
+    let mut cmd = std::process::Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-nostdin", "-v", "error", "-threads"])
+        .arg(threads.to_string())
+        .arg("-i")
+        .arg(source)
+        .args(["-an", "-map", "0:v:0"]);
+    if let Some(n) = frames {
+        cmd.args(["-frames:v", &n.to_string()]);
+    }
+    cmd.args(["-f", "null", "-"]);
+    let t = std::time::Instant::now();
+    let out = cmd
+        .output()
+        .map_err(|e| anyhow::anyhow!("--vs-ffmpeg: cannot run ffmpeg ({e}); is it installed?"))?;
+    let wall = t.elapsed().as_secs_f64();
+    if !out.status.success() {
+        anyhow::bail!(
+            "--vs-ffmpeg: ffmpeg failed on {}: {}",
+            source.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let n = match frames {
+        Some(n) => n,
+        None => pitchside_engine::video::probe(source)?.frame_count,
+    };
+    Ok((n as f64 / wall.max(1e-9), n))
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -64,11 +108,60 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     crate::commands::score::check_available(args.score, "--score")?;
     let mut pipeline = args.deployment.resolve()?.into_pipeline()?;
+    if args.conversion_parity {
+        let stride = pipeline.profile().frame_stride;
+        let report = pipeline.conversion_parity(&args.source, stride, args.frames)?;
+        for r in &report {
+            eprintln!(
+                "{}: input {:?}, {} frames: {} exact / {} model-size detections, {} matched (IoU >= 0.5), IoU mean {:.4} min {:.4}, |score delta| mean {:.4} max {:.4}, keypoints {:.2} px apart",
+                r.role,
+                r.input_size,
+                r.frames,
+                r.exact_detections,
+                r.fast_detections,
+                r.matched,
+                r.mean_iou,
+                r.min_iou,
+                r.mean_abs_score_delta,
+                r.max_abs_score_delta,
+                r.mean_keypoint_px
+            );
+        }
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
     let opts = RunOptions {
         max_frames: args.frames,
+        segmenting: if args.no_segments {
+            Segmenting::Never
+        } else {
+            Segmenting::Auto
+        },
         ..Default::default()
     };
+    let decode_threads = match pipeline.profile().decode_threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n as usize,
+    };
+    let ffmpeg_before = if args.vs_ffmpeg {
+        Some(ffmpeg_decode_fps(
+            &args.source,
+            decode_threads,
+            args.frames,
+        )?)
+    } else {
+        None
+    };
     let (response, stats) = pipeline.run(&args.source, &opts)?;
+    let ffmpeg_after = if args.vs_ffmpeg {
+        Some(ffmpeg_decode_fps(
+            &args.source,
+            decode_threads,
+            args.frames,
+        )?)
+    } else {
+        None
+    };
     let peak = pitchside_engine::pipeline::peak_rss_bytes();
     let n = stats.source_frames as f64;
     let np = stats.processed_frames.max(1) as f64;
@@ -106,6 +199,27 @@ pub fn run(args: BenchArgs) -> Result<()> {
             .unwrap_or_else(|| "?".into()),
         response.partial
     );
+    eprintln!(
+        "decoding: {}, {} thread(s), {} segment decoder(s); frame conversion: {}",
+        stats.decode_acceleration, decode_threads, stats.decode_segments, stats.frame_conversion
+    );
+    let source_fps = n / stats.wall_s.max(1e-9);
+    let ffmpeg = match (ffmpeg_before, ffmpeg_after) {
+        (Some((a, _)), Some((b, _))) => {
+            let mean = (a + b) / 2.0;
+            eprintln!(
+                "ffmpeg -threads {decode_threads} -f null: {a:.1} fps before, {b:.1} fps after; pitchside / ffmpeg = {:.3}",
+                source_fps / mean
+            );
+            Some(serde_json::json!({
+                "threads": decode_threads,
+                "fps_before": a,
+                "fps_after": b,
+                "ratio": source_fps / mean,
+            }))
+        }
+        _ => None,
+    };
     let score = if args.score {
         let score = crate::commands::score::of_response(&args.source, &response)?;
         eprint!("{score}");
@@ -121,7 +235,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "batch_size": e.profile.batch_size,
         "frame_stride": e.profile.frame_stride,
         "stats": stats,
-        "source_fps": n / stats.wall_s.max(1e-9),
+        "source_fps": source_fps,
+        "decode_threads": decode_threads,
+        "ffmpeg": ffmpeg,
         "peak_rss_bytes": peak,
         "partial": response.partial,
     });

@@ -64,6 +64,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         cancel: None,
         progress: Some(&progress),
         max_frames: None,
+        ..Default::default()
     };
     let (response, stats) = pipeline.run(&args.source, &opts)?;
     if let Some(b) = &bar {

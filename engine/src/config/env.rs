@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::error::ConfigError;
 use super::image_size::ImageSize;
-use super::profile::{ImageSizesPatch, ProfilePatch, limits};
+use super::profile::{FrameConversion, ImageSizesPatch, ProfilePatch, limits};
 use crate::device::DeviceRequest;
 
 /// Reads environment variables; tests pass a map instead of touching the process.
@@ -42,7 +42,7 @@ pub struct EnvOverrides {
     /// `PITCHSIDE_DEVICE`.
     pub device: Option<DeviceRequest>,
     /// `IMG_SIZE` (every role), `BATCH_SIZE`, `FRAME_STRIDE`, `PREFETCH_FRAMES`,
-    /// `CONF_THRESHOLD`, `MAX_DETECTIONS`. A size set here also beats a model's pinned
+    /// `CONF_THRESHOLD`, `MAX_DETECTIONS`, `DECODE_THREADS`, `FRAME_CONVERSION`. A size set here also beats a model's pinned
     /// `imgsz`, as `IMG_SIZE` does in the Python miner.
     pub profile: ProfilePatch,
 }
@@ -111,6 +111,29 @@ impl EnvOverrides {
                 "CONF_THRESHOLD",
                 "a number between 0 and 1, e.g. 0.25",
                 |s| s.parse::<f32>().ok().filter(|v| (0.0..=1.0).contains(v)),
+            )?,
+            decode_threads: var(
+                env,
+                "DECODE_THREADS",
+                format!(
+                    "an integer >= 0 (0 = all cores), at most {}",
+                    limits::DECODE_THREADS
+                ),
+                |s| {
+                    s.parse::<u32>()
+                        .ok()
+                        .filter(|v| *v <= limits::DECODE_THREADS)
+                },
+            )?,
+            frame_conversion: var(
+                env,
+                "FRAME_CONVERSION",
+                "exact or model_size",
+                |s| match s {
+                    "exact" => Some(FrameConversion::Exact),
+                    "model_size" => Some(FrameConversion::ModelSize),
+                    _ => None,
+                },
             )?,
             ..ProfilePatch::default()
         };

@@ -111,6 +111,39 @@ pub struct Profile {
     pub frame_stride: u32,
     /// 0 = all cores.
     pub cpu_threads: u32,
+    /// Video decoding threads (frame threads, or parallel segments on long inputs); 0 = all cores.
+    pub decode_threads: u32,
+    /// How decoded frames reach the detectors.
+    pub frame_conversion: FrameConversion,
+}
+
+/// How the decoder hands frames to the detectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrameConversion {
+    /// Full-size BGR as OpenCV decodes it; each detector letterboxes it itself (bit-exact
+    /// with ultralytics on the same pixels).
+    Exact,
+    /// Each frame scaled and converted from the decoder's YUV once, straight to the size each
+    /// detector asks for (the letterbox's inner size); detectors that ask for none get
+    /// full-size BGR. See BENCHMARKS.md for how its detections compare with `exact`.
+    #[default]
+    ModelSize,
+}
+
+impl FrameConversion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FrameConversion::Exact => "exact",
+            FrameConversion::ModelSize => "model_size",
+        }
+    }
+}
+
+impl fmt::Display for FrameConversion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Profile {
@@ -129,6 +162,8 @@ impl Profile {
                 prefetch_frames: 64,
                 frame_stride: 2,
                 cpu_threads: 0,
+                decode_threads: 0,
+                frame_conversion: FrameConversion::ModelSize,
             },
             ProfileName::Mps => Profile {
                 imgsz: const { ImageSizes::fixed(1280, 1024, 1024) },
@@ -142,6 +177,8 @@ impl Profile {
                 prefetch_frames: 64,
                 frame_stride: 2,
                 cpu_threads: 0,
+                decode_threads: 0,
+                frame_conversion: FrameConversion::ModelSize,
             },
             ProfileName::Cpu => Profile {
                 imgsz: const { ImageSizes::fixed(1024, 896, 896) },
@@ -155,6 +192,8 @@ impl Profile {
                 prefetch_frames: 64,
                 frame_stride: 2,
                 cpu_threads: 0,
+                decode_threads: 0,
+                frame_conversion: FrameConversion::ModelSize,
             },
         }
     }
@@ -200,6 +239,12 @@ impl Profile {
                 self.cpu_threads as u64,
                 0,
                 limits::CPU_THREADS as u64,
+            ),
+            (
+                "decode_threads",
+                self.decode_threads as u64,
+                0,
+                limits::DECODE_THREADS as u64,
             ),
         ];
         for (field, v, min, max) in counts {
@@ -253,6 +298,9 @@ pub mod limits {
     pub const TIMEOUT_S: u64 = 7 * 24 * 3600;
     /// CPU backend threads: above the largest servers' core counts (2 × 192 cores, SMT on).
     pub const CPU_THREADS: u32 = 1024;
+    /// Video decoding threads: FFmpeg's frame threading tops out long before (it caps itself
+    /// at 16 per decoder), and each parallel segment holds its own decoder and frames.
+    pub const DECODE_THREADS: u32 = 256;
     /// batch_size × imgsz², the pixels of one batch: 256 frames at 1024, 16 at 4096
     /// (3.2 GB of f32 input).
     pub const BATCH_PIXELS: u64 = 256 * 1024 * 1024;
@@ -313,6 +361,8 @@ pub struct ProfilePatch<S = ImageSize> {
     pub prefetch_frames: Option<u32>,
     pub frame_stride: Option<u32>,
     pub cpu_threads: Option<u32>,
+    pub decode_threads: Option<u32>,
+    pub frame_conversion: Option<FrameConversion>,
 }
 
 impl<S> Default for ProfilePatch<S> {
@@ -329,6 +379,8 @@ impl<S> Default for ProfilePatch<S> {
             prefetch_frames: None,
             frame_stride: None,
             cpu_threads: None,
+            decode_threads: None,
+            frame_conversion: None,
         }
     }
 }
@@ -364,6 +416,8 @@ impl ProfilePatch<u32> {
             prefetch_frames: self.prefetch_frames,
             frame_stride: self.frame_stride,
             cpu_threads: self.cpu_threads,
+            decode_threads: self.decode_threads,
+            frame_conversion: self.frame_conversion,
         })
     }
 }
@@ -395,7 +449,9 @@ impl ProfilePatch {
             timeout_s,
             prefetch_frames,
             frame_stride,
-            cpu_threads
+            cpu_threads,
+            decode_threads,
+            frame_conversion
         );
     }
 

@@ -178,6 +178,17 @@ pub trait Detector: Send {
 
     fn detect(&mut self, frames: &[FrameRef<'_>]) -> Result<Vec<Vec<Detection>>, PluginError>;
 
+    /// The size this detector first resizes a `src_width`×`src_height` frame to (for a
+    /// letterbox: the image's size inside the padding), so that the engine can hand it
+    /// frames already at that size, scaled and converted from the decoder's YUV in one
+    /// pass. Given such frames, the detector works on them as on any frame (its detections
+    /// in their pixels); the engine maps the detections back to source pixels. `None` (the
+    /// default, and every shared-library plugin): full-size frames.
+    fn input_size(&self, src_width: u32, src_height: u32) -> Option<(u32, u32)> {
+        let _ = (src_width, src_height);
+        None
+    }
+
     /// The stage times of the `detect` calls since the last call of this method, which
     /// resets them; `None` for a detector that does not measure its stages (the default,
     /// and every shared-library plugin: the C ABI carries no timings).

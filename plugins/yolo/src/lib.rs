@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use pitchside_models::{ModelDevice, ModelError, PredictOptions, YoloModel, YoloTask};
+use pitchside_models::{Letterbox, ModelDevice, ModelError, PredictOptions, YoloModel, YoloTask};
 use pitchside_plugin::{
     Detection, Detector, FrameRef, PluginError, PluginInfo, PluginKind, StageTimes,
 };
@@ -283,6 +283,13 @@ impl Detector for YoloDetector {
 
     fn num_keypoints(&self) -> usize {
         self.model.num_keypoints()
+    }
+
+    /// The letterbox's inner size: a frame already at that size is only padded, not
+    /// resized again, and its detections scale back to the source by the same gains.
+    fn input_size(&self, src_width: u32, src_height: u32) -> Option<(u32, u32)> {
+        let lb = Letterbox::new(src_width, src_height, self.opts.imgsz, self.opts.rect, 32);
+        Some((lb.new_w, lb.new_h))
     }
 
     fn detect(&mut self, frames: &[FrameRef<'_>]) -> Result<Vec<Vec<Detection>>, PluginError> {

@@ -151,3 +151,91 @@ fn stage_times_are_those_since_they_were_last_taken() {
     let two = d.take_stage_times().unwrap();
     assert!(two.forward > std::time::Duration::ZERO, "{two:?}");
 }
+
+/// A frame the engine already scaled to `input_size` is letterboxed with the same geometry
+/// (only padded), so the network sees what it sees from the full frame, and the detections
+/// scale back to the source by the ratio of the sizes.
+#[test]
+fn a_frame_prescaled_to_the_input_size_gets_the_same_network_input() {
+    for (w, h) in [
+        (1920, 1080),
+        (768, 576),
+        (810, 1080),
+        (101, 37),
+        (3, 7),
+        (6000, 4000),
+    ] {
+        for (imgsz, rect) in [(640, true), (1024, true), (640, false)] {
+            let full = Letterbox::new(w, h, imgsz, rect, 32);
+            let pre = Letterbox::new(full.new_w, full.new_h, imgsz, rect, 32);
+            assert_eq!(
+                (
+                    pre.new_w, pre.new_h, pre.top, pre.bottom, pre.left, pre.right
+                ),
+                (
+                    full.new_w,
+                    full.new_h,
+                    full.top,
+                    full.bottom,
+                    full.left,
+                    full.right
+                ),
+                "{w}x{h} at {imgsz}"
+            );
+        }
+    }
+    let opts = PredictOptions {
+        imgsz: 640,
+        ..Default::default()
+    };
+    let d = YoloDetector::load(
+        &spec("yolov8n-railway.pt", Task::Detect),
+        opts,
+        ModelDevice::Cpu,
+    )
+    .unwrap();
+    let image = opencv::imgcodecs::imread(
+        &asset("../assets/zidane.jpg").to_string_lossy(),
+        opencv::imgcodecs::IMREAD_COLOR,
+    )
+    .unwrap();
+    use opencv::prelude::*;
+    let (w, h) = (image.cols() as u32, image.rows() as u32);
+    let (pw, ph) = d.input_size(w, h).unwrap();
+    assert_eq!((w, h, pw, ph), (1280, 720, 640, 360));
+    let mut small = opencv::core::Mat::default();
+    opencv::imgproc::resize(
+        &image,
+        &mut small,
+        opencv::core::Size::new(pw as i32, ph as i32),
+        0.0,
+        0.0,
+        opencv::imgproc::INTER_LINEAR,
+    )
+    .unwrap();
+    let frame = |m: &opencv::core::Mat| -> Vec<u8> { m.data_bytes().unwrap().to_vec() };
+    let (full_px, small_px) = (frame(&image), frame(&small));
+    let as_ref = |data: &'_ [u8], w: u32, h: u32| FrameRef {
+        data,
+        width: w,
+        height: h,
+        row_stride: w as usize * 3,
+        format: PixelFormat::Bgr8,
+        frame_number: 0,
+    };
+    let (a, shape_a, _) = YoloModel::preprocess(&[as_ref(&full_px, w, h)], &opts).unwrap();
+    let (b, shape_b, _) = YoloModel::preprocess(&[as_ref(&small_px, pw, ph)], &opts).unwrap();
+    assert_eq!(shape_a, shape_b);
+    assert!(a == b, "the network input differs");
+    let mut d = d;
+    let on_full = d.detect(&[as_ref(&full_px, w, h)]).unwrap();
+    let on_small = d.detect(&[as_ref(&small_px, pw, ph)]).unwrap();
+    assert!(!on_full[0].is_empty());
+    assert_eq!(on_full[0].len(), on_small[0].len());
+    for (f, s) in on_full[0].iter().zip(&on_small[0]) {
+        assert_eq!((f.class_id, f.score), (s.class_id, s.score));
+        for k in 0..4 {
+            assert!((f.bbox[k] - s.bbox[k] * 2.0).abs() < 0.01, "{f:?} vs {s:?}");
+        }
+    }
+}
