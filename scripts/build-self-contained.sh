@@ -7,7 +7,7 @@
 # NVIDIA driver (libcuda, libnvrtc and NVDEC's libnvcuvid are loaded when used).
 #
 #   scripts/build-self-contained.sh [cpu|cuda]     # default cpu
-#   CHECK_ONLY=1 scripts/build-self-contained.sh cuda   # cargo check only (no link)
+#   CHECK_ONLY=1 scripts/build-self-contained.sh cuda   # cargo check only (dev profile, no link)
 #
 # Output: $CARGO_TARGET_DIR/self-contained/pitchside-<backend> (stripped) and a .xz of it to
 # carry; prints `ldd` and sizes, and fails if the binary needs any library beyond glibc's.
@@ -30,7 +30,8 @@ export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig"
 [[ "$BACKEND" == cuda ]] && export CUDARC_CUDA_VERSION="${CUDARC_CUDA_VERSION:-13000}" # no nvcc needed
 FEATURES="$BACKEND,static-ffmpeg"
 if [[ "${CHECK_ONLY:-0}" == 1 ]]; then
-  cargo check --release -p pitchside --no-default-features --features "$FEATURES"
+  # The dev profile: reuses what scripts/gpu/pack.sh built for burn-cuda.
+  cargo check -p pitchside --no-default-features --features "$FEATURES"
   exit 0
 fi
 cargo build --release -p pitchside --no-default-features --features "$FEATURES"

@@ -20,6 +20,7 @@ for f in "$VIDEO" "$WEIGHTS"; do
   [[ -f "$f" ]] || { echo "check-self-contained: $f missing (scripts/fetch-assets.sh)" >&2; exit 1; }
 done
 
+CHROOT="$(command -v chroot)"
 ROOT="$(mktemp -d /tmp/pitchside-chroot.XXXXXX)"
 trap 'rm -rf "$ROOT"' EXIT
 cp "$BIN" "$ROOT/pitchside"
@@ -61,7 +62,7 @@ if find "$ROOT" -name 'libopencv*' -o -name 'libav*' -o -name 'libsw*' | grep -q
 fi
 FRAMES="${FRAMES:-60}"
 echo "== chroot $ROOT /pitchside bench --config /check/config.yaml --frames $FRAMES /check/video.$EXT"
-env -i PATH=/ HOME=/tmp chroot "$ROOT" /pitchside bench --config /check/config.yaml \
+env -i PATH=/ HOME=/tmp "$CHROOT" "$ROOT" /pitchside bench --config /check/config.yaml \
   --frames "$FRAMES" "/check/video.$EXT" >"$ROOT/tmp/bench.json" 2>"$ROOT/tmp/bench.log" || {
   cat "$ROOT/tmp/bench.log" >&2
   echo "check-self-contained: bench failed in the chroot" >&2
@@ -74,7 +75,7 @@ grep -q '"source_frames": *'"$FRAMES" "$ROOT/tmp/bench.json" || {
   exit 1
 }
 # What needs OpenCV says so (and does not crash).
-msg="$(env -i PATH=/ chroot "$ROOT" /pitchside score --video /check/video.$EXT --answer /check/config.yaml 2>&1 || true)"
+msg="$(env -i PATH=/ "$CHROOT" "$ROOT" /pitchside score --video /check/video.$EXT --answer /check/config.yaml 2>&1 || true)"
 grep -q "needs OpenCV" <<<"$msg" || { echo "check-self-contained: score said: $msg" >&2; exit 1; }
 echo "== score in the chroot: $msg"
 echo "check-self-contained: OK ($BIN ran in an empty root with glibc only)"
