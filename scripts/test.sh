@@ -12,3 +12,10 @@ cargo test --workspace --all-targets "$@"
 export CUBECL_AUTOTUNE_LEVEL="${CUBECL_AUTOTUNE_LEVEL:-minimal}"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 cargo test -p pitchside-models --features wgpu --test models wgpu "$@"
+
+# The self-contained binary in an empty chroot, when one has been built (building it is not
+# part of the tests: scripts/build-self-contained.sh cpu); seconds.
+SC="$CARGO_TARGET_DIR/self-contained/pitchside-cpu"
+if [[ -x "$SC" && "$(id -u)" == 0 ]]; then
+  bash scripts/check-self-contained.sh "$SC"
+fi

@@ -1,9 +1,19 @@
 //! Images: reading with OpenCV (as `cv2.imread`, so pixels match ultralytics exactly),
 //! drawing detections for people to look at.
+//!
+//! Without the `opencv` feature (the self-contained build) images are read with the
+//! `image` crate: JPEG, and PNG with the `png` feature (off by default: see
+//! engine/Cargo.toml). Sizes and orientation are as `cv2.imread`'s, but JPEG pixels may
+//! differ by the decoders' IDCT and upsampling rounding: on bus.jpg and zidane.jpg at most
+//! 4 levels, in 10 % and 8 % of the values (the unit test
+//! `image_crate_reads_as_imread_within_rounding`).
+//! Drawing (annotated output) needs OpenCV and says so.
 
 use std::path::Path;
 
+#[cfg(feature = "opencv")]
 use opencv::core::{Mat, Point, Rect, Scalar};
+#[cfg(feature = "opencv")]
 use opencv::prelude::*;
 use pitchside_plugin::{Detection, FrameRef, PixelFormat};
 
@@ -11,7 +21,15 @@ use pitchside_plugin::{Detection, FrameRef, PixelFormat};
 pub enum MediaError {
     #[error("{path}: {message}")]
     Image { path: String, message: String },
+    #[error(
+        "{what} needs OpenCV, and this pitchside was built without it (the self-contained \
+         build); use a build with the default features"
+    )]
+    NeedsOpenCv { what: &'static str },
 }
+
+/// Whether this build can draw (`--annotate`): drawing is OpenCV's.
+pub const CAN_DRAW: bool = cfg!(feature = "opencv");
 
 /// An owned, packed BGR image.
 #[derive(Clone)]
@@ -40,6 +58,7 @@ impl Image {
     }
 
     /// Copies a BGR `Mat` (continuous or not).
+    #[cfg(feature = "opencv")]
     pub fn from_mat(m: &Mat) -> opencv::Result<Image> {
         let m = if m.is_continuous() {
             m.clone()
@@ -53,6 +72,7 @@ impl Image {
         })
     }
 
+    #[cfg(feature = "opencv")]
     pub fn to_mat(&self) -> opencv::Result<Mat> {
         let m =
             Mat::new_rows_cols_with_data(self.height as i32, (self.width * 3) as i32, &self.data)?;
@@ -72,6 +92,15 @@ pub fn read_image(path: &Path) -> Result<Image, MediaError> {
     if !path.is_file() {
         return Err(err(path, "no such file"));
     }
+    #[cfg(feature = "opencv")]
+    return read_image_opencv(path);
+    #[cfg(not(feature = "opencv"))]
+    return read_image_pure(path);
+}
+
+/// `cv2.imread(path, IMREAD_COLOR)`.
+#[cfg(feature = "opencv")]
+fn read_image_opencv(path: &Path) -> Result<Image, MediaError> {
     let m = opencv::imgcodecs::imread(&*path.to_string_lossy(), opencv::imgcodecs::IMREAD_COLOR)
         .map_err(|e| err(path, e.to_string()))?;
     if m.empty() {
@@ -80,7 +109,35 @@ pub fn read_image(path: &Path) -> Result<Image, MediaError> {
     Image::from_mat(&m).map_err(|e| err(path, e.to_string()))
 }
 
+/// Reads a JPEG or PNG with the `image` crate as `cv2.imread(IMREAD_COLOR)` does: EXIF
+/// orientation applied, grey expanded and alpha dropped, 16-bit reduced to 8, BGR out.
+pub fn read_image_pure(path: &Path) -> Result<Image, MediaError> {
+    use image::ImageDecoder;
+    let e = |x: image::ImageError| err(path, format!("not a readable image: {x}"));
+    let mut decoder = image::ImageReader::open(path)
+        .map_err(|x| err(path, x.to_string()))?
+        .with_guessed_format()
+        .map_err(|x| err(path, x.to_string()))?
+        .into_decoder()
+        .map_err(e)?;
+    let orientation = decoder.orientation().map_err(e)?;
+    let mut img = image::DynamicImage::from_decoder(decoder).map_err(e)?;
+    img.apply_orientation(orientation);
+    let rgb = img.into_rgb8();
+    let (width, height) = rgb.dimensions();
+    let mut data = rgb.into_raw();
+    for px in data.chunks_exact_mut(3) {
+        px.swap(0, 2);
+    }
+    Ok(Image {
+        data,
+        width,
+        height,
+    })
+}
+
 /// A distinct colour per class / id.
+#[cfg(feature = "opencv")]
 pub fn colour(i: u64) -> Scalar {
     const P: [(f64, f64, f64); 8] = [
         (56.0, 56.0, 255.0),
@@ -97,6 +154,7 @@ pub fn colour(i: u64) -> Scalar {
 }
 
 /// Draws a labelled box.
+#[cfg(feature = "opencv")]
 pub fn draw_box(img: &mut Mat, bbox: [f32; 4], label: &str, col: Scalar) -> opencv::Result<()> {
     let r = Rect::new(
         bbox[0] as i32,
@@ -119,6 +177,7 @@ pub fn draw_box(img: &mut Mat, bbox: [f32; 4], label: &str, col: Scalar) -> open
 }
 
 /// Draws keypoints `[x, y, conf]` with confidence of at least `min_conf`.
+#[cfg(feature = "opencv")]
 pub fn draw_keypoints(img: &mut Mat, kps: &[[f32; 3]], min_conf: f32) -> opencv::Result<()> {
     for (i, k) in kps.iter().enumerate() {
         if k[2] >= min_conf && (k[0] > 0.0 || k[1] > 0.0) {
@@ -137,6 +196,20 @@ pub fn draw_keypoints(img: &mut Mat, kps: &[[f32; 3]], min_conf: f32) -> opencv:
 }
 
 /// Writes `image` with `dets` drawn to `out`.
+#[cfg(not(feature = "opencv"))]
+pub fn annotate_detections(
+    _image: &Image,
+    _dets: &[Detection],
+    _names: &dyn Fn(u32) -> String,
+    _out: &Path,
+) -> Result<(), MediaError> {
+    Err(MediaError::NeedsOpenCv {
+        what: "drawing detections (--annotate)",
+    })
+}
+
+/// Writes `image` with `dets` drawn to `out`.
+#[cfg(feature = "opencv")]
 pub fn annotate_detections(
     image: &Image,
     dets: &[Detection],
@@ -163,8 +236,21 @@ pub fn annotate_detections(
     go().map_err(|e| err(out, e.to_string()))
 }
 
+/// Writes `src` again with each frame's tracked boxes, ids and keypoints drawn.
+#[cfg(not(feature = "opencv"))]
+pub fn annotate_video(
+    _src: &Path,
+    _frames: &[crate::response::FrameResult],
+    _out: &Path,
+) -> Result<(), MediaError> {
+    Err(MediaError::NeedsOpenCv {
+        what: "the annotated video (--annotate)",
+    })
+}
+
 /// Writes `src` again with each frame's tracked boxes, ids and keypoints drawn (a second
 /// decoding pass, so the pipeline never holds frames for drawing).
+#[cfg(feature = "opencv")]
 pub fn annotate_video(
     src: &Path,
     frames: &[crate::response::FrameResult],
@@ -214,4 +300,92 @@ pub fn annotate_video(
     }
     writer.release().map_err(|x| e(x.to_string()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::workspace_root;
+
+    #[test]
+    fn a_missing_or_unreadable_image_says_which_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.jpg");
+        let msg = read_image(&missing).unwrap_err().to_string();
+        assert!(
+            msg.contains("none.jpg") && msg.contains("no such file"),
+            "{msg}"
+        );
+        let junk = dir.path().join("junk.jpg");
+        std::fs::write(&junk, b"not an image at all").unwrap();
+        for msg in [
+            read_image(&junk).unwrap_err().to_string(),
+            read_image_pure(&junk).unwrap_err().to_string(),
+        ] {
+            assert!(
+                msg.contains("junk.jpg") && msg.contains("not a readable image"),
+                "{msg}"
+            );
+        }
+    }
+
+    /// The image crate's reading against cv2.imread's (OpenCV's libjpeg / libpng): the same
+    /// size and, for PNG, the same bytes; JPEG may differ by the IDCT's and upsampler's
+    /// rounding, by a level or so.
+    #[cfg(feature = "opencv")]
+    #[test]
+    fn image_crate_reads_as_imread_within_rounding() {
+        for name in ["bus.jpg", "zidane.jpg"] {
+            let p = workspace_root().join("assets").join(name);
+            let cv = read_image_opencv(&p).unwrap();
+            let pure = read_image_pure(&p).unwrap();
+            assert_eq!((pure.width, pure.height), (cv.width, cv.height), "{name}");
+            let deltas: Vec<u8> = cv
+                .data
+                .iter()
+                .zip(&pure.data)
+                .map(|(a, b)| a.abs_diff(*b))
+                .collect();
+            let max = deltas.iter().copied().max().unwrap();
+            let differing = deltas.iter().filter(|&&d| d > 0).count();
+            eprintln!(
+                "{name}: max |imread - image| = {max}, {differing} of {} values differ",
+                deltas.len()
+            );
+            assert!(max <= JPEG_MAX_DELTA, "{name}: max delta {max}");
+            // Measured: 10.1 % (bus), 8.0 % (zidane).
+            assert!(
+                differing * 100 <= deltas.len() * 12,
+                "{name}: {differing} differ"
+            );
+        }
+    }
+
+    /// PNG is lossless: byte for byte. A PNG of bus.jpg's pixels, written by OpenCV.
+    #[cfg(all(feature = "opencv", feature = "png"))]
+    #[test]
+    fn image_crate_reads_png_as_imread() {
+        let dir = tempfile::tempdir().unwrap();
+        let png = dir.path().join("bus.png");
+        let bus = read_image_opencv(&workspace_root().join("assets/bus.jpg")).unwrap();
+        assert!(
+            opencv::imgcodecs::imwrite(
+                &*png.to_string_lossy(),
+                &bus.to_mat().unwrap(),
+                &opencv::core::Vector::new()
+            )
+            .unwrap()
+        );
+        let (cv, pure) = (
+            read_image_opencv(&png).unwrap(),
+            read_image_pure(&png).unwrap(),
+        );
+        assert_eq!((pure.width, pure.height), (cv.width, cv.height));
+        assert!(pure.data == cv.data, "PNG pixels differ");
+    }
+
+    /// Measured on bus.jpg and zidane.jpg: 4 levels (libjpeg-turbo's ISLOW IDCT and fancy
+    /// upsampling against zune-jpeg's).
+    #[cfg(feature = "opencv")]
+    const JPEG_MAX_DELTA: u8 = 4;
 }

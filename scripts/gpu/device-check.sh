@@ -2,6 +2,9 @@
 # Runs ON the lent GPU machine (packed by scripts/gpu/pack.sh; carry .gpu/bundle, and
 # .gpu/cache if an earlier run brought a kernel cache back):
 #   bash scripts/gpu/device-check.sh PLAN      PLAN: tune | measure | parity (default)
+#   pipeline the self-contained `pitchside bench` on vtest.avi with configs/cuda.yaml's
+#            deployment (bundle from pack.sh WITH_PITCHSIDE=1 or PITCHSIDE_ONLY=1): the whole
+#            pipeline, NVDEC or software decoding included; also the last step of measure.
 #
 #   tune     issue 15 part B, run 1: cold-tunes the fp16 batch-32 shapes of YOLOv8x (detect,
 #            4 classes), YOLOv8x-pose (32 keypoints) and YOLOv8n into the kernel cache, the
@@ -92,6 +95,18 @@ anchor() {
       --frames 64 --e2e-calls 2 --e2e-b1-calls 4 --budget-s $(( t - 10 )) > "$OUT/anchor.log" 2>&1
   log "anchor rc=$? $(grep -h 'img/s' "$OUT/anchor.log" | tr '\n' ';' | cut -c1-900)"
 }
+pipeline() {  # the self-contained binary's pipeline bench, one JSON line in $RES
+  [[ -x "$G/pitchside" ]] || return
+  local t=$(( $(left) < ${1:-240} ? $(left) : ${1:-240} ))
+  (( t < 30 )) && { log "skip pipeline bench (deadline)"; return; }
+  local t0=$(date +%s)
+  (cd "$G/pipeline" && timeout -k 5 "$t" "$G/pitchside" bench --config config.yaml vtest.avi \
+     > "$OUT/pipeline-bench.json" 2> "$OUT/pipeline-bench.log")
+  local rc=$?
+  tr -d '\n' < "$OUT/pipeline-bench.json" >> "$RES"; echo >> "$RES"
+  log "pipeline bench rc=$rc $(( $(date +%s) - t0 ))s: $(grep -E 'end-to-end|decode' "$OUT/pipeline-bench.log" | tr '\n' ';' | cut -c1-600)"
+}
+[[ -x "$BIN" ]] || { log "no device_check in the bundle: the pipeline bench only"; pipeline 500; log "done"; exit 0; }
 A=models/archs
 # bench ARGS: ARCH BATCH SIZE ITERS [NC [KPTS]]
 X="$A/yolov8x.yaml"; XP="$A/yolov8x-pose.yaml"; N="$A/yolov8n.yaml"
@@ -118,7 +133,9 @@ case "$PLAN" in
     # names the adapter (a software one means no Vulkan driver for the GPU).
     CUBECL_AUTOTUNE_LEVEL=minimal step 90 "$BIN_WGPU" bench wgpu "$N" "$BATCH" "$SQUARE" "$ITERS" 4
     CUBECL_AUTOTUNE_LEVEL=minimal step 90 "$BIN_VK" bench wgpu "$N" "$BATCH" "$SQUARE" "$ITERS" 4
+    pipeline 120
     ;;
+  pipeline) pipeline 400 ;;
   parity)
     # Correctness first: a cold cache makes the first of these the slow one.
     step 300 "$BIN" parity "$DEVICE" "$G/parity" yolo11n-pose
@@ -126,7 +143,7 @@ case "$PLAN" in
     step 120 "$BIN" parity "$HALF" "$G/parity" yolo11n-pose
     step 90  "$BIN" parity "$DEVICE" "$G/parity" yolov8n-railway
     ;;
-  *) log "unknown plan $PLAN (tune | measure | parity)"; exit 2 ;;
+  *) log "unknown plan $PLAN (tune | measure | parity | pipeline)"; exit 2 ;;
 esac
 if [[ -n "${CUBECL_DEBUG_LOG:-}" && -f /tmp/cubecl.log ]]; then
   grep -a -i 'autotun\|fastest' /tmp/cubecl.log | head -c 8000000 > "$OUT/autotune.txt"

@@ -106,6 +106,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if let Some(model) = &args.model {
         return bench_model(model, &args);
     }
+    crate::commands::score::check_available(args.score, "--score")?;
     let mut pipeline = args.deployment.resolve()?.into_pipeline()?;
     if args.conversion_parity {
         let stride = pipeline.profile().frame_stride;

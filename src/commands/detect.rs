@@ -46,6 +46,12 @@ pub fn run(args: DetectArgs) -> Result<()> {
             anyhow::bail!("{name} {v} is outside [0, 1]");
         }
     }
+    if args.annotate.is_some() && !pitchside_engine::media::CAN_DRAW {
+        return Err(pitchside_engine::media::MediaError::NeedsOpenCv {
+            what: "drawing detections (--annotate)",
+        }
+        .into());
+    }
     let backend = choose_backend_without_deployment(args.device)?;
     let model = YoloModel::load(
         &args.model,

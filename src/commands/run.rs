@@ -33,6 +33,13 @@ pub fn run(args: RunArgs) -> Result<()> {
     // What can be checked in milliseconds is checked before the models load and the
     // analysis runs (minutes): the input, and that the result can be written.
     let info = check_source(&args.source)?;
+    crate::commands::score::check_available(args.score, "--score")?;
+    if args.annotate.is_some() && !pitchside_engine::media::CAN_DRAW {
+        return Err(pitchside_engine::media::MediaError::NeedsOpenCv {
+            what: "the annotated video (--annotate)",
+        }
+        .into());
+    }
     if let Some(out) = &args.out {
         check_writable(out)?;
     }

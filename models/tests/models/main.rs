@@ -6,6 +6,7 @@
 
 mod golden;
 mod letterbox;
+mod resize;
 mod support;
 mod synthetic;
 mod warm_start;
