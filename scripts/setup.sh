@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what Pitchside needs on Debian/Ubuntu: OpenCV (core, imgproc, imgcodecs, videoio)
-# and libclang for the opencv crate's bindings, Mesa's software Vulkan for WGPU tests.
+# and libclang for the opencv crate's bindings, Mesa's software Vulkan for WGPU tests,
+# nats-server for the work-queue tests.
 # `--deps-only` stops after the packages; otherwise it also fetches the demo assets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""
 [[ "$(id -u)" != 0 ]] && SUDO="sudo"
-PKGS=(libopencv-dev clang libclang-dev pkg-config mesa-vulkan-drivers libvulkan1 python3-pip)
+PKGS=(libopencv-dev clang libclang-dev pkg-config mesa-vulkan-drivers libvulkan1 python3-pip nats-server)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -14,14 +14,21 @@ pub use pitchside_models::ModelDevice;
 
 /// The model device for a backend; `half` applies where the backend supports it (CUDA).
 pub fn model_device(backend: Backend, half: bool) -> ModelDevice {
+    model_device_on(backend, half, 0)
+}
+
+/// The model device for the `index`-th device of a backend (`cuda:N`; WGPU and the CPU
+/// have one).
+pub fn model_device_on(backend: Backend, half: bool, index: usize) -> ModelDevice {
     match backend {
-        Backend::Cuda => ModelDevice::Cuda { half },
+        Backend::Cuda => ModelDevice::Cuda { half, index },
         Backend::Wgpu => ModelDevice::Wgpu,
         Backend::Cpu => ModelDevice::Cpu,
     }
 }
 pub mod pipeline;
 pub mod plugin_host;
+pub mod pool;
 pub mod registry;
 pub mod response;
 pub mod video;

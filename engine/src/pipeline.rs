@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use pitchside_plugin::{Detection, FrameRef, PluginError, Tracker};
 use serde::Serialize;
 
+use crate::config::DeviceId;
 use crate::config::{Deployment, EffectiveConfig, Profile, Role};
 use crate::device::Backend;
-use crate::plugin_host::{DetectorSlot, HostError, build_detectors, build_tracker};
+use crate::plugin_host::{DetectorSlot, HostError, build_detectors_on, build_tracker};
 use crate::response::{BALL_CLASS, DEFAULT_KEYPOINTS, KEYPOINT_MIN_CONF, processing_time};
 /// Re-exported: the response is what a pipeline run yields.
 pub use crate::response::{FrameResult, ObjectResult, Response};
@@ -98,7 +99,16 @@ impl Pipeline {
         effective: EffectiveConfig,
         backend: Backend,
     ) -> Result<Pipeline, PipelineError> {
-        let detectors = build_detectors(&deployment, &effective, backend)?;
+        Self::load_on(deployment, effective, DeviceId::new(backend, 0))
+    }
+
+    /// Loads the pipeline's models on one device (`cuda:1`), for a [`crate::pool`].
+    pub fn load_on(
+        deployment: Deployment,
+        effective: EffectiveConfig,
+        device: DeviceId,
+    ) -> Result<Pipeline, PipelineError> {
+        let detectors = build_detectors_on(&deployment, &effective, device)?;
         Ok(Pipeline {
             deployment,
             effective,
@@ -361,6 +371,30 @@ fn detect_concurrently(
     };
     let results: Vec<_> = if detectors.len() == 1 {
         vec![timed(&mut detectors[0])]
+    } else if rayon::current_thread_index().is_some() {
+        // On a pool's pipeline (its own rayon threads, `crate::pool`): threads of our own
+        // would run the detectors' parallel loops on the global pool, outside the pipeline's
+        // share of the cores; rayon tasks keep them in it.
+        let mut out: Vec<_> = detectors.iter().map(|s| (s.role, None)).collect();
+        rayon::scope(|s| {
+            for (slot, cell) in detectors.iter_mut().zip(out.iter_mut()) {
+                s.spawn(|_| {
+                    let run = std::panic::AssertUnwindSafe(|| timed(slot));
+                    cell.1 = std::panic::catch_unwind(run).ok();
+                });
+            }
+        });
+        out.into_iter()
+            .map(|(role, r)| {
+                r.unwrap_or_else(|| {
+                    (
+                        role,
+                        Err(PluginError::Panicked("detector task panicked".into())),
+                        Duration::ZERO,
+                    )
+                })
+            })
+            .collect()
     } else {
         std::thread::scope(|s| {
             let handles: Vec<_> = detectors

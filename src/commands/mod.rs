@@ -9,6 +9,9 @@ mod plugins;
 mod run;
 mod score;
 mod serve;
+mod status;
+mod submit;
+mod worker;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -32,6 +35,12 @@ pub enum Command {
     Score(score::ScoreArgs),
     /// Run the Score Vision miner service.
     Serve(serve::ServeArgs),
+    /// Run queued jobs from NATS JetStream on this machine's pipelines, until SIGTERM.
+    Worker(worker::WorkerArgs),
+    /// Queue videos (paths or URLs) for the workers, on NATS JetStream.
+    Submit(submit::SubmitArgs),
+    /// Queued, running, done and failed jobs; --wait shows a progress bar until all end.
+    Status(status::StatusArgs),
     /// Detector and tracker plugins: built-in and configured.
     Plugins {
         #[command(subcommand)]
@@ -50,6 +59,9 @@ impl Command {
             Command::Score(args) => score::run(args),
             Command::Serve(args) => serve::run(args),
             Command::Plugins { command } => plugins::run(command),
+            Command::Worker(args) => worker::run(args),
+            Command::Submit(args) => submit::run(args),
+            Command::Status(args) => status::run(args),
         }
     }
 }

@@ -33,15 +33,24 @@ pub fn run(args: ServeArgs) -> Result<()> {
             source,
         }
     })?);
-    let mut pipeline = resolved.into_pipeline()?;
+    let pool = Arc::new(resolved.into_pool()?);
+    if cfg.max_concurrent_challenges < pool.len() {
+        tracing::warn!(
+            "{} pipelines but service.max_concurrent_challenges is {}: only that many run at once",
+            pool.len(),
+            cfg.max_concurrent_challenges
+        );
+    }
+    // Every pipeline is warmed before the service listens (and so says it is available).
     if let Some([w, h]) = cfg.warm_up_frame {
         eprintln!(
-            "warming up the models on a {w}x{h} batch (GPU autotuning can take minutes on a cold cache)..."
+            "warming up {} pipeline(s) on a {w}x{h} batch (GPU autotuning can take minutes on a cold cache)...",
+            pool.len()
         );
-        let took = pipeline.warm_up(w, h)?;
+        let took = pool.warm_up(w, h)?;
         eprintln!("warm-up done in {:.1} s", took.as_secs_f64());
     }
-    let analyzer = Arc::new(PipelineAnalyzer::new(pipeline));
+    let analyzer = Arc::new(PipelineAnalyzer::with_pool(pool));
     pitchside_service::run(cfg, args.listen, analyzer)?;
     Ok(())
 }

@@ -1,9 +1,11 @@
 //! The `pitchside` crate's integration tests, one binary (every test binary links OpenCV
 //! and Burn): the command line as a user runs it (`cli`), the pipeline on real weights and
-//! video (`pipeline`), and shared-library plugins in the pipeline (`plugins`). Filter by
+//! video (`pipeline`), shared-library plugins in the pipeline (`plugins`), and the NATS work queue with real
+//! worker processes (`queue`). Filter by
 //! module, e.g. `cargo test -p pitchside --test integration pipeline::`.
 
 mod cli;
 mod pipeline;
 mod plugins;
+mod queue;
 mod support;

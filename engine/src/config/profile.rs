@@ -109,8 +109,10 @@ pub struct Profile {
     pub timeout_s: u64,
     pub prefetch_frames: u32,
     pub frame_stride: u32,
-    /// 0 = all cores.
+    /// 0 = all cores. With several CPU pipelines, they share these threads equally.
     pub cpu_threads: u32,
+    /// Pipelines loaded on each device of `devices:` (`pitchside serve`/`worker`).
+    pub pipelines_per_device: u32,
 }
 
 impl Profile {
@@ -129,6 +131,7 @@ impl Profile {
                 prefetch_frames: 64,
                 frame_stride: 2,
                 cpu_threads: 0,
+                pipelines_per_device: 1,
             },
             ProfileName::Mps => Profile {
                 imgsz: const { ImageSizes::fixed(1280, 1024, 1024) },
@@ -142,6 +145,7 @@ impl Profile {
                 prefetch_frames: 64,
                 frame_stride: 2,
                 cpu_threads: 0,
+                pipelines_per_device: 1,
             },
             ProfileName::Cpu => Profile {
                 imgsz: const { ImageSizes::fixed(1024, 896, 896) },
@@ -155,6 +159,7 @@ impl Profile {
                 prefetch_frames: 64,
                 frame_stride: 2,
                 cpu_threads: 0,
+                pipelines_per_device: 1,
             },
         }
     }
@@ -200,6 +205,12 @@ impl Profile {
                 self.cpu_threads as u64,
                 0,
                 limits::CPU_THREADS as u64,
+            ),
+            (
+                "pipelines_per_device",
+                self.pipelines_per_device as u64,
+                1,
+                limits::PIPELINES_PER_DEVICE as u64,
             ),
         ];
         for (field, v, min, max) in counts {
@@ -253,6 +264,8 @@ pub mod limits {
     pub const TIMEOUT_S: u64 = 7 * 24 * 3600;
     /// CPU backend threads: above the largest servers' core counts (2 × 192 cores, SMT on).
     pub const CPU_THREADS: u32 = 1024;
+    /// Loaded pipelines per device: each holds its models and one batch's buffers.
+    pub const PIPELINES_PER_DEVICE: u32 = 64;
     /// batch_size × imgsz², the pixels of one batch: 256 frames at 1024, 16 at 4096
     /// (3.2 GB of f32 input).
     pub const BATCH_PIXELS: u64 = 256 * 1024 * 1024;
@@ -313,6 +326,7 @@ pub struct ProfilePatch<S = ImageSize> {
     pub prefetch_frames: Option<u32>,
     pub frame_stride: Option<u32>,
     pub cpu_threads: Option<u32>,
+    pub pipelines_per_device: Option<u32>,
 }
 
 impl<S> Default for ProfilePatch<S> {
@@ -329,6 +343,7 @@ impl<S> Default for ProfilePatch<S> {
             prefetch_frames: None,
             frame_stride: None,
             cpu_threads: None,
+            pipelines_per_device: None,
         }
     }
 }
@@ -364,6 +379,7 @@ impl ProfilePatch<u32> {
             prefetch_frames: self.prefetch_frames,
             frame_stride: self.frame_stride,
             cpu_threads: self.cpu_threads,
+            pipelines_per_device: self.pipelines_per_device,
         })
     }
 }
@@ -395,7 +411,8 @@ impl ProfilePatch {
             timeout_s,
             prefetch_frames,
             frame_stride,
-            cpu_threads
+            cpu_threads,
+            pipelines_per_device
         );
     }
 
