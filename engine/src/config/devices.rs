@@ -159,6 +159,29 @@ mod tests {
     }
 
     #[test]
+    fn a_deployment_names_the_line_of_a_bad_list() {
+        use crate::config::{ConfigSource, Deployment};
+        let yaml = |devices: &str| {
+            format!(
+                "device: cuda\ndevices: {devices}\npipeline:\n  detectors:\n    - {{ role: players, \
+                 library: x.so }}\n  tracker: {{ plugin: bytetrack }}\n"
+            )
+        };
+        let parse = |text: &str| Deployment::parse(text, ConfigSource::Embedded, ".".into());
+        let d = parse(&yaml("[cuda:0, cuda:1]")).unwrap();
+        assert_eq!(
+            d.file.devices,
+            Some(DeviceList::Listed(vec![
+                DeviceId::new(Backend::Cuda, 0),
+                DeviceId::new(Backend::Cuda, 1)
+            ]))
+        );
+        assert_eq!(parse(&yaml("auto")).unwrap().file.devices, Some(DeviceList::Auto));
+        let e = parse(&yaml("[cuda:0, cpu]")).unwrap_err().to_string();
+        assert!(e.contains(":2:1") && e.contains("different backends"), "{e}");
+    }
+
+    #[test]
     fn bad_lists_say_what_is_wrong() {
         for (v, needle) in [
             ("[]", "empty"),
