@@ -384,6 +384,16 @@ fn jobs_survive_a_killed_worker_and_a_restarted_server_and_poison_is_dead_letter
     assert!(stdout.contains("failed poison"), "{stdout}");
     assert_eq!(std::fs::read_dir(&results).unwrap().count(), JOBS);
 
+    // A failed job may be submitted again (a new message, past the deduplication); a done
+    // one is not queued twice.
+    let again = ok(&pitchside(&["submit", "--nats", &nats.url(), "--manifest"])
+        .arg(d.join("jobs.txt"))
+        .output()
+        .unwrap());
+    assert_eq!(again.matches("\tqueued\t").count(), 1, "{again}");
+    assert!(again.contains("poison\tqueued"), "{again}");
+    assert_ne!(records(&nats)["poison"].state, State::Failed);
+
     // Worker B saw the server go away and came back (the client's events, logged).
     let log = b.log();
     assert!(log.contains("nats: disconnected"), "{log}");

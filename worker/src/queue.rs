@@ -286,14 +286,27 @@ impl Queue {
         Ok(out)
     }
 
-    /// Enqueues a job; `Ok(false)` when it was already queued, running or done (the job
-    /// stream's `Nats-Msg-Id` deduplication, or its record says so).
+    /// Enqueues a job; `Ok(false)` when it was already queued, running or done (its record
+    /// says so, or the job stream's `Nats-Msg-Id` deduplication dropped it). A failed job
+    /// is queued again.
     pub async fn submit(&self, job: &Job) -> Result<bool, WorkerError> {
-        if let Some(r) = self.record(&job.id).await?
-            && r.state != State::Failed
-        {
+        let previous = self.record(&job.id).await?;
+        if previous.as_ref().is_some_and(|r| r.state != State::Failed) {
             return Ok(false);
         }
+        // A failed job submitted again is a new message: its first one's id is still in
+        // the deduplication window.
+        let msg_id = match previous {
+            None => job.id.clone(),
+            Some(_) => format!(
+                "{}.{}",
+                job.id,
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0)
+            ),
+        };
         self.set_record(
             &job.id,
             &Record {
@@ -308,7 +321,7 @@ impl Queue {
         )
         .await?;
         let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", job.id.as_str());
+        headers.insert("Nats-Msg-Id", msg_id.as_str());
         let body = serde_json::to_vec(job).map_err(|e| WorkerError::Job(e.to_string()))?;
         let ack = self
             .js
@@ -376,10 +389,11 @@ impl Queue {
         Ok(out)
     }
 
-    /// Publishes a dead letter for a job (deduplicated: one per job).
-    pub async fn dead_letter(&self, dead: &DeadLetter) -> Result<(), WorkerError> {
+    /// Publishes a dead letter for the job message `seq` of the jobs stream (deduplicated:
+    /// one per message, whoever sends it).
+    pub async fn dead_letter(&self, dead: &DeadLetter, seq: u64) -> Result<(), WorkerError> {
         let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", format!("dead-{}", dead.id).as_str());
+        headers.insert("Nats-Msg-Id", format!("dead-{JOBS_STREAM}-{seq}").as_str());
         headers.insert(JOB_HEADER, dead.id.as_str());
         // Header values are one line.
         headers.insert(ERROR_HEADER, dead.error.replace(['\r', '\n'], " ").as_str());

@@ -229,7 +229,7 @@ async fn handle(shared: &Shared, msg: jetstream::Message) {
                 attempts: delivered,
             };
             tracing::warn!("{}: {}", dead.id, dead.error);
-            if q.dead_letter(&dead).await.is_ok() {
+            if q.dead_letter(&dead, seq).await.is_ok() {
                 let _ = msg.double_ack().await;
             }
             return;
@@ -350,7 +350,7 @@ async fn handle(shared: &Shared, msg: jetstream::Message) {
                 error: error.clone(),
                 attempts: delivered,
             };
-            if let Err(e) = retry(|| q.dead_letter(&dead)).await {
+            if let Err(e) = retry(|| q.dead_letter(&dead, seq)).await {
                 tracing::warn!(job = id, "{e}; handing the job back");
                 let _ = msg
                     .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
@@ -501,7 +501,7 @@ async fn dead_letter_abandoned(shared: Arc<Shared>) {
             error: error.clone(),
             attempts: adv.deliveries,
         };
-        if q.dead_letter(&dead).await.is_ok() {
+        if q.dead_letter(&dead, adv.stream_seq).await.is_ok() {
             let record = Record {
                 state: State::Failed,
                 source: job.source.clone(),

@@ -176,9 +176,15 @@ mod tests {
                 DeviceId::new(Backend::Cuda, 1)
             ]))
         );
-        assert_eq!(parse(&yaml("auto")).unwrap().file.devices, Some(DeviceList::Auto));
+        assert_eq!(
+            parse(&yaml("auto")).unwrap().file.devices,
+            Some(DeviceList::Auto)
+        );
         let e = parse(&yaml("[cuda:0, cpu]")).unwrap_err().to_string();
-        assert!(e.contains(":2:1") && e.contains("different backends"), "{e}");
+        assert!(
+            e.contains(":2:1") && e.contains("different backends"),
+            "{e}"
+        );
     }
 
     #[test]
