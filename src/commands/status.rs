@@ -86,17 +86,22 @@ pub fn run(args: StatusArgs) -> Result<()> {
                 );
                 b
             });
+            let mut last = String::new();
             loop {
                 let c = counts(&records);
                 let finished = c[&State::Done] + c[&State::Failed];
+                let now = line(&c);
                 match &bar {
                     Some(b) => {
                         b.set_length(records.len() as u64);
                         b.set_position(finished as u64);
-                        b.set_message(line(&c));
+                        b.set_message(now.clone());
                     }
-                    None => eprintln!("{}", line(&c)),
+                    // Without a terminal, a line when something changed.
+                    None if now != last => eprintln!("{now}"),
+                    None => {}
                 }
+                last = now;
                 if c[&State::Queued] + c[&State::Running] == 0 {
                     break;
                 }
@@ -106,12 +111,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
                     }
                     bail!("--timeout: jobs still queued or running ({})", line(&c));
                 }
-                pitchside_worker::sleep(Duration::from_millis(if bar.is_some() {
-                    500
-                } else {
-                    5000
-                }))
-                .await;
+                pitchside_worker::sleep(Duration::from_millis(500)).await;
                 records = read(&q, &args.ids).await?;
             }
             if let Some(b) = &bar {
