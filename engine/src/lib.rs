@@ -1,5 +1,6 @@
-//! Pitchside's core engine: configuration, devices, video, images, the pipeline, the plugin
-//! host and the Score Vision response (`response`: its types, serialisation and rounding).
+//! Pitchside's core engine: configuration, devices, video, images, the pipeline and its pool
+//! (one pipeline per device or CPU share, `pool`), the plugin host and the Score Vision
+//! response (`response`: its types, serialisation and rounding).
 //! The miner service (HTTP, downloads, validator signatures) is the `pitchside-service`
 //! crate, built on this one; nothing here depends on it.
 

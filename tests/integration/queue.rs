@@ -101,9 +101,17 @@ fn signal(child: &Child, sig: &str) {
     assert!(ok, "kill -{sig} {}", child.id());
 }
 
+/// The binary under test; `PITCHSIDE_TEST_BIN` overrides it (a copy, where checkouts share
+/// a target dir and another's build can replace the binary mid-run).
+fn bin() -> PathBuf {
+    std::env::var_os("PITCHSIDE_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_pitchside").into())
+}
+
 /// A `pitchside` command with the test deployment at 160 px, stride 2, on the CPU.
 fn pitchside(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pitchside"));
+    let mut c = Command::new(bin());
     c.args(args)
         .current_dir(root())
         .env("IMG_SIZE", "160")
