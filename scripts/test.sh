@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pitchside/target}"
 cargo test --workspace --all-targets "$@"
 
-# lavapipe is slow: tune kernels minimally (the tuning cache stays in the target dir).
+# lavapipe is slow: tune kernels minimally (the tuning results stay in the per-user kernel
+# cache, ~/.cache/pitchside/kernels/<adapter>/). `wgpu` selects the golden parity test and
+# warm_start's two-process kernel cache test.
 export CUBECL_AUTOTUNE_LEVEL="${CUBECL_AUTOTUNE_LEVEL:-minimal}"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 cargo test -p pitchside-models --features wgpu --test models wgpu "$@"

@@ -54,10 +54,17 @@ impl Resolved {
         Ok(self.deployment.effective(self.backend, &self.env)?)
     }
 
-    /// Checks the deployment's files and loads its models into a pipeline.
+    /// Checks the deployment's files, pins the GPU kernel cache and loads its models into a
+    /// pipeline.
     pub fn into_pipeline(self) -> Result<Pipeline> {
         let effective = self.effective()?;
         self.deployment.check_files()?;
+        // Before the first device use: cubecl reads its configuration once.
+        pitchside_models::kernel_cache::pin(
+            self.deployment.kernel_cache_root().as_deref(),
+            pitchside_engine::model_device(self.backend, effective.profile.half),
+        )
+        .with_context(|| format!("kernel_cache of {}", self.deployment.source))?;
         tracing::info!(
             profile = %effective.profile_name,
             batch = effective.profile.batch_size,

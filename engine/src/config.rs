@@ -56,6 +56,8 @@ struct RawDeployment {
     profiles: BTreeMap<ProfileName, ProfilePatch<u32>>,
     #[serde(default)]
     service: Option<service::ServiceConfig>,
+    #[serde(default)]
+    kernel_cache: Option<PathBuf>,
 }
 
 /// The deployment file, checked.
@@ -72,6 +74,11 @@ pub struct DeploymentFile {
     /// The miner service (`pitchside serve`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<service::ServiceConfig>,
+    /// Where GPU kernels' autotune results and compiled code are kept, one directory per
+    /// GPU model under it (relative to the YAML file); default
+    /// `$XDG_CACHE_HOME/pitchside/kernels` (`pitchside_models::kernel_cache`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_cache: Option<PathBuf>,
 }
 
 /// A parsed, validated deployment: file contents, where they came from, and the
@@ -181,6 +188,21 @@ impl Deployment {
                 ));
             }
         }
+        if let Some(p) = &raw.kernel_cache {
+            let message = if p.as_os_str().is_empty() {
+                Some(
+                    "kernel_cache is empty: name a directory, or leave the key out for the \
+                      per-user default ($XDG_CACHE_HOME/pitchside/kernels)",
+                )
+            } else if p.starts_with("~") {
+                Some("kernel_cache starts with `~`, which is not expanded: write the full path")
+            } else {
+                None
+            };
+            if let Some(m) = message {
+                return Err(invalid(&["kernel_cache"], m.into()));
+            }
+        }
         Ok(Deployment {
             file: DeploymentFile {
                 device: raw.device,
@@ -190,6 +212,7 @@ impl Deployment {
                 pipeline,
                 profiles,
                 service: raw.service,
+                kernel_cache: raw.kernel_cache,
             },
             source,
             text: text.to_string(),
@@ -218,8 +241,27 @@ impl Deployment {
         }
     }
 
-    /// Checks that every model file and plugin library exists.
+    /// The kernel cache root the deployment names, resolved against its directory; `None`
+    /// leaves the per-user default.
+    pub fn kernel_cache_root(&self) -> Option<PathBuf> {
+        self.file
+            .kernel_cache
+            .as_deref()
+            .map(|p| self.resolve_path(p))
+    }
+
+    /// Checks that every model file and plugin library exists, and that the kernel cache,
+    /// where it exists, is a directory.
     pub fn check_files(&self) -> Result<(), ConfigError> {
+        if let Some(root) = self.kernel_cache_root()
+            && root.exists()
+            && !root.is_dir()
+        {
+            return Err(self.invalid(
+                &["kernel_cache"],
+                format!("kernel_cache {} is not a directory", root.display()),
+            ));
+        }
         for (role, m) in &self.file.models {
             let path = self.resolve_path(&m.path);
             if !path.is_file() {

@@ -13,7 +13,8 @@ pub mod media;
 
 pub use pitchside_models::ModelDevice;
 
-/// The model device for a backend; `half` applies where the backend supports it (CUDA).
+/// The model device for a backend; `half` applies where the backend supports it (CUDA
+/// fp16; bf16 operands on the CPU, where it has AVX512_BF16).
 pub fn model_device(backend: Backend, half: bool) -> ModelDevice {
     model_device_on(backend, half, 0)
 }
@@ -24,6 +25,7 @@ pub fn model_device_on(backend: Backend, half: bool, index: usize) -> ModelDevic
     match backend {
         Backend::Cuda => ModelDevice::Cuda { half, index },
         Backend::Wgpu => ModelDevice::Wgpu,
+        Backend::Cpu if half => ModelDevice::CpuBf16,
         Backend::Cpu => ModelDevice::Cpu,
     }
 }

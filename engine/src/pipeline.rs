@@ -91,6 +91,47 @@ pub struct Pipeline {
     deployment: Deployment,
     effective: EffectiveConfig,
     detectors: Vec<DetectorSlot>,
+    /// Pad a video's short last batch to the profile's batch size: on a GPU every new batch
+    /// shape costs kernel compilation and autotuning (minutes on a cold cache), so the
+    /// shape `pitchside tune` warmed must be the only one. On the CPU a padded frame costs
+    /// as much as a real one and nothing is tuned: no padding.
+    pad_batches: bool,
+}
+
+/// One shape a detector runs at: GPU kernels are compiled and autotuned per input shape,
+/// so `pitchside tune` and `serve`'s warm-up run each of [`Pipeline::warm_up_shapes`] once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WarmUpShape {
+    /// Index of the detector in the pipeline.
+    pub detector: usize,
+    pub role: Role,
+    /// What the detector runs: the model file (built-in YOLO) or the plugin library.
+    pub runs: String,
+    /// Frames per call: always the profile's batch size (a short last batch is padded on
+    /// GPUs).
+    pub batch: u32,
+    /// Source frame size, width × height.
+    pub frame: [u32; 2],
+    /// Network input, width × height, for built-in YOLO models (letterboxed as predictions
+    /// are); unknown for plugin libraries.
+    pub input: Option<[u32; 2]>,
+    /// "fp16" or "fp32".
+    pub precision: &'static str,
+}
+
+impl std::fmt::Display for WarmUpShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = Path::new(&self.runs)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.runs.clone());
+        write!(f, "{} ({name}) batch {}", self.role, self.batch)?;
+        match self.input {
+            Some([w, h]) => write!(f, " {w}x{h}")?,
+            None => write!(f, " frames {}x{}", self.frame[0], self.frame[1])?,
+        }
+        write!(f, " {}", self.precision)
+    }
 }
 
 impl Pipeline {
@@ -113,6 +154,7 @@ impl Pipeline {
             deployment,
             effective,
             detectors,
+            pad_batches: device.backend != Backend::Cpu,
         })
     }
 
@@ -133,16 +175,58 @@ impl Pipeline {
             .unwrap_or(DEFAULT_KEYPOINTS)
     }
 
-    /// Runs every detector once on a full batch of blank `width`×`height` frames, so that
-    /// the first real video does not pay for kernel compilation and GPU autotuning (minutes
-    /// on a cold cubecl cache, see BENCHMARKS.md; the tuned kernels then stay in the cache).
-    /// Returns how long it took.
-    pub fn warm_up(&mut self, width: u32, height: u32) -> Result<Duration, PipelineError> {
+    /// Every shape this pipeline runs its detectors at on frames of the given sizes (width,
+    /// height): each detector × frame size, at the profile's batch size and precision.
+    /// The one list both `pitchside tune` and `serve`'s warm-up run.
+    pub fn warm_up_shapes(&self, frames: &[[u32; 2]]) -> Vec<WarmUpShape> {
+        let e = &self.effective;
+        let batch = e.profile.batch_size.max(1);
+        // Half precision applies where the backend has it (`model_device`): CUDA.
+        let precision = match crate::model_device(e.device, e.profile.half) {
+            pitchside_models::ModelDevice::Cuda { half: true, .. } => "fp16",
+            _ => "fp32",
+        };
+        let mut out = Vec::new();
+        for (detector, (slot, config)) in
+            self.detectors.iter().zip(&e.pipeline.detectors).enumerate()
+        {
+            let builtin = match &config.source {
+                crate::config::PluginSource::Builtin(_) => e.models.get(&config.model_role()),
+                crate::config::PluginSource::Library(_) => None,
+            };
+            let runs = match (&config.source, builtin) {
+                (_, Some(model)) => model.path.display().to_string(),
+                (source, None) => source.describe(),
+            };
+            for &[w, h] in frames {
+                let input = builtin.map(|m| {
+                    let lb = pitchside_models::Letterbox::new(w, h, m.imgsz.get(), true, 32);
+                    [lb.out_w(), lb.out_h()]
+                });
+                out.push(WarmUpShape {
+                    detector,
+                    role: slot.role,
+                    runs: runs.clone(),
+                    batch,
+                    frame: [w, h],
+                    input,
+                    precision,
+                });
+            }
+        }
+        out
+    }
+
+    /// Runs one detector once on a batch of blank frames of `shape`, so that no real video
+    /// pays for that shape's kernel compilation and GPU autotuning (minutes on a cold
+    /// cubecl cache, see BENCHMARKS.md; the results stay in the kernel cache). Returns how
+    /// long it took.
+    pub fn warm_up_shape(&mut self, shape: &WarmUpShape) -> Result<Duration, PipelineError> {
         let start = Instant::now();
-        let batch = self.effective.profile.batch_size.max(1) as usize;
+        let [width, height] = shape.frame;
         // Letterbox grey: what padding looks like to the models anyway.
         let data = vec![114u8; width as usize * height as usize * 3];
-        let frames: Vec<FrameRef<'_>> = (0..batch)
+        let frames: Vec<FrameRef<'_>> = (0..shape.batch)
             .map(|i| FrameRef {
                 data: &data,
                 width,
@@ -152,16 +236,31 @@ impl Pipeline {
                 frame_number: i as u64,
             })
             .collect();
-        let mut call_time = HashMap::new();
-        for (role, result) in detect_concurrently(&mut self.detectors, &frames, &mut call_time) {
-            result.map_err(|e| PipelineError::WarmUp {
-                role,
+        let slot = self
+            .detectors
+            .get_mut(shape.detector)
+            .ok_or_else(|| PipelineError::WarmUp {
+                role: shape.role,
+                message: format!("the pipeline has no detector {}", shape.detector),
+            })?;
+        slot.detector
+            .detect(&frames)
+            .map_err(|e| PipelineError::WarmUp {
+                role: shape.role,
                 message: e.to_string(),
             })?;
-        }
         // Keep the first real run's stage times its own.
-        for slot in &mut self.detectors {
-            slot.detector.take_stage_times();
+        slot.detector.take_stage_times();
+        Ok(start.elapsed())
+    }
+
+    /// Runs every shape of [`Pipeline::warm_up_shapes`] for `width`×`height` frames, one
+    /// after the other (two models tuning at once would disturb each other's timings).
+    /// Returns how long it took.
+    pub fn warm_up(&mut self, width: u32, height: u32) -> Result<Duration, PipelineError> {
+        let start = Instant::now();
+        for shape in self.warm_up_shapes(&[[width, height]]) {
+            self.warm_up_shape(&shape)?;
         }
         Ok(start.elapsed())
     }
@@ -229,7 +328,13 @@ impl Pipeline {
                     .map(|f| f.image.frame(f.frame_number))
                     .collect();
                 let t = Instant::now();
-                let results = detect_concurrently(&mut self.detectors, &frames, &mut call_time);
+                let pad_to = if self.pad_batches { batch_size } else { 0 };
+                let padded = pad_batch(&frames, pad_to);
+                let results = unpad(
+                    detect_concurrently(&mut self.detectors, &padded, &mut call_time),
+                    frames.len(),
+                    padded.len(),
+                );
                 stats.detect_wall_s += t.elapsed().as_secs_f64();
                 stats.batches += 1;
                 let mut per_role: Vec<(Role, Vec<Vec<Detection>>)> = Vec::new();
@@ -357,6 +462,36 @@ impl Pipeline {
 
 /// One detector's answer for a batch: detections per frame.
 type DetectResult = Result<Vec<Vec<Detection>>, PluginError>;
+
+/// `frames` filled up to `n` with copies of its last frame (as is when it has `n` or more).
+fn pad_batch<'a>(frames: &[FrameRef<'a>], n: usize) -> Vec<FrameRef<'a>> {
+    let mut out = frames.to_vec();
+    if let Some(&last) = frames.last() {
+        out.resize(n.max(frames.len()), last);
+    }
+    out
+}
+
+/// Drops the answers for padding frames: a detector that answered for all `padded` frames
+/// keeps its first `real`; any other count is left for the caller to report.
+fn unpad(
+    results: Vec<(Role, DetectResult)>,
+    real: usize,
+    padded: usize,
+) -> Vec<(Role, DetectResult)> {
+    results
+        .into_iter()
+        .map(|(role, r)| {
+            let r = r.map(|mut d| {
+                if d.len() == padded {
+                    d.truncate(real);
+                }
+                d
+            });
+            (role, r)
+        })
+        .collect()
+}
 
 /// Runs every detector on the batch at once, one thread each.
 fn detect_concurrently(
@@ -648,6 +783,55 @@ mod tests {
         };
         let k = pitch_keypoints(&[d(0.3, 0.9), d(0.8, 0.6)], 3);
         assert_eq!(k, vec![[5.0, 6.0], [0.0, 0.0], [0.0, 0.0]]);
+    }
+
+    fn frame(data: &[u8], frame_number: u64) -> FrameRef<'_> {
+        FrameRef {
+            data,
+            width: 1,
+            height: 1,
+            row_stride: 3,
+            format: pitchside_plugin::PixelFormat::Bgr8,
+            frame_number,
+        }
+    }
+
+    #[test]
+    fn a_short_batch_is_padded_with_its_last_frame_and_the_padding_answers_dropped() {
+        let (a, b) = ([1u8; 3], [2u8; 3]);
+        let frames = [frame(&a, 30), frame(&b, 32)];
+        let padded = pad_batch(&frames, 4);
+        assert_eq!(padded.len(), 4);
+        assert!(
+            padded[1..]
+                .iter()
+                .all(|f| f.frame_number == 32 && f.data == b)
+        );
+        // Full batches and no padding (n = 0) stay as they are.
+        assert_eq!(pad_batch(&frames, 2).len(), 2);
+        assert_eq!(pad_batch(&frames, 0).len(), 2);
+        assert!(pad_batch(&[], 4).is_empty());
+        let det = |score: f32| Detection {
+            bbox: [0.0; 4],
+            score,
+            class_id: 0,
+            keypoints: Vec::new(),
+        };
+        let answers = vec![
+            (
+                Role::Players,
+                Ok((0..4).map(|i| vec![det(i as f32)]).collect()),
+            ),
+            // A wrong count is kept as it is, for the caller's check to report.
+            (Role::Pitch, Ok(vec![vec![]; 3])),
+            (Role::Ball, Err(PluginError::Failed("x".into()))),
+        ];
+        let out = unpad(answers, 2, 4);
+        let players = out[0].1.as_ref().unwrap();
+        assert_eq!(players.len(), 2);
+        assert_eq!(players[1][0].score, 1.0);
+        assert_eq!(out[1].1.as_ref().unwrap().len(), 3);
+        assert!(out[2].1.is_err());
     }
 
     #[test]

@@ -4,9 +4,13 @@
 //!
 //! ```text
 //! device_check parity DEVICE DIR STEM   # Burn vs ultralytics' full raw head output
-//! device_check bench DEVICE ARCH.yaml BATCH [IMGSZ] [ITERS] [NC] [KPTS]
+//! device_check bench DEVICE ARCH.yaml BATCH [IMGSZ|WxH] [ITERS] [NC] [KPTS]
 //! ```
-//! DEVICE: cpu | cuda | cuda-half. Each run prints one JSON line on stdout.
+//! DEVICE: cpu | cuda | cuda-half | wgpu (the backends this build has). Each run prints one
+//! JSON line on stdout. `WxH` (e.g. `640x384`, what a 1080p frame letterboxes to at 640) is
+//! the input's width and height; a plain number is a square. GPU runs use Pitchside's
+//! kernel cache (`pitchside_models::kernel_cache`: `$XDG_CACHE_HOME/pitchside/kernels/<gpu>/`),
+//! named in each line with its autotune entry count.
 //!
 //! `parity` reads `DIR/STEM.pt` (an ultralytics checkpoint), `DIR/STEM.input.f32` (the
 //! exact tensor ultralytics fed its network, letterboxed by ultralytics) and
@@ -24,7 +28,7 @@ use burn::tensor::{Distribution, Tensor};
 use pitchside_models::burn_net::{BurnNet, host_tensor};
 use pitchside_models::postprocess::{Candidate, box_iou, nms};
 use pitchside_models::synthetic::{load_arch_yaml, synthetic_checkpoint};
-use pitchside_models::{Checkpoint, NmsOptions, Plan, YoloTask};
+use pitchside_models::{Checkpoint, ModelDevice, NmsOptions, Plan, YoloTask, kernel_cache};
 use serde_json::{Value, json};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -162,7 +166,7 @@ fn bench<B: Backend>(
     device: &B::Device,
     arch_path: &Path,
     batch: usize,
-    imgsz: usize,
+    [width, height]: [usize; 2],
     iters: usize,
     nc: Option<u64>,
     kpts: Option<u64>,
@@ -177,7 +181,7 @@ fn bench<B: Backend>(
     let plan = Plan::from_checkpoint(synthetic_checkpoint(arch, None, 0)?)?;
     let net = BurnNet::<B>::new(&plan, device);
     let x: Tensor<B, 4> = Tensor::random(
-        [batch, 3, imgsz, imgsz],
+        [batch, 3, height, width],
         Distribution::Uniform(0.0, 1.0),
         device,
     );
@@ -217,7 +221,7 @@ fn bench<B: Backend>(
         YoloTask::Pose { keypoints, .. } => keypoints,
     };
     Ok(json!({
-        "arch": arch_path.display().to_string(), "batch": batch, "imgsz": imgsz,
+        "arch": arch_path.display().to_string(), "batch": batch, "input_wh": [width, height],
         "iters": iters, "nc": net.num_classes(), "keypoints": kpt,
         "first_forward_s": first_s, "warmup_s": warm_s,
         "median_batch_ms": median, "min_batch_ms": per_batch_ms[0],
@@ -241,11 +245,16 @@ fn run<B: Backend>(device: &B::Device, args: &[String], exact: bool) -> Res<Valu
             };
             let opt =
                 |i: usize| -> Res<Option<u64>> { Ok(args.get(i).map(|s| s.parse()).transpose()?) };
+            let size = args.get(4).map(String::as_str).unwrap_or("640");
+            let wh = match size.split_once('x') {
+                Some((w, h)) => [w.parse()?, h.parse()?],
+                None => [size.parse()?; 2],
+            };
             bench::<B>(
                 device,
                 Path::new(arg(2)?),
                 num(3, 1)?,
-                num(4, 640)?,
+                wh,
                 num(5, 20)?,
                 opt(6)?,
                 opt(7)?,
@@ -258,6 +267,27 @@ fn run<B: Backend>(device: &B::Device, args: &[String], exact: bool) -> Res<Valu
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let device = args.get(1).cloned().unwrap_or_default();
+    // Before the first device use: cubecl reads its configuration once.
+    let model_device = match device.as_str() {
+        "cuda" => Some(ModelDevice::Cuda {
+            half: false,
+            index: 0,
+        }),
+        "cuda-half" => Some(ModelDevice::Cuda {
+            half: true,
+            index: 0,
+        }),
+        "wgpu" => Some(ModelDevice::Wgpu),
+        _ => None,
+    };
+    let cache = match model_device.map(|d| kernel_cache::pin(None, d)) {
+        Some(Err(e)) => {
+            println!("{}", json!({"error": e.to_string(), "command": args}));
+            std::process::exit(1);
+        }
+        Some(Ok(c)) => c,
+        None => None,
+    };
     let result: Res<Value> = match device.as_str() {
         #[cfg(feature = "cpu")]
         "cpu" => run::<burn::backend::Flex>(&Default::default(), &args, true),
@@ -265,6 +295,8 @@ fn main() {
         "cuda" => run::<burn::backend::Cuda>(&Default::default(), &args, false),
         #[cfg(feature = "cuda")]
         "cuda-half" => run::<burn::backend::Cuda<half::f16>>(&Default::default(), &args, false),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => run::<burn::backend::Wgpu>(&Default::default(), &args, false),
         other => Err(format!("device `{other}` is not compiled into this build").into()),
     };
     let mut line = match result {
@@ -272,6 +304,11 @@ fn main() {
         Err(e) => json!({"error": e.to_string()}),
     };
     line["command"] = json!(args);
+    if let Some(c) = &cache {
+        line["gpu"] = json!(c.gpu);
+        line["kernel_cache"] = json!(c.dir.display().to_string());
+        line["autotune_entries"] = json!(kernel_cache::autotune_entries(&c.dir));
+    }
     println!("{line}");
     if line.get("error").is_some() || line.get("pass") == Some(&Value::Bool(false)) {
         std::process::exit(1);

@@ -11,6 +11,7 @@
 pub mod burn_net;
 pub mod checkpoint;
 pub mod exec;
+pub mod kernel_cache;
 #[cfg(feature = "cpu")]
 pub mod nhwc;
 pub mod pickle;

@@ -24,6 +24,9 @@ pub enum ModelDevice {
     /// The CPU: Pitchside's NHWC executor ([`crate::nhwc`]); burn-flex where the executor
     /// cannot run the plan.
     Cpu,
+    /// The CPU executor with bf16 operands (f32 accumulation) in its convolutions where the
+    /// CPU has AVX512_BF16, f32 elsewhere: the profile's `half: true` on the CPU.
+    CpuBf16,
     Wgpu,
     Cuda {
         half: bool,
@@ -36,6 +39,7 @@ impl ModelDevice {
     pub fn name(&self) -> &'static str {
         match self {
             ModelDevice::Cpu => "cpu",
+            ModelDevice::CpuBf16 => "cpu bf16",
             ModelDevice::Wgpu => "wgpu",
             ModelDevice::Cuda { half: false, .. } => "cuda fp32",
             ModelDevice::Cuda { half: true, .. } => "cuda fp16",
@@ -193,15 +197,19 @@ impl YoloModel {
 
     /// Compiles a plan for `device`.
     pub fn from_plan(plan: Plan, device: ModelDevice) -> Result<YoloModel, ModelError> {
+        // Before the first GPU use: cubecl reads its configuration once.
+        crate::kernel_cache::pin_default_unless_set(device);
         let net: Box<dyn Network> = match device {
             #[cfg(feature = "cpu")]
-            ModelDevice::Cpu => match NhwcNet::new(&plan) {
-                Ok(fast) => Box::new(fast),
-                Err(why) => {
-                    tracing::warn!(%why, "the CPU executor cannot run this model; using burn-flex");
-                    on_burn::<burn::backend::Flex>(&plan, Default::default(), "burn-flex")
+            ModelDevice::Cpu | ModelDevice::CpuBf16 => {
+                match NhwcNet::with_precision(&plan, device == ModelDevice::CpuBf16) {
+                    Ok(fast) => Box::new(fast),
+                    Err(why) => {
+                        tracing::warn!(%why, "the CPU executor cannot run this model; using burn-flex");
+                        on_burn::<burn::backend::Flex>(&plan, Default::default(), "burn-flex")
+                    }
                 }
-            },
+            }
             #[cfg(feature = "wgpu")]
             ModelDevice::Wgpu => {
                 on_burn::<burn::backend::Wgpu>(&plan, Default::default(), "burn-wgpu")

@@ -11,6 +11,7 @@ mod score;
 mod serve;
 mod status;
 mod submit;
+mod tune;
 mod worker;
 
 use anyhow::Result;
@@ -41,6 +42,9 @@ pub enum Command {
     Submit(submit::SubmitArgs),
     /// Queued, running, done and failed jobs; --wait shows a progress bar until all end.
     Status(status::StatusArgs),
+    /// Compile and autotune the GPU kernels of every shape the deployment runs, into the
+    /// kernel cache (`kernel_cache:`), so that `run` and `serve` start warm.
+    Tune(tune::TuneArgs),
     /// Detector and tracker plugins: built-in and configured.
     Plugins {
         #[command(subcommand)]
@@ -58,6 +62,7 @@ impl Command {
             Command::Bench(args) => bench::run(args),
             Command::Score(args) => score::run(args),
             Command::Serve(args) => serve::run(args),
+            Command::Tune(args) => tune::run(args),
             Command::Plugins { command } => plugins::run(command),
             Command::Worker(args) => worker::run(args),
             Command::Submit(args) => submit::run(args),

@@ -592,3 +592,35 @@ fn an_unclosed_bracket_is_named_not_what_it_swallowed() {
         None
     );
 }
+
+#[test]
+fn kernel_cache_is_checked_where_it_is_written() {
+    // Relative to the YAML file, like model paths; absent means the per-user default.
+    assert_eq!(parse(MINIMAL).unwrap().kernel_cache_root(), None);
+    let d = parse(&format!("{MINIMAL}kernel_cache: kernels\n")).unwrap();
+    assert_eq!(d.kernel_cache_root(), Some(PathBuf::from("./kernels")));
+    for (value, why) in [("''", "is empty"), ("~/.cache/k", "`~`")] {
+        let msg = parse(&format!("{MINIMAL}kernel_cache: {value}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.starts_with("t.yaml:16:1: "), "{msg}");
+        assert!(msg.contains(why), "{msg}");
+    }
+    let msg = parse(&format!("{MINIMAL}kernel_cache: [a]\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(msg.starts_with("t.yaml:16:"), "{msg}");
+    // An existing file where the directory should be: said at check_files, with its place.
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["p.pt", "k.pt", "kernels"] {
+        std::fs::write(dir.path().join(f), b"x").unwrap();
+    }
+    let cfg = dir.path().join("d.yaml");
+    std::fs::write(&cfg, format!("{MINIMAL}kernel_cache: kernels\n")).unwrap();
+    let d = Deployment::from_file(&cfg).unwrap();
+    let msg = d.check_files().unwrap_err().to_string();
+    assert!(msg.contains("d.yaml:16:1"), "{msg}");
+    assert!(msg.contains("is not a directory"), "{msg}");
+    std::fs::remove_file(dir.path().join("kernels")).unwrap();
+    d.check_files().unwrap();
+}

@@ -7,12 +7,18 @@ use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
 use super::act::{Act, View, concat};
+#[cfg(target_arch = "x86_64")]
+use super::kernel::{Epilogue, matmul_bf16, matmul_f32, to_bf16_rows};
+use super::kernel::{Isa, Packed, Seg};
 use super::simd::bias_act;
 use crate::plan::ConvWeights;
 
 thread_local! {
     /// Each worker thread's im2col tile, kept between tiles and layers.
     static COL: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Each worker thread's left operand in bf16 (the bf16 kernel's input).
+    pub(super) static COL_BF16: std::cell::RefCell<Vec<u16>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Bytes of im2col rows per tile: a tile and its output stay in L2.
@@ -27,14 +33,19 @@ pub(super) struct Conv {
     pub(super) stride: usize,
     pub(super) pad: usize,
     pub(super) depthwise: bool,
-    /// Dense: `[k * k * cin, cout]`, rows ordered (ky, kx, ci) as im2col writes them.
-    /// Depthwise: `[k * k, c]`.
+    /// Dense: `[k * k * cin, cout]`, rows ordered (ky, kx, ci) as im2col writes them
+    /// (empty once [`Conv::compact`] found them packed). Depthwise: `[k * k, c]`.
     pub(super) w: Vec<f32>,
     pub(super) b: Vec<f32>,
     pub(super) act: bool,
     /// Winograd F(2×2, 3×3) weights `[16][cin][cout]` (U = G·g·Gᵀ) for the 3×3 stride-1
     /// convolutions it pays for; `None` elsewhere.
     pub(super) wino: Option<Vec<f32>>,
+    /// The dense weights packed for the microkernel ([`Conv::packed`]); only where the CPU
+    /// has AVX-512, which every use of it relies on.
+    pub(super) mm: Option<Packed>,
+    /// The 16 Winograd weight matrices packed likewise.
+    pub(super) wino_mm: Option<Vec<Packed>>,
 }
 
 impl Conv {
@@ -78,8 +89,58 @@ impl Conv {
             b: c.bias.clone(),
             act: c.act,
             wino: None,
+            mm: None,
+            wino_mm: None,
         }
         .with_winograd())
+    }
+
+    /// Packs the dense (and Winograd) weights for the microkernel where `isa` runs it,
+    /// with bf16 operands if `bf16` (the caller checked that `isa` has them).
+    pub(super) fn packed(mut self, isa: Isa, bf16: bool) -> Conv {
+        if isa == Isa::Portable || self.depthwise {
+            return self;
+        }
+        let (kk, cin, cout) = (self.k * self.k * self.cin, self.cin, self.cout);
+        self.mm = Some(Packed::new(&self.w, kk, cout, cout, bf16));
+        self.wino_mm = self.wino.as_ref().map(|u| {
+            (0..16)
+                .map(|xi| Packed::new(&u[xi * cin * cout..], cin, cout, cout, bf16))
+                .collect()
+        });
+        self
+    }
+
+    /// Drops the row-major weights the packed ones replace (they would double the memory).
+    pub(super) fn compact(&mut self) {
+        if self.mm.is_some() {
+            self.w = Vec::new();
+        }
+        if self.wino_mm.is_some() {
+            self.wino = None;
+        }
+    }
+
+    /// An empty convolution, for moving one out of a structure.
+    pub(super) fn placeholder() -> Conv {
+        Conv {
+            cin: 0,
+            cout: 0,
+            k: 1,
+            stride: 1,
+            pad: 0,
+            depthwise: false,
+            w: Vec::new(),
+            b: Vec::new(),
+            act: false,
+            wino: None,
+            mm: None,
+            wino_mm: None,
+        }
+    }
+
+    pub(super) fn has_winograd(&self) -> bool {
+        self.wino.is_some() || self.wino_mm.is_some()
     }
 
     pub(super) fn out_hw(&self, h: usize, w: usize) -> (usize, usize) {
@@ -95,7 +156,7 @@ impl Conv {
         let mut out = Act::new(x.n, ho, wo, self.cout);
         if self.depthwise {
             self.depthwise(x, &mut out);
-        } else if self.wino.is_some() && ho % 2 == 0 && wo % 2 == 0 {
+        } else if self.has_winograd() && ho % 2 == 0 && wo % 2 == 0 {
             self.winograd(x, &mut out);
         } else {
             self.dense(x, &mut out);
@@ -129,24 +190,74 @@ impl Conv {
                     self.im2col(x, row0, rows, ho, wo, &mut col);
                     (col.as_ptr(), kk)
                 };
+                let seg = Seg {
+                    ptr: lhs,
+                    stride: lhs_rs,
+                    len: kk,
+                };
                 // SAFETY: dst is rows × cout (row stride cout); lhs is rows × kk with row
                 // stride lhs_rs inside x.data or col (checked by the slicing above: the last
                 // row of a direct tile ends within x.data as x.off + cin <= x.stride);
-                // self.w is kk × cout.
-                unsafe {
-                    gemm_rows(
-                        rows,
-                        cout,
-                        kk,
-                        (dst.as_mut_ptr(), cout),
-                        (lhs, lhs_rs),
-                        (self.w.as_ptr(), cout),
-                        false,
-                    );
-                }
-                bias_act(dst, &self.b, self.act);
+                // self.w / self.mm is kk × cout; mm exists only where the CPU has AVX-512.
+                unsafe { self.product(&[seg], rows, dst) };
                 COL.set(col);
             });
+    }
+
+    /// `dst = bias_act(A · W)` for one tile: A is `rows` rows of the segments (together
+    /// k·k·cin columns), dst `rows × cout`; the packed kernels where the weights are packed
+    /// (the epilogue in registers), else `gemm` and a pass of [`bias_act`]. `accumulate`
+    /// (portable path only): the segments are one product's parts, summed.
+    ///
+    /// # Safety
+    /// Every segment addresses `rows` rows of its `len` values; dst overlaps none of them.
+    unsafe fn product(&self, segs: &[Seg], rows: usize, dst: &mut [f32]) {
+        let cout = self.cout;
+        debug_assert_eq!(dst.len(), rows * cout);
+        #[cfg(target_arch = "x86_64")]
+        if let Some(mm) = &self.mm {
+            let epi = Epilogue::Bias {
+                bias: &self.b,
+                act: self.act,
+            };
+            if mm.is_bf16() {
+                let rs = mm.k.div_ceil(2) * 2;
+                COL_BF16.with_borrow_mut(|h| {
+                    if h.len() < rows * rs {
+                        h.resize(rows * rs, 0);
+                    }
+                    // SAFETY: bf16 panels exist only where the CPU has AVX512_BF16; h holds
+                    // rows × rs values; the caller's contract for the segments and dst.
+                    unsafe {
+                        to_bf16_rows(segs, rows, h, rs);
+                        matmul_bf16(mm, h.as_ptr(), rs, rows, dst.as_mut_ptr(), cout, epi);
+                    }
+                });
+            } else {
+                // SAFETY: f32 panels exist only where the CPU has AVX-512F; the caller's
+                // contract.
+                unsafe { matmul_f32(mm, segs, rows, dst.as_mut_ptr(), cout, epi) };
+            }
+            return;
+        }
+        let mut w_row = 0;
+        for (i, s) in segs.iter().enumerate() {
+            // SAFETY: the caller's contract; the segment's weights are rows
+            // w_row..w_row + s.len of the kk × cout matrix.
+            unsafe {
+                gemm_rows(
+                    rows,
+                    cout,
+                    s.len,
+                    (dst.as_mut_ptr(), cout),
+                    (s.ptr, s.stride),
+                    (self.w[w_row * cout..].as_ptr(), cout),
+                    i > 0,
+                );
+            }
+            w_row += s.len;
+        }
+        bias_act(dst, &self.b, self.act);
     }
 
     /// This 1×1 convolution applied to the channel concatenation of `parts`, without
@@ -165,24 +276,16 @@ impl Conv {
             .enumerate()
             .for_each(|(t, dst)| {
                 let (row0, rows) = (t * TILE, dst.len() / cout);
-                let mut w_row = 0;
-                for (i, x) in parts.iter().enumerate() {
-                    // SAFETY: as in `dense`'s direct case, per part; the part's weights are
-                    // rows w_row..w_row + x.c of the cin × cout matrix.
-                    unsafe {
-                        gemm_rows(
-                            rows,
-                            cout,
-                            x.c,
-                            (dst.as_mut_ptr(), cout),
-                            (x.data[row0 * x.stride + x.off..].as_ptr(), x.stride),
-                            (self.w[w_row * cout..].as_ptr(), cout),
-                            i > 0,
-                        );
-                    }
-                    w_row += x.c;
-                }
-                bias_act(dst, &self.b, self.act);
+                let segs: Vec<Seg> = parts
+                    .iter()
+                    .map(|x| Seg {
+                        ptr: x.data[row0 * x.stride + x.off..].as_ptr(),
+                        stride: x.stride,
+                        len: x.c,
+                    })
+                    .collect();
+                // SAFETY: as in `dense`'s direct case, per part.
+                unsafe { self.product(&segs, rows, dst) };
             });
         out
     }
@@ -355,6 +458,26 @@ mod tests {
         out
     }
 
+    /// The convolution as the portable path runs it, and packed for each kernel this CPU
+    /// has (f32; bf16 operands, with the tolerance their 8-bit mantissa needs), compacted
+    /// as the executor keeps them; each with its tolerance against a naive f32 loop.
+    fn variants(conv: &Conv) -> Vec<(Conv, f32)> {
+        let isa = Isa::detect();
+        let packed = |bf16| {
+            let mut c = conv.clone().packed(isa, bf16);
+            c.compact();
+            c
+        };
+        let mut v = vec![(conv.clone(), 1e-5)];
+        if isa != Isa::Portable {
+            v.push((packed(false), 1e-5));
+        }
+        if isa == Isa::Avx512Bf16 {
+            v.push((packed(true), 0.03));
+        }
+        v
+    }
+
     #[test]
     fn convolutions_match_a_naive_loop() {
         // 1×1 (read in place), 3×3 stride 1 and 2 (im2col over tiles, odd sizes, batch 2),
@@ -394,15 +517,21 @@ mod tests {
                     b: pseudo(cout, 5),
                     act,
                     wino: None,
+                    mm: None,
+                    wino_mm: None,
                 }
                 .with_winograd();
-                let (got, want) = (conv.forward(x.view()), naive_conv(&x, &conv));
-                assert_eq!((got.h, got.w, got.c), (want.h, want.w, want.c));
-                for (a, b) in got.data.iter().zip(&want.data) {
-                    assert!(
-                        (a - b).abs() < 1e-5,
-                        "{cin}->{cout} k{k} s{stride}: {a} vs {b}"
-                    );
+                let want = naive_conv(&x, &conv);
+                // The portable path, then the packed kernels this CPU runs (f32, bf16).
+                for (conv, tol) in variants(&conv) {
+                    let got = conv.forward(x.view());
+                    assert_eq!((got.h, got.w, got.c), (want.h, want.w, want.c));
+                    for (a, b) in got.data.iter().zip(&want.data) {
+                        assert!(
+                            (a - b).abs() < tol,
+                            "{cin}->{cout} k{k} s{stride} tol {tol}: {a} vs {b}"
+                        );
+                    }
                 }
             }
         }
@@ -428,11 +557,15 @@ mod tests {
             b: vec![0.0; 3],
             act: false,
             wino: None,
+            mm: None,
+            wino_mm: None,
         };
-        let got = conv.forward(x.channels(6, 4));
         let want = naive_conv(&x.channels(6, 4).to_act(), &conv);
-        for (a, b) in got.data.iter().zip(&want.data) {
-            assert!((a - b).abs() < 1e-6);
+        for (c, tol) in variants(&conv) {
+            let got = c.forward(x.channels(6, 4));
+            for (a, b) in got.data.iter().zip(&want.data) {
+                assert!((a - b).abs() < tol);
+            }
         }
         // A 3×3 conv on a channel slice takes im2col's pixel-by-pixel path.
         let conv3 = Conv {
@@ -441,10 +574,12 @@ mod tests {
             w: pseudo(9 * 12, 4),
             ..conv
         };
-        let got = conv3.forward(x.channels(2, 4));
         let want = naive_conv(&x.channels(2, 4).to_act(), &conv3);
-        for (a, b) in got.data.iter().zip(&want.data) {
-            assert!((a - b).abs() < 1e-5);
+        for (c, tol) in variants(&conv3) {
+            let got = c.forward(x.channels(2, 4));
+            for (a, b) in got.data.iter().zip(&want.data) {
+                assert!((a - b).abs() < tol);
+            }
         }
     }
 
@@ -477,12 +612,16 @@ mod tests {
             b: pseudo(6, 4),
             act: true,
             wino: None,
+            mm: None,
+            wino_mm: None,
         };
         let parts = [a.view(), b.channels(8, 4)];
-        let got = conv.forward_concat(&parts);
-        let want = conv.forward(concat(&parts).view());
-        for (x, y) in got.data.iter().zip(&want.data) {
-            assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+        let want = naive_conv(&concat(&parts), &conv);
+        for (c, tol) in variants(&conv) {
+            let got = c.forward_concat(&parts);
+            for (x, y) in got.data.iter().zip(&want.data) {
+                assert!((x - y).abs() < tol, "{x} vs {y}");
+            }
         }
     }
 }

@@ -69,6 +69,8 @@ fn merge_first(firsts: [Option<&Conv>; 3]) -> Option<MergedFirst> {
         b,
         act: lead.act,
         wino: None,
+        mm: None,
+        wino_mm: None,
     }
     .with_winograd();
     Some(MergedFirst {
@@ -94,6 +96,14 @@ impl HeadX {
             })
             .collect();
         HeadX { merged_first }
+    }
+
+    /// Applies `prepare` to the merged convolutions (packing them for the microkernel).
+    pub(super) fn prepare(&mut self, prepare: impl Fn(Conv) -> Conv) {
+        for m in self.merged_first.iter_mut().flatten() {
+            let conv = std::mem::replace(&mut m.conv, Conv::placeholder());
+            m.conv = prepare(conv);
+        }
     }
 
     /// `[batch, 4 + nc (+ nk), anchors]`, channel-major: what the head of

@@ -11,9 +11,14 @@
 //! The blocks and the graph walk are [`crate::exec`]'s, shared with the Burn executor; the
 //! golden tests check both against ultralytics.
 //!
+//! Where the CPU has AVX-512 the products run on Pitchside's own microkernels
+//! ([`kernel`]: weights packed once into column panels, bias + SiLU on the accumulators in
+//! registers), optionally with bf16 operands and f32 accumulation (AVX512_BF16); elsewhere
+//! (AVX2, aarch64) on the `gemm` crate with row-major weights.
+//!
 //! By concern: [`pool`] (buffer reuse), [`act`] (activations, views, element-wise ops),
-//! [`simd`] (instruction-set dispatch, e^x, SiLU), [`conv`] (im2col / 1×1 / depthwise),
-//! [`winograd`], [`attention`], [`head`].
+//! [`simd`] (instruction-set dispatch, e^x, SiLU), [`kernel`] (the packed microkernels),
+//! [`conv`] (im2col / 1×1 / depthwise), [`winograd`], [`attention`], [`head`].
 
 #[macro_use]
 mod simd;
@@ -21,6 +26,7 @@ mod act;
 mod attention;
 mod conv;
 mod head;
+mod kernel;
 mod pool;
 mod winograd;
 
@@ -30,6 +36,7 @@ pub use act::Feature;
 use act::{Act, View, concat, max_pool, upsample};
 use conv::Conv;
 use head::HeadX;
+use kernel::Isa;
 
 use crate::exec::{self, Kernels};
 use crate::plan::{Attention, ConvId, Graph, Head, Plan, YoloTask};
@@ -45,15 +52,59 @@ pub struct NhwcNet {
 }
 
 impl NhwcNet {
-    /// Packs the plan's weights; an error names what this executor does not run (the
-    /// caller then runs the plan on a Burn backend).
+    /// Packs the plan's weights for f32 products; an error names what this executor does
+    /// not run (the caller then runs the plan on a Burn backend).
     pub fn new(plan: &Plan) -> Result<NhwcNet, String> {
+        Self::with_precision(plan, false)
+    }
+
+    /// As [`NhwcNet::new`], with bf16 operands (f32 accumulation) for the convolutions'
+    /// products if `bf16` and the CPU has AVX512_BF16; f32 otherwise, said once in the log.
+    pub fn with_precision(plan: &Plan, bf16: bool) -> Result<NhwcNet, String> {
+        let isa = Isa::detect();
+        let bf16 = if bf16 && isa != Isa::Avx512Bf16 {
+            tracing::warn!(
+                "bf16 requested, but this CPU has no AVX512_BF16: the CPU executor runs in f32"
+            );
+            false
+        } else {
+            bf16
+        };
         let convs = plan
             .convs
             .iter()
             .map(Conv::new)
             .collect::<Result<Vec<_>, _>>()?;
-        let head = HeadX::new(&convs, plan.graph.head());
+        // The head's prediction convs (each branch's last) stay f32: their outputs are
+        // box offsets and keypoints scaled by the level's stride (up to 32 px per unit),
+        // and they are small.
+        let mut f32_only = vec![false; convs.len()];
+        for level in &plan.graph.head().levels {
+            let branches = [
+                Some(&level.boxes),
+                Some(&level.classes),
+                level.keypoints.as_ref(),
+            ];
+            for &id in branches.into_iter().flatten().filter_map(|b| b.last()) {
+                f32_only[id] = true;
+            }
+        }
+        // The head merges row-major weights; then everything is packed once.
+        let mut head = HeadX::new(&convs, plan.graph.head());
+        let pack = |c: Conv, bf16: bool| {
+            // Short products (the stem's 3 × 3 × 3 on the image) stay f32 too: bf16 would
+            // round the pixels themselves, for no gain in speed.
+            let bf16 = bf16 && c.k * c.k * c.cin >= 32;
+            let mut c = c.packed(isa, bf16);
+            c.compact();
+            c
+        };
+        let convs = convs
+            .into_iter()
+            .zip(f32_only)
+            .map(|(c, f32_only)| pack(c, bf16 && !f32_only))
+            .collect();
+        head.prepare(|c| pack(c, bf16));
         Ok(NhwcNet {
             graph: plan.graph.clone(),
             convs,
@@ -96,6 +147,11 @@ impl NhwcNet {
             self.profile_layers,
         )
     }
+}
+
+/// Whether this CPU runs the executor's bf16 products (AVX512_BF16).
+pub fn bf16_supported() -> bool {
+    Isa::detect() == Isa::Avx512Bf16
 }
 
 impl Kernels for NhwcNet {

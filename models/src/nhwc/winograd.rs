@@ -5,8 +5,12 @@
 use rayon::prelude::*;
 
 use super::act::{Act, View};
+#[cfg(target_arch = "x86_64")]
+use super::conv::COL_BF16;
 use super::conv::{Conv, gemm_rows};
-use super::simd::bias_act;
+#[cfg(target_arch = "x86_64")]
+use super::kernel::{Epilogue, Seg, matmul_bf16, matmul_f32, to_bf16_rows};
+use super::simd::silu;
 
 /// Winograd needs enough input channels for its 16 matrix products to run efficiently.
 const WINOGRAD_MIN_CIN: usize = 32;
@@ -18,15 +22,16 @@ thread_local! {
 }
 
 multiversion!(
-    /// V = Bᵀ·d·B for one 4×4 tile `d` (row-major pixels), all channels; `v`: 16 × cin.
-    fn winograd_input(d: &[&[f32]; 16], v: &mut [f32]) => winograd_input_generic
+    /// V = Bᵀ·d·B for one 4×4 tile `d` (row-major pixels), all channels; position ξ's cin
+    /// values go to `v[ξ · stride..]`.
+    fn winograd_input(d: &[&[f32]; 16], v: &mut [f32], stride: usize) => winograd_input_generic
 );
 
 /// Channels per step of the Winograd transforms: fixed-size arrays that LLVM vectorises.
 const LANES: usize = 16;
 
 #[inline(always)]
-fn winograd_input_generic(d: &[&[f32]; 16], v: &mut [f32]) {
+fn winograd_input_generic(d: &[&[f32]; 16], v: &mut [f32], stride: usize) {
     let cin = d[0].len();
     let mut c0 = 0;
     while c0 < cin {
@@ -69,9 +74,9 @@ fn winograd_input_generic(d: &[&[f32]; 16], v: &mut [f32]) {
         }
         for (k, ok) in o.iter().enumerate() {
             if n == LANES {
-                v[k * cin + c0..k * cin + c0 + LANES].copy_from_slice(ok);
+                v[k * stride + c0..k * stride + c0 + LANES].copy_from_slice(ok);
             } else {
-                v[k * cin + c0..k * cin + c0 + n].copy_from_slice(&ok[..n]);
+                v[k * stride + c0..k * stride + c0 + n].copy_from_slice(&ok[..n]);
             }
         }
         c0 += n;
@@ -79,13 +84,14 @@ fn winograd_input_generic(d: &[&[f32]; 16], v: &mut [f32]) {
 }
 
 multiversion!(
-    /// Y = Aᵀ·M·A for one tile: `m` is 16 × cout, `y` the four output pixels
-    /// (top-left, top-right, bottom-left, bottom-right).
-    fn winograd_output(m: &[f32], y: [&mut [f32]; 4]) => winograd_output_generic
+    /// Y = Aᵀ·M·A + bias (then SiLU if `act`) for one tile: position ξ's cout values at
+    /// `m[ξ · stride..]`, `y` the four output pixels (top-left, top-right, bottom-left,
+    /// bottom-right).
+    fn winograd_output(m: &[f32], stride: usize, y: [&mut [f32]; 4], bias: &[f32], act: bool) => winograd_output_generic
 );
 
 #[inline(always)]
-fn winograd_output_generic(m: &[f32], y: [&mut [f32]; 4]) {
+fn winograd_output_generic(m: &[f32], stride: usize, y: [&mut [f32]; 4], bias: &[f32], act: bool) {
     let [y00, y01, y10, y11] = y;
     let cout = y00.len();
     let mut c0 = 0;
@@ -94,9 +100,9 @@ fn winograd_output_generic(m: &[f32], y: [&mut [f32]; 4]) {
         let mut x = [[0f32; LANES]; 16];
         for (k, xk) in x.iter_mut().enumerate() {
             if n == LANES {
-                xk.copy_from_slice(&m[k * cout + c0..k * cout + c0 + LANES]);
+                xk.copy_from_slice(&m[k * stride + c0..k * stride + c0 + LANES]);
             } else {
-                xk[..n].copy_from_slice(&m[k * cout + c0..k * cout + c0 + n]);
+                xk[..n].copy_from_slice(&m[k * stride + c0..k * stride + c0 + n]);
             }
         }
         // Aᵀ·M: rows (m0 + m1 + m2, m1 - m2 - m3), per column; then the same on columns.
@@ -109,11 +115,20 @@ fn winograd_output_generic(m: &[f32], y: [&mut [f32]; 4]) {
             }
         }
         let mut out = [[0f32; LANES]; 4];
+        let mut b = [0f32; LANES];
+        b[..n].copy_from_slice(&bias[c0..c0 + n]);
         for l in 0..LANES {
-            out[0][l] = s[0][l] + s[1][l] + s[2][l];
-            out[1][l] = s[1][l] - s[2][l] - s[3][l];
-            out[2][l] = s[4][l] + s[5][l] + s[6][l];
-            out[3][l] = s[5][l] - s[6][l] - s[7][l];
+            out[0][l] = s[0][l] + s[1][l] + s[2][l] + b[l];
+            out[1][l] = s[1][l] - s[2][l] - s[3][l] + b[l];
+            out[2][l] = s[4][l] + s[5][l] + s[6][l] + b[l];
+            out[3][l] = s[5][l] - s[6][l] - s[7][l] + b[l];
+        }
+        if act {
+            for o in &mut out {
+                for v in o.iter_mut() {
+                    *v = silu(*v);
+                }
+            }
         }
         for (yk, ok) in [&mut *y00, &mut *y01, &mut *y10, &mut *y11]
             .into_iter()
@@ -173,7 +188,6 @@ impl Conv {
     /// Jobs are runs of tile rows (two output rows each), so each writes contiguous output.
     pub(super) fn winograd(&self, x: View<'_>, out: &mut Act) {
         let (cin, cout, w) = (self.cin, self.cout, out.w);
-        let u = self.wino.as_deref().expect("checked by the caller");
         let (th, tw) = (out.h / 2, out.w / 2);
         let rows_per_job = 64usize.div_ceil(tw);
         out.data
@@ -204,39 +218,107 @@ impl Conv {
                                     x.pixel((b * x.h + iy as usize) * x.w + ix as usize)
                                 }
                             });
-                            winograd_input(&d, &mut v[t * 16 * cin..(t + 1) * 16 * cin]);
+                            winograd_input(&d, &mut v[t * cin..], tiles * cin);
                         }
                     }
-                    for xi in 0..16 {
-                        // SAFETY: m and v hold `tiles` rows of 16 × cout / 16 × cin floats;
-                        // row t of product xi is at (t * 16 + xi) * c; u[xi] is cin × cout.
-                        unsafe {
-                            gemm_rows(
-                                tiles,
-                                cout,
-                                cin,
-                                (m[xi * cout..].as_mut_ptr(), 16 * cout),
-                                (v[xi * cin..].as_ptr(), 16 * cin),
-                                (u[xi * cin * cout..].as_ptr(), cout),
-                                false,
-                            );
-                        }
-                    }
+                    self.winograd_products(tiles, v, m);
                     for r in 0..rows {
                         for tx in 0..tw {
                             let t = r * tw + tx;
-                            let mt = &m[t * 16 * cout..(t + 1) * 16 * cout];
+                            let mt = &m[t * cout..];
                             let (top, bottom) = dst[2 * r * w * cout..(2 * r + 2) * w * cout]
                                 .split_at_mut(w * cout);
                             let (y00, y01) =
                                 top[2 * tx * cout..(2 * tx + 2) * cout].split_at_mut(cout);
                             let (y10, y11) =
                                 bottom[2 * tx * cout..(2 * tx + 2) * cout].split_at_mut(cout);
-                            winograd_output(mt, [y00, y01, y10, y11]);
+                            winograd_output(
+                                mt,
+                                tiles * cout,
+                                [y00, y01, y10, y11],
+                                &self.b,
+                                self.act,
+                            );
                         }
                     }
-                    bias_act(dst, &self.b, self.act);
                 })
             });
+    }
+
+    /// The 16 products M[ξ] = V[ξ] · U[ξ] of `tiles` tiles: `v` holds V[ξ] as `tiles × cin`
+    /// at `ξ · tiles · cin` (each product's rows contiguous: with the tiles interleaved, its
+    /// rows were 16·cin floats apart, 4 KiB for 64 channels, and the 14 rows one microkernel
+    /// call reads fell into one L1 set), `m` gets M[ξ] likewise.
+    fn winograd_products(&self, tiles: usize, v: &[f32], m: &mut [f32]) {
+        let (cin, cout) = (self.cin, self.cout);
+        #[cfg(target_arch = "x86_64")]
+        if let Some(packed) = &self.wino_mm {
+            if packed[0].is_bf16() {
+                let cin2 = cin.div_ceil(2) * 2;
+                COL_BF16.with_borrow_mut(|h| {
+                    if h.len() < tiles * 16 * cin2 {
+                        h.resize(tiles * 16 * cin2, 0);
+                    }
+                    let all = Seg {
+                        ptr: v.as_ptr(),
+                        stride: cin,
+                        len: cin,
+                    };
+                    // SAFETY: bf16 panels exist only where the CPU has AVX512_BF16; v is
+                    // 16 · tiles rows of cin, h as many of cin2; row ξ · tiles + t of v, h
+                    // and m is tile t's position ξ.
+                    unsafe {
+                        to_bf16_rows(&[all], tiles * 16, h, cin2);
+                        for (xi, u) in packed.iter().enumerate() {
+                            matmul_bf16(
+                                u,
+                                h[xi * tiles * cin2..].as_ptr(),
+                                cin2,
+                                tiles,
+                                m[xi * tiles * cout..].as_mut_ptr(),
+                                cout,
+                                Epilogue::None,
+                            );
+                        }
+                    }
+                });
+            } else {
+                for (xi, u) in packed.iter().enumerate() {
+                    let seg = Seg {
+                        ptr: v[xi * tiles * cin..].as_ptr(),
+                        stride: cin,
+                        len: cin,
+                    };
+                    // SAFETY: f32 panels exist only where the CPU has AVX-512F; as below.
+                    unsafe {
+                        matmul_f32(
+                            u,
+                            &[seg],
+                            tiles,
+                            m[xi * tiles * cout..].as_mut_ptr(),
+                            cout,
+                            Epilogue::None,
+                        );
+                    }
+                }
+            }
+            return;
+        }
+        let u = self.wino.as_deref().expect("checked by the caller");
+        for xi in 0..16 {
+            // SAFETY: m and v hold 16 · tiles rows of cout / cin floats; row t of
+            // product xi is row xi · tiles + t; u[xi] is cin × cout.
+            unsafe {
+                gemm_rows(
+                    tiles,
+                    cout,
+                    cin,
+                    (m[xi * tiles * cout..].as_mut_ptr(), cout),
+                    (v[xi * tiles * cin..].as_ptr(), cin),
+                    (u[xi * cin * cout..].as_ptr(), cout),
+                    false,
+                );
+            }
+        }
     }
 }
