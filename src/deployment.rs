@@ -9,6 +9,7 @@ use pitchside_engine::device::{
     Backend, CompiledBackends, DeviceRequest, SystemProbe, select_device,
 };
 use pitchside_engine::pipeline::Pipeline;
+use pitchside_engine::pool::{PipelinePool, plan_slots};
 
 /// `--config` and `--device`, flattened into every command that runs a deployment.
 #[derive(clap::Args)]
@@ -71,6 +72,32 @@ impl Resolved {
             "loading models"
         );
         Ok(Pipeline::load(self.deployment, effective, self.backend)?)
+    }
+
+    /// Checks the deployment's files and loads a pipeline per slot: the devices of
+    /// `devices:` (else the selected one), `pipelines_per_device` each, CPU slots sharing
+    /// `cpu_threads`.
+    pub fn into_pool(self) -> Result<PipelinePool> {
+        let effective = self.effective()?;
+        self.deployment.check_files()?;
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let slots = plan_slots(
+            self.deployment.file.devices.as_ref(),
+            self.backend,
+            &effective.profile,
+            &SystemProbe,
+            cores,
+        )?;
+        tracing::info!(
+            profile = %effective.profile_name,
+            batch = effective.profile.batch_size,
+            stride = effective.profile.frame_stride,
+            pipelines = slots.len(),
+            "loading models"
+        );
+        Ok(PipelinePool::load(&self.deployment, &effective, slots)?)
     }
 }
 

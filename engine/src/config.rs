@@ -7,6 +7,7 @@
 //! first thing wrong. Profiles are the built-in defaults with the file's patch, then the
 //! environment's, laid over them ([`ProfilePatch::apply`], one merge for both).
 
+mod devices;
 mod env;
 mod error;
 mod image_size;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use devices::{DeviceId, DeviceList, MAX_DEVICES};
 pub use env::{Env, EnvOverrides, ProcessEnv};
 pub use error::{ConfigError, ConfigSource};
 pub use image_size::{ImageSize, ImageSizeError};
@@ -47,6 +49,8 @@ struct RawDeployment {
     #[serde(default)]
     profile: ProfileChoice,
     #[serde(default)]
+    devices: Option<devices::RawDevices>,
+    #[serde(default)]
     models: BTreeMap<Role, ModelConfig<u32>>,
     pipeline: pipeline::RawPipeline,
     #[serde(default)]
@@ -62,6 +66,9 @@ struct RawDeployment {
 pub struct DeploymentFile {
     pub device: DeviceRequest,
     pub profile: ProfileChoice,
+    /// Where pipelines are loaded (`pitchside serve`/`worker`); absent: one on `device`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub devices: Option<DeviceList>,
     pub models: BTreeMap<Role, ModelConfig>,
     pub pipeline: PipelineConfig,
     pub profiles: BTreeMap<ProfileName, ProfilePatch>,
@@ -135,6 +142,10 @@ impl Deployment {
             location: locate(text, &source, path),
             message,
         };
+        let devices = raw
+            .devices
+            .map(|d| d.parse().map_err(|m| invalid(&["devices"], m)))
+            .transpose()?;
         let mut profiles = BTreeMap::new();
         for (name, patch) in raw.profiles {
             let key = name.as_str();
@@ -198,6 +209,7 @@ impl Deployment {
             file: DeploymentFile {
                 device: raw.device,
                 profile: raw.profile,
+                devices,
                 models,
                 pipeline,
                 profiles,

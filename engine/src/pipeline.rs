@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 use pitchside_plugin::{Detection, FrameRef, PluginError, Tracker};
 use serde::Serialize;
 
-use crate::config::{Deployment, EffectiveConfig, FrameConversion, Profile, ProfileName, Role};
+use crate::config::{
+    Deployment, DeviceId, EffectiveConfig, FrameConversion, Profile, ProfileName, Role,
+};
 use crate::device::Backend;
-use crate::plugin_host::{DetectorSlot, HostError, build_detectors, build_tracker};
+use crate::plugin_host::{DetectorSlot, HostError, build_detectors_on, build_tracker};
 use crate::response::{BALL_CLASS, DEFAULT_KEYPOINTS, KEYPOINT_MIN_CONF, processing_time};
 /// Re-exported: the response is what a pipeline run yields.
 pub use crate::response::{FrameResult, ObjectResult, Response};
@@ -149,12 +151,21 @@ impl Pipeline {
         effective: EffectiveConfig,
         backend: Backend,
     ) -> Result<Pipeline, PipelineError> {
-        let detectors = build_detectors(&deployment, &effective, backend)?;
+        Self::load_on(deployment, effective, DeviceId::new(backend, 0))
+    }
+
+    /// Loads the pipeline's models on one device (`cuda:1`), for a [`crate::pool`].
+    pub fn load_on(
+        deployment: Deployment,
+        effective: EffectiveConfig,
+        device: DeviceId,
+    ) -> Result<Pipeline, PipelineError> {
+        let detectors = build_detectors_on(&deployment, &effective, device)?;
         Ok(Pipeline {
             deployment,
             effective,
             detectors,
-            pad_batches: backend != Backend::Cpu,
+            pad_batches: device.backend != Backend::Cpu,
         })
     }
 
@@ -183,7 +194,7 @@ impl Pipeline {
         let batch = e.profile.batch_size.max(1);
         // Half precision applies where the backend has it (`model_device`): CUDA.
         let precision = match crate::model_device(e.device, e.profile.half) {
-            pitchside_models::ModelDevice::Cuda { half: true } => "fp16",
+            pitchside_models::ModelDevice::Cuda { half: true, .. } => "fp16",
             _ => "fp32",
         };
         let mut out = Vec::new();
@@ -762,6 +773,30 @@ fn detect_each(
     };
     let results: Vec<_> = if detectors.len() == 1 {
         vec![timed(&mut detectors[0], &frames[0])]
+    } else if rayon::current_thread_index().is_some() {
+        // On a pool's pipeline (its own rayon threads, `crate::pool`): threads of our own
+        // would run the detectors' parallel loops on the global pool, outside the pipeline's
+        // share of the cores; rayon tasks keep them in it.
+        let mut out: Vec<_> = detectors.iter().map(|s| (s.role, None)).collect();
+        rayon::scope(|s| {
+            for ((slot, frames), cell) in detectors.iter_mut().zip(frames).zip(out.iter_mut()) {
+                s.spawn(|_| {
+                    let run = std::panic::AssertUnwindSafe(|| timed(slot, frames));
+                    cell.1 = std::panic::catch_unwind(run).ok();
+                });
+            }
+        });
+        out.into_iter()
+            .map(|(role, r)| {
+                r.unwrap_or_else(|| {
+                    (
+                        role,
+                        Err(PluginError::Panicked("detector task panicked".into())),
+                        Duration::ZERO,
+                    )
+                })
+            })
+            .collect()
     } else {
         std::thread::scope(|s| {
             let handles: Vec<_> = detectors

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use pitchside_models::{NmsOptions, PredictOptions};
 use pitchside_plugin::{Detector, PluginInfo, Tracker};
 
-use crate::config::{Deployment, EffectiveConfig, PluginSource, Role, TrackerConfig};
+use crate::config::{Deployment, DeviceId, EffectiveConfig, PluginSource, Role, TrackerConfig};
 use crate::device::Backend;
 use crate::registry::{self, DetectorContext, TrackerContext};
 
@@ -25,11 +25,20 @@ pub struct DetectorSlot {
     pub detector: Box<dyn Detector>,
 }
 
-/// Creates the deployment's detectors on `backend`.
+/// Creates the deployment's detectors on `backend` (its first device).
 pub fn build_detectors(
     deployment: &Deployment,
     effective: &EffectiveConfig,
     backend: Backend,
+) -> Result<Vec<DetectorSlot>, HostError> {
+    build_detectors_on(deployment, effective, DeviceId::new(backend, 0))
+}
+
+/// Creates the deployment's detectors on one device (`cuda:1`).
+pub fn build_detectors_on(
+    deployment: &Deployment,
+    effective: &EffectiveConfig,
+    device: DeviceId,
 ) -> Result<Vec<DetectorSlot>, HostError> {
     let mut out = Vec::new();
     for d in &effective.pipeline.detectors {
@@ -62,7 +71,7 @@ pub fn build_detectors(
                         },
                         rect: true,
                     },
-                    device: crate::model_device(backend, p.half),
+                    device: crate::model_device_on(device.backend, p.half, device.index),
                 };
                 let detector = (builtin.build)(&ctx, &d.params).map_err(|e| match model {
                     Some(_) => err(format!("model `{model_role}`: {e}")),

@@ -269,8 +269,14 @@ fn main() {
     let device = args.get(1).cloned().unwrap_or_default();
     // Before the first device use: cubecl reads its configuration once.
     let model_device = match device.as_str() {
-        "cuda" => Some(ModelDevice::Cuda { half: false }),
-        "cuda-half" => Some(ModelDevice::Cuda { half: true }),
+        "cuda" => Some(ModelDevice::Cuda {
+            half: false,
+            index: 0,
+        }),
+        "cuda-half" => Some(ModelDevice::Cuda {
+            half: true,
+            index: 0,
+        }),
         "wgpu" => Some(ModelDevice::Wgpu),
         _ => None,
     };

@@ -30,6 +30,8 @@ pub enum ModelDevice {
     Wgpu,
     Cuda {
         half: bool,
+        /// Which GPU (`cuda:N`).
+        index: usize,
     },
 }
 
@@ -39,8 +41,8 @@ impl ModelDevice {
             ModelDevice::Cpu => "cpu",
             ModelDevice::CpuBf16 => "cpu bf16",
             ModelDevice::Wgpu => "wgpu",
-            ModelDevice::Cuda { half: false } => "cuda fp32",
-            ModelDevice::Cuda { half: true } => "cuda fp16",
+            ModelDevice::Cuda { half: false, .. } => "cuda fp32",
+            ModelDevice::Cuda { half: true, .. } => "cuda fp16",
         }
     }
 }
@@ -213,13 +215,15 @@ impl YoloModel {
                 on_burn::<burn::backend::Wgpu>(&plan, Default::default(), "burn-wgpu")
             }
             #[cfg(feature = "cuda")]
-            ModelDevice::Cuda { half: false } => {
-                on_burn::<burn::backend::Cuda>(&plan, Default::default(), "burn-cuda")
-            }
-            #[cfg(feature = "cuda")]
-            ModelDevice::Cuda { half: true } => on_burn::<burn::backend::Cuda<half::f16>>(
+            ModelDevice::Cuda { half: false, index } => on_burn::<burn::backend::Cuda>(
                 &plan,
-                Default::default(),
+                burn::backend::cuda::CudaDevice::new(index),
+                "burn-cuda",
+            ),
+            #[cfg(feature = "cuda")]
+            ModelDevice::Cuda { half: true, index } => on_burn::<burn::backend::Cuda<half::f16>>(
+                &plan,
+                burn::backend::cuda::CudaDevice::new(index),
                 "burn-cuda fp16",
             ),
             #[allow(unreachable_patterns)]

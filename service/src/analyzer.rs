@@ -1,14 +1,17 @@
 //! What the service runs on a downloaded video: the [`Analyzer`] trait, and
-//! [`PipelineAnalyzer`], its implementation over the engine's pipeline.
+//! [`PipelineAnalyzer`], its implementation over the engine's pool of pipelines.
 
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
-use pitchside_engine::config::{Profile, ProfileName, VideoTooLarge};
+use pitchside_engine::config::{DeviceId, Profile, ProfileName, VideoTooLarge};
 use pitchside_engine::pipeline::{Pipeline, PipelineError, RunOptions};
+use pitchside_engine::pool::PipelinePool;
 use pitchside_engine::response::Response;
 use pitchside_engine::video::VideoInfo;
+
+use crate::metrics::{Histogram, PipelineGauge, PipelineGauges};
 
 /// Turns a local video into a Score Vision answer. Implemented by the analysis pipeline
 /// ([`PipelineAnalyzer`]); the tests use a stand-in that only decodes frames.
@@ -32,6 +35,17 @@ pub trait Analyzer: Send + Sync + 'static {
     fn admit(&self, video: &VideoInfo) -> Result<(), VideoTooLarge> {
         Profile::defaults(ProfileName::Cpu).check_video(video)
     }
+
+    /// Pipelines free now; `None` when the analyzer has no such limit (the stand-ins). The
+    /// service is available only while one is free.
+    fn free_pipelines(&self) -> Option<usize> {
+        None
+    }
+
+    /// Each pipeline's state and the challenges waiting for one, for `/metrics`.
+    fn pipelines(&self) -> Option<PipelineGauges> {
+        None
+    }
 }
 
 /// An analysis failure. `kind` labels the `errors_total` metric (e.g. `decode`, `model`).
@@ -51,20 +65,41 @@ impl AnalyzeError {
     }
 }
 
-/// The service's analyzer: one loaded pipeline, one video at a time (the service's slot
-/// count decides how many challenges wait for it).
+/// The service's analyzer: a pool of loaded pipelines ([`PipelinePool`]), one video per
+/// pipeline at a time. A challenge waits for a free pipeline (the service's slot count
+/// decides how many may wait); `/availability` says false while none is free.
 pub struct PipelineAnalyzer {
-    pipeline: Mutex<Pipeline>,
-    /// The pipeline's profile, for [`Analyzer::admit`] without waiting for the lock.
+    pool: Arc<PipelinePool>,
+    /// Analysis time per pipeline, in slot order.
+    latency: Mutex<Vec<Histogram>>,
+    /// The pipelines' profile, for [`Analyzer::admit`] without waiting for a pipeline.
     profile: Profile,
 }
 
 impl PipelineAnalyzer {
+    /// One loaded pipeline on the CPU or the first GPU.
     pub fn new(pipeline: Pipeline) -> PipelineAnalyzer {
+        let device = DeviceId::new(pipeline.effective().device, 0);
+        Self::with_pool(Arc::new(PipelinePool::single(pipeline, device)))
+    }
+
+    pub fn with_pool(pool: Arc<PipelinePool>) -> PipelineAnalyzer {
+        let latency = Mutex::new(vec![Histogram::default(); pool.len()]);
+        // Every pipeline of a pool is loaded from one deployment: one profile.
+        let profile = pool
+            .each_pipeline(|p| p.profile().clone())
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| Profile::defaults(ProfileName::Cpu));
         PipelineAnalyzer {
-            profile: pipeline.profile().clone(),
-            pipeline: Mutex::new(pipeline),
+            pool,
+            latency,
+            profile,
         }
+    }
+
+    pub fn pool(&self) -> &Arc<PipelinePool> {
+        &self.pool
     }
 }
 
@@ -79,8 +114,12 @@ impl Analyzer for PipelineAnalyzer {
         challenge_id: &str,
         cancel: &AtomicBool,
     ) -> Result<Response, AnalyzeError> {
-        // A panic in an earlier challenge poisons the lock, not the models: keep serving.
-        let mut p = self.pipeline.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(mut lease) = self.pool.acquire(Some(cancel)) else {
+            return Err(AnalyzeError::new(
+                "cancelled",
+                "stopped while waiting for a free pipeline",
+            ));
+        };
         let opts = RunOptions {
             challenge_id: challenge_id.to_string(),
             cancel: Some(cancel),
@@ -88,19 +127,58 @@ impl Analyzer for PipelineAnalyzer {
             max_frames: None,
             ..Default::default()
         };
-        let (response, stats) = p.run(video, &opts).map_err(|e| match &e {
+        let result = lease.run(video, &opts);
+        let slot = lease.slot();
+        let device = lease.label().to_string();
+        drop(lease);
+        let (response, stats) = result.map_err(|e| match &e {
             PipelineError::Video(_) => AnalyzeError::new("video", e.to_string()),
             PipelineError::Host(_) | PipelineError::WarmUp { .. } => {
                 AnalyzeError::new("plugin", e.to_string())
             }
         })?;
+        if let Some(h) = self
+            .latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(slot)
+        {
+            h.observe(stats.wall_s);
+        }
         tracing::info!(
             challenge_id,
+            device,
             frames = response.frames.len(),
             seconds = stats.wall_s,
             partial = response.partial,
             "challenge analysed"
         );
         Ok(response)
+    }
+
+    fn free_pipelines(&self) -> Option<usize> {
+        Some(self.pool.free())
+    }
+
+    fn pipelines(&self) -> Option<PipelineGauges> {
+        let latency = self.latency.lock().unwrap_or_else(|e| e.into_inner());
+        let slots = self
+            .pool
+            .status()
+            .into_iter()
+            .zip(latency.iter())
+            .map(|(s, h)| PipelineGauge {
+                device: s.label,
+                busy: s.busy,
+                runs: s.runs,
+                failures: s.failures,
+                busy_s: s.busy_s,
+                latency: h.clone(),
+            })
+            .collect();
+        Some(PipelineGauges {
+            slots,
+            queue: self.pool.waiting(),
+        })
     }
 }

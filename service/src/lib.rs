@@ -28,4 +28,5 @@ pub mod ss58;
 
 pub use analyzer::{AnalyzeError, Analyzer, PipelineAnalyzer};
 pub use config::{AuthMode, DownloadConfig, ServiceConfig, ServiceConfigError};
+pub use metrics::{PipelineGauge, PipelineGauges};
 pub use server::{Server, ServiceError, run, serve, shutdown_signal};

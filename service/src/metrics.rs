@@ -13,15 +13,16 @@ const BUCKETS: [f64; 14] = [
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0,
 ];
 
-#[derive(Debug, Default, Clone)]
-struct Histogram {
+/// Durations in seconds, in the buckets above.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Histogram {
     counts: [u64; BUCKETS.len()],
     count: u64,
     sum: f64,
 }
 
 impl Histogram {
-    fn observe(&mut self, v: f64) {
+    pub fn observe(&mut self, v: f64) {
         for (i, b) in BUCKETS.iter().enumerate() {
             if v <= *b {
                 self.counts[i] += 1;
@@ -48,12 +49,35 @@ pub struct Metrics {
 }
 
 /// Gauges read at scrape time rather than stored.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Gauges {
     pub in_flight: usize,
     pub capacity: usize,
     pub available: bool,
     pub draining: bool,
+    /// The analyzer's pipelines, when it has a pool.
+    pub pipelines: Option<PipelineGauges>,
+}
+
+/// The pool of pipelines at scrape time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PipelineGauges {
+    pub slots: Vec<PipelineGauge>,
+    /// Challenges waiting for a free pipeline.
+    pub queue: usize,
+}
+
+/// One pipeline (one device, or one CPU share).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineGauge {
+    /// Its label, e.g. `cuda:1` or `cpu#0`.
+    pub device: String,
+    pub busy: bool,
+    pub runs: u64,
+    pub failures: u64,
+    pub busy_s: f64,
+    /// Analysis time of its successful runs.
+    pub latency: Histogram,
 }
 
 impl Metrics {
@@ -155,7 +179,89 @@ impl Metrics {
              pitchside_draining {}",
             g.in_flight, g.capacity, g.available as u8, g.draining as u8
         );
+        if let Some(p) = &g.pipelines {
+            render_pipelines(&mut s, p);
+        }
         s
+    }
+}
+
+/// Per-pipeline series: busy, runs, failures, busy time, latency; and the queue.
+fn render_pipelines(s: &mut String, p: &PipelineGauges) {
+    let free = p.slots.iter().filter(|g| !g.busy).count();
+    let _ = writeln!(
+        s,
+        "# HELP pitchside_pipelines Loaded pipelines (one per device or CPU share).\n\
+         # TYPE pitchside_pipelines gauge\n\
+         pitchside_pipelines {}\n\
+         # HELP pitchside_pipelines_free Pipelines free now.\n\
+         # TYPE pitchside_pipelines_free gauge\n\
+         pitchside_pipelines_free {free}\n\
+         # HELP pitchside_pipeline_queue Challenges waiting for a free pipeline.\n\
+         # TYPE pitchside_pipeline_queue gauge\n\
+         pitchside_pipeline_queue {}",
+        p.slots.len(),
+        p.queue
+    );
+    type Series = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&PipelineGauge) -> String,
+    );
+    let series: [Series; 4] = [
+        (
+            "pitchside_pipeline_busy",
+            "gauge",
+            "Whether the pipeline is running a video.",
+            |g| u8::from(g.busy).to_string(),
+        ),
+        (
+            "pitchside_pipeline_runs_total",
+            "counter",
+            "Videos the pipeline ran.",
+            |g| g.runs.to_string(),
+        ),
+        (
+            "pitchside_pipeline_failures_total",
+            "counter",
+            "Runs that failed.",
+            |g| g.failures.to_string(),
+        ),
+        (
+            "pitchside_pipeline_busy_seconds_total",
+            "counter",
+            "Time the pipeline spent running.",
+            |g| g.busy_s.to_string(),
+        ),
+    ];
+    for (name, kind, help, value) in series {
+        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for g in &p.slots {
+            let _ = writeln!(s, "{name}{{device=\"{}\"}} {}", escape(&g.device), value(g));
+        }
+    }
+    let _ = writeln!(
+        s,
+        "# HELP pitchside_pipeline_run_duration_seconds Analysis time per pipeline.\n\
+         # TYPE pitchside_pipeline_run_duration_seconds histogram"
+    );
+    for g in &p.slots {
+        let d = escape(&g.device);
+        let h = &g.latency;
+        for (b, c) in BUCKETS.iter().zip(h.counts) {
+            let _ = writeln!(
+                s,
+                "pitchside_pipeline_run_duration_seconds_bucket{{device=\"{d}\",le=\"{b}\"}} {c}"
+            );
+        }
+        let _ = writeln!(
+            s,
+            "pitchside_pipeline_run_duration_seconds_bucket{{device=\"{d}\",le=\"+Inf\"}} {}\n\
+             pitchside_pipeline_run_duration_seconds_sum{{device=\"{d}\"}} {}\n\
+             pitchside_pipeline_run_duration_seconds_count{{device=\"{d}\"}} {}",
+            h.count, h.sum, h.count
+        );
     }
 }
 
@@ -183,6 +289,7 @@ mod tests {
             capacity: 1,
             available: false,
             draining: false,
+            pipelines: None,
         });
         assert!(text.contains("pitchside_challenges_total{outcome=\"ok\"} 2\n"));
         assert!(text.contains("pitchside_challenges_total{outcome=\"busy\"} 1\n"));
@@ -197,5 +304,43 @@ mod tests {
         assert!(text.contains("pitchside_download_bytes_total 1234\n"));
         assert!(text.contains("pitchside_available 0\n"));
         assert_eq!(m.challenges("ok"), 2);
+        assert!(!text.contains("pitchside_pipeline"));
+    }
+
+    #[test]
+    fn renders_each_pipeline() {
+        let mut latency = Histogram::default();
+        latency.observe(3.0);
+        let gauge = |device: &str, busy| PipelineGauge {
+            device: device.into(),
+            busy,
+            runs: 1,
+            failures: 0,
+            busy_s: 3.0,
+            latency: latency.clone(),
+        };
+        let text = Metrics::default().render(Gauges {
+            in_flight: 2,
+            capacity: 2,
+            available: true,
+            draining: false,
+            pipelines: Some(PipelineGauges {
+                slots: vec![gauge("cuda:0", true), gauge("cuda:1", false)],
+                queue: 1,
+            }),
+        });
+        for line in [
+            "pitchside_pipelines 2\n",
+            "pitchside_pipelines_free 1\n",
+            "pitchside_pipeline_queue 1\n",
+            "pitchside_pipeline_busy{device=\"cuda:0\"} 1\n",
+            "pitchside_pipeline_busy{device=\"cuda:1\"} 0\n",
+            "pitchside_pipeline_runs_total{device=\"cuda:1\"} 1\n",
+            "pitchside_pipeline_run_duration_seconds_bucket{device=\"cuda:0\",le=\"2.5\"} 0\n",
+            "pitchside_pipeline_run_duration_seconds_bucket{device=\"cuda:0\",le=\"5\"} 1\n",
+            "pitchside_pipeline_run_duration_seconds_count{device=\"cuda:1\"} 1\n",
+        ] {
+            assert!(text.contains(line), "{line}");
+        }
     }
 }

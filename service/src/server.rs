@@ -98,7 +98,10 @@ impl AppState {
         self.draining.load(Ordering::SeqCst)
     }
     fn available(&self) -> bool {
-        self.refusal.is_none() && !self.draining() && self.slots.available_permits() > 0
+        self.refusal.is_none()
+            && !self.draining()
+            && self.slots.available_permits() > 0
+            && self.analyzer.free_pipelines().is_none_or(|n| n > 0)
     }
     fn gauges(&self) -> Gauges {
         Gauges {
@@ -106,6 +109,7 @@ impl AppState {
             capacity: self.capacity(),
             available: self.available(),
             draining: self.draining(),
+            pipelines: self.analyzer.pipelines(),
         }
     }
     fn cancel_all(&self) {

@@ -1224,3 +1224,115 @@ async fn a_hostile_client_is_refused_while_a_genuine_challenge_gets_its_200() {
     );
     h.assert_no_temp_files();
 }
+
+/// Two CPU pipelines (one core each) answer two challenges at once: their runs overlap in
+/// time (the pool's recorded start and end of each run), on different pipelines, and
+/// `/metrics` counts one run on each. With one pipeline the second run would start after
+/// the first ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_cpu_pipelines_run_two_challenges_at_once() {
+    use pitchside_engine::config::{ConfigSource, Deployment, EnvOverrides};
+    use pitchside_engine::device::{Backend, SystemProbe};
+    use pitchside_engine::pool::{PipelinePool, plan_slots};
+    use pitchside_service::PipelineAnalyzer;
+
+    let path = support::root().join("tests/fixtures/deployments/vtest-320.yaml");
+    let d = Deployment::parse(
+        &std::fs::read_to_string(&path).unwrap(),
+        ConfigSource::File(path.clone()),
+        path.parent().unwrap().to_path_buf(),
+    )
+    .unwrap();
+    d.check_files().unwrap();
+    // Small and strided: the point is the overlap, not the detections.
+    let env = EnvOverrides::read(&[("FRAME_STRIDE", "8"), ("IMG_SIZE", "160")][..]).unwrap();
+    let mut e = d.effective(Backend::Cpu, &env).unwrap();
+    e.profile.pipelines_per_device = 2;
+    e.profile.cpu_threads = 2;
+    let slots = plan_slots(None, Backend::Cpu, &e.profile, &SystemProbe, 2).unwrap();
+    assert_eq!(
+        slots.iter().map(|s| s.threads).collect::<Vec<_>>(),
+        [Some(1), Some(1)]
+    );
+    let pool = Arc::new(PipelinePool::load(&d, &e, slots).unwrap());
+    pool.warm_up(768, 576).unwrap();
+    let h = Harness::start(PipelineAnalyzer::with_pool(pool.clone()), |c| {
+        c.max_concurrent_challenges = 2
+    })
+    .await;
+    assert!(h.available().await);
+
+    let url = h.videos.url("/vtest.avi");
+    let (a, b) = tokio::join!(h.challenge("pool-a", &url), h.challenge("pool-b", &url));
+    for (r, id) in [(&a, "pool-a"), (&b, "pool-b")] {
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.body["challenge_id"], id);
+        assert_eq!(r.body["frames"].as_array().unwrap().len(), VTEST_FRAMES);
+    }
+    let runs = pool.recent_runs();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let (x, y) = (runs[0], runs[1]);
+    assert_ne!(x.slot, y.slot, "{runs:?}");
+    assert!(
+        x.start < y.end && y.start < x.end,
+        "the runs did not overlap: {runs:?}"
+    );
+    let m = h.metrics().await;
+    for line in [
+        "pitchside_pipelines 2\n",
+        "pitchside_pipelines_free 2\n",
+        "pitchside_pipeline_runs_total{device=\"cpu#0\"} 1\n",
+        "pitchside_pipeline_runs_total{device=\"cpu#1\"} 1\n",
+        "pitchside_pipeline_run_duration_seconds_count{device=\"cpu#1\"} 1\n",
+    ] {
+        assert!(m.contains(line), "{line}in\n{m}");
+    }
+    assert!(h.available().await);
+    h.assert_no_temp_files();
+}
+
+/// A challenge that finds every pipeline busy waits for one (counted in the queue gauge),
+/// and `/availability` is false while none is free even though a challenge slot is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn availability_is_false_while_every_pipeline_is_busy() {
+    use pitchside_engine::config::{ConfigSource, Deployment, EnvOverrides};
+    use pitchside_engine::device::Backend;
+    use pitchside_engine::pipeline::Pipeline;
+    use pitchside_service::PipelineAnalyzer;
+
+    let path = support::root().join("tests/fixtures/deployments/vtest-320.yaml");
+    let d = Deployment::parse(
+        &std::fs::read_to_string(&path).unwrap(),
+        ConfigSource::File(path.clone()),
+        path.parent().unwrap().to_path_buf(),
+    )
+    .unwrap();
+    let env = EnvOverrides::read(&[("FRAME_STRIDE", "2"), ("IMG_SIZE", "160")][..]).unwrap();
+    let e = d.effective(Backend::Cpu, &env).unwrap();
+    let pipeline = Pipeline::load(d, e, Backend::Cpu).unwrap();
+    let analyzer = PipelineAnalyzer::new(pipeline);
+    let pool = analyzer.pool().clone();
+    let h = Harness::start(analyzer, |c| c.max_concurrent_challenges = 2).await;
+    let url = h.videos.url("/vtest.avi");
+    let first = h.challenge("busy-1", &url);
+    let probe = async {
+        // Until the first challenge holds the pipeline.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while pool.free() > 0 {
+            assert!(Instant::now() < deadline, "the pipeline was never taken");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let available = h.available().await;
+        let m = h.metrics().await;
+        (available, m)
+    };
+    let (r, (available, m)) = tokio::join!(first, probe);
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(!available, "available with the only pipeline busy");
+    assert!(
+        m.contains("pitchside_pipeline_busy{device=\"cpu\"} 1\n"),
+        "{m}"
+    );
+    assert!(m.contains("pitchside_pipelines_free 0\n"), "{m}");
+    assert!(h.available().await);
+}

@@ -9,7 +9,10 @@ mod plugins;
 mod run;
 mod score;
 mod serve;
+mod status;
+mod submit;
 mod tune;
+mod worker;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -33,6 +36,12 @@ pub enum Command {
     Score(score::ScoreArgs),
     /// Run the Score Vision miner service.
     Serve(serve::ServeArgs),
+    /// Run queued jobs from NATS JetStream on this machine's pipelines, until SIGTERM.
+    Worker(worker::WorkerArgs),
+    /// Queue videos (paths or URLs) for the workers, on NATS JetStream.
+    Submit(submit::SubmitArgs),
+    /// Queued, running, done and failed jobs; --wait shows a progress bar until all end.
+    Status(status::StatusArgs),
     /// Compile and autotune the GPU kernels of every shape the deployment runs, into the
     /// kernel cache (`kernel_cache:`), so that `run` and `serve` start warm.
     Tune(tune::TuneArgs),
@@ -55,6 +64,9 @@ impl Command {
             Command::Serve(args) => serve::run(args),
             Command::Tune(args) => tune::run(args),
             Command::Plugins { command } => plugins::run(command),
+            Command::Worker(args) => worker::run(args),
+            Command::Submit(args) => submit::run(args),
+            Command::Status(args) => status::run(args),
         }
     }
 }

@@ -33,28 +33,48 @@ pub fn run(args: ServeArgs) -> Result<()> {
             source,
         }
     })?);
-    let mut pipeline = resolved.into_pipeline()?;
+    let pool = Arc::new(resolved.into_pool()?);
+    if cfg.max_concurrent_challenges < pool.len() {
+        tracing::warn!(
+            "{} pipelines but service.max_concurrent_challenges is {}: only that many run at once",
+            pool.len(),
+            cfg.max_concurrent_challenges
+        );
+    }
+    // Every pipeline is warmed before the service listens (and so says it is available).
     if let Some(frame) = cfg.warm_up_frame {
         // The shapes `pitchside tune` warms: with its cache, seconds; cold, minutes of GPU
-        // autotuning.
-        let shapes = pipeline.warm_up_shapes(&[frame]);
+        // autotuning. Every pipeline has the same shapes.
+        let shapes = pool
+            .each_pipeline(|p| p.warm_up_shapes(&[frame]))
+            .into_iter()
+            .next()
+            .unwrap_or_default();
         match pitchside_models::kernel_cache::current() {
             Some(c) => eprintln!(
-                "warming up {} shapes; kernel cache {} ({} autotune entries; `pitchside tune` fills it)...",
+                "warming up {} shapes on {} pipeline(s); kernel cache {} ({} autotune entries; `pitchside tune` fills it)...",
                 shapes.len(),
+                pool.len(),
                 c.dir.display(),
                 pitchside_models::kernel_cache::autotune_entries(&c.dir)
             ),
-            None => eprintln!("warming up {} shapes...", shapes.len()),
+            None => eprintln!(
+                "warming up {} shapes on {} pipeline(s)...",
+                shapes.len(),
+                pool.len()
+            ),
         }
         let start = std::time::Instant::now();
         for shape in &shapes {
-            let took = pipeline.warm_up_shape(shape)?;
-            eprintln!("  {shape}: {:.1} s", took.as_secs_f64());
+            let mut longest = std::time::Duration::ZERO;
+            for took in pool.each_pipeline(|p| p.warm_up_shape(shape)) {
+                longest = longest.max(took?);
+            }
+            eprintln!("  {shape}: {:.1} s", longest.as_secs_f64());
         }
         eprintln!("warm-up done in {:.1} s", start.elapsed().as_secs_f64());
     }
-    let analyzer = Arc::new(PipelineAnalyzer::new(pipeline));
+    let analyzer = Arc::new(PipelineAnalyzer::with_pool(pool));
     pitchside_service::run(cfg, args.listen, analyzer)?;
     Ok(())
 }

@@ -110,7 +110,7 @@ pub struct Profile {
     pub timeout_s: u64,
     pub prefetch_frames: u32,
     pub frame_stride: u32,
-    /// 0 = all cores.
+    /// 0 = all cores. With several CPU pipelines, they share these threads equally.
     pub cpu_threads: u32,
     /// Largest frame (width × height) a video may have; a larger one is refused before it
     /// is analysed (each decoded frame costs 3 bytes a pixel, times the queue and the batch).
@@ -121,6 +121,8 @@ pub struct Profile {
     pub decode_threads: u32,
     /// How decoded frames reach the detectors.
     pub frame_conversion: FrameConversion,
+    /// Pipelines loaded on each device of `devices:` (`pitchside serve`/`worker`).
+    pub pipelines_per_device: u32,
 }
 
 /// How the decoder hands frames to the detectors.
@@ -172,6 +174,7 @@ impl Profile {
                 max_video_frames: limits::DEFAULT_VIDEO_FRAMES,
                 decode_threads: 0,
                 frame_conversion: FrameConversion::ModelSize,
+                pipelines_per_device: 1,
             },
             ProfileName::Mps => Profile {
                 imgsz: const { ImageSizes::fixed(1280, 1024, 1024) },
@@ -189,6 +192,7 @@ impl Profile {
                 max_video_frames: limits::DEFAULT_VIDEO_FRAMES,
                 decode_threads: 0,
                 frame_conversion: FrameConversion::ModelSize,
+                pipelines_per_device: 1,
             },
             ProfileName::Cpu => Profile {
                 imgsz: const { ImageSizes::fixed(1024, 896, 896) },
@@ -206,6 +210,7 @@ impl Profile {
                 max_video_frames: limits::DEFAULT_VIDEO_FRAMES,
                 decode_threads: 0,
                 frame_conversion: FrameConversion::ModelSize,
+                pipelines_per_device: 1,
             },
         }
     }
@@ -269,6 +274,10 @@ impl Profile {
                 self.decode_threads as u64,
                 0,
                 limits::DECODE_THREADS as u64,
+                "pipelines_per_device",
+                self.pipelines_per_device as u64,
+                1,
+                limits::PIPELINES_PER_DEVICE as u64,
             ),
         ];
         for (field, v, min, max) in counts {
@@ -370,6 +379,8 @@ pub mod limits {
     /// Video decoding threads: FFmpeg's frame threading tops out long before (it caps itself
     /// at 16 per decoder), and each parallel segment holds its own decoder and frames.
     pub const DECODE_THREADS: u32 = 256;
+    /// Loaded pipelines per device: each holds its models and one batch's buffers.
+    pub const PIPELINES_PER_DEVICE: u32 = 64;
     /// batch_size × imgsz², the pixels of one batch: 256 frames at 1024, 16 at 4096
     /// (3.2 GB of f32 input).
     pub const BATCH_PIXELS: u64 = 256 * 1024 * 1024;
@@ -443,6 +454,7 @@ pub struct ProfilePatch<S = ImageSize> {
     pub max_video_frames: Option<u64>,
     pub decode_threads: Option<u32>,
     pub frame_conversion: Option<FrameConversion>,
+    pub pipelines_per_device: Option<u32>,
 }
 
 impl<S> Default for ProfilePatch<S> {
@@ -463,6 +475,7 @@ impl<S> Default for ProfilePatch<S> {
             max_video_frames: None,
             decode_threads: None,
             frame_conversion: None,
+            pipelines_per_device: None,
         }
     }
 }
@@ -502,6 +515,7 @@ impl ProfilePatch<u32> {
             max_video_frames: self.max_video_frames,
             decode_threads: self.decode_threads,
             frame_conversion: self.frame_conversion,
+            pipelines_per_device: self.pipelines_per_device,
         })
     }
 }
@@ -537,7 +551,8 @@ impl ProfilePatch {
             max_frame_pixels,
             max_video_frames,
             decode_threads,
-            frame_conversion
+            frame_conversion,
+            pipelines_per_device
         );
     }
 
