@@ -417,6 +417,7 @@ async fn run_job(shared: &Shared, job: &Job) -> Result<(Vec<u8>, bool), Failure>
             cancel: Some(&cancel),
             progress: None,
             max_frames: None,
+            ..Default::default()
         };
         let (response, _stats) = lease
             .run(&path, &opts)

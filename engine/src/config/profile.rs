@@ -274,6 +274,8 @@ impl Profile {
                 self.decode_threads as u64,
                 0,
                 limits::DECODE_THREADS as u64,
+            ),
+            (
                 "pipelines_per_device",
                 self.pipelines_per_device as u64,
                 1,
