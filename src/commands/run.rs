@@ -25,14 +25,25 @@ pub struct RunArgs {
     /// challenge_id to put in the response.
     #[arg(long, default_value = "local")]
     pub challenge_id: String,
-    /// The video file.
+    /// The video: a file, or an http(s) URL, streamed to a temporary file first (removed
+    /// afterwards) with the size cap, timeouts and redirect limit of the deployment's
+    /// `service.download`. Unlike `serve`, private and loopback addresses are allowed (a
+    /// video on one's own network is normal here).
     pub source: PathBuf,
+}
+
+/// Where the video comes from.
+enum Source {
+    /// A local file, probed.
+    File(PathBuf, VideoInfo),
+    /// An http(s) URL, fetched once the deployment is known.
+    Url(String),
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
     // What can be checked in milliseconds is checked before the models load and the
     // analysis runs (minutes): the input, and that the result can be written.
-    let info = check_source(&args.source)?;
+    let source = check_source(&args.source)?;
     crate::commands::score::check_available(args.score, "--score")?;
     if args.annotate.is_some() && !pitchside_engine::media::CAN_DRAW {
         return Err(pitchside_engine::media::MediaError::NeedsOpenCv {
@@ -44,6 +55,17 @@ pub fn run(args: RunArgs) -> Result<()> {
         check_writable(out)?;
     }
     let resolved = args.deployment.resolve()?;
+    // Kept until the end of `run`: dropping it (on success or on any error) deletes the file.
+    let mut download = None;
+    let (video, info) = match source {
+        Source::File(path, info) => (path, info),
+        Source::Url(url) => {
+            let (downloaded, info) = fetch(&url, &resolved)?;
+            let path = downloaded.file.path().to_path_buf();
+            download = Some(downloaded);
+            (path, info)
+        }
+    };
     // The profile's bounds on the video (as `serve` checks them, with the same message).
     resolved
         .effective()?
@@ -74,7 +96,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         max_frames: None,
         ..Default::default()
     };
-    let (response, stats) = pipeline.run(&args.source, &opts)?;
+    let (response, stats) = pipeline.run(&video, &opts)?;
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -104,21 +126,64 @@ pub fn run(args: RunArgs) -> Result<()> {
     if args.score {
         eprint!(
             "{}",
-            crate::commands::score::of_response(&args.source, &response)?
+            crate::commands::score::of_response(&video, &response)?
         );
     }
     if let Some(out) = &args.annotate {
-        pitchside_engine::media::annotate_video(&args.source, &response.frames, out)?;
+        pitchside_engine::media::annotate_video(&video, &response.frames, out)?;
         tracing::info!(path = %out.display(), "annotated video written");
     }
+    drop(download);
     match write_failure {
         Some(e) => Err(e),
         None => Ok(()),
     }
 }
 
-/// Says what the input is when it cannot be a video file: a URL, a directory, nothing.
-fn check_source(source: &Path) -> Result<VideoInfo> {
+/// Downloads `url` as `serve` does (the deployment's `service.download` and `temp_dir`),
+/// private addresses allowed, and checks that the file is a video.
+fn fetch(
+    url: &str,
+    resolved: &crate::deployment::Resolved,
+) -> Result<(pitchside_service::download::Downloaded, VideoInfo)> {
+    use pitchside_service::download::{self, DownloadError, Downloader};
+    let mut cfg = resolved.deployment.file.service.clone().unwrap_or_default();
+    cfg.resolve_paths(&resolved.deployment.base_dir);
+    // The timeouts and caps are used as durations and sizes: checked as `serve` checks them.
+    pitchside_service::config::validate(&cfg)?;
+    cfg.download.allow_private_addresses = true;
+    let temp_dir = cfg.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&temp_dir)
+        .with_context(|| format!("service.temp_dir {}", temp_dir.display()))?;
+    let downloader = Downloader::new(&cfg.download, temp_dir)
+        .with_context(|| format!("{url}: cannot start the HTTP client"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the download runtime")?;
+    tracing::info!(%url, "downloading");
+    let downloaded = rt.block_on(downloader.fetch(url))?;
+    tracing::info!(
+        bytes = downloaded.bytes,
+        seconds = downloaded.elapsed.as_secs_f64(),
+        attempts = downloaded.attempts,
+        "downloaded"
+    );
+    // As `serve` says it: the URL, not the temporary file's name.
+    let info = download::check_video(downloaded.file.path()).map_err(|message| {
+        DownloadError::NotVideo {
+            url: url.to_owned(),
+            bytes: downloaded.bytes,
+            message,
+        }
+    })?;
+    Ok((downloaded, info))
+}
+
+/// An http(s) URL, or a local path; another scheme is refused, saying it is a URL. A path
+/// is then probed (opened and a frame decoded, as the decoder will): a directory, a
+/// missing file, a file that is not a video each say so.
+fn check_source(source: &Path) -> Result<Source> {
     let s = source.to_string_lossy();
     if let Some((scheme, _)) = s.split_once("://")
         && !scheme.is_empty()
@@ -126,11 +191,13 @@ fn check_source(source: &Path) -> Result<VideoInfo> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
     {
-        bail!("{s} is a URL: URLs are not accepted by `run` yet; download it first or use `serve`");
+        if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") {
+            return Ok(Source::Url(s.into_owned()));
+        }
+        bail!("{s} is a URL: `run` fetches only http and https URLs; download it first");
     }
-    // Opens it and decodes a frame, as the decoder will (a directory, a missing file, a
-    // file that is not a video: each says so).
-    Ok(pitchside_engine::video::probe(source)?)
+    let info = pitchside_engine::video::probe(source)?;
+    Ok(Source::File(source.to_path_buf(), info))
 }
 
 /// Fails when `out` cannot be created or written; leaves an existing file as it is.

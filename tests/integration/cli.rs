@@ -315,11 +315,12 @@ fn run_says_what_the_input_is_when_it_is_not_a_video_file() {
             dir.path().to_str().unwrap(),
             "is a directory, not a video file",
         ),
+        // http(s) URLs are fetched (below); other schemes are said to be URLs.
         (
-            "http://example.com/clip.mp4",
-            "URLs are not accepted by `run` yet; download it first or use `serve`",
+            "ftp://example.com/clip.mp4",
+            "is a URL: `run` fetches only http and https URLs",
         ),
-        ("https://example.com/clip.mp4", "is a URL"),
+        ("rtsp://example.com/clip", "is a URL"),
         ("assets/no-such-clip.mp4", "no such file"),
         // Zero bytes, and bytes that are not a video.
         (empty.to_str().unwrap(), "empty.mp4"),
@@ -333,6 +334,76 @@ fn run_says_what_the_input_is_when_it_is_not_a_video_file() {
         assert!(!err.contains("loading models"), "{source}: {err}");
         assert!(!err.contains("panicked"), "{source}: {err}");
     }
+}
+
+/// A deployment that runs fast: the built-in `null` detector (one box a frame) and the
+/// tracker, so a run is decoding and assembly; `service` is appended as its section.
+fn quick_deployment(dir: &std::path::Path, service: &str) -> std::path::PathBuf {
+    let path = dir.join("quick.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "device: cpu\nprofile: cpu\nmodels: {{}}\npipeline:\n  detectors:\n    \
+             - role: players\n      plugin: \"null\"\n  tracker:\n    plugin: bytetrack\n{service}"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn temp_files_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect()
+}
+
+#[test]
+fn run_fetches_an_http_url_and_gives_what_the_local_file_gives() {
+    let server = crate::support::VideoServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    // The deployment's service.temp_dir holds the download; loopback is allowed in `run`.
+    let temp = dir.path().join("downloads");
+    let cfg = quick_deployment(
+        dir.path(),
+        &format!("service:\n  temp_dir: {}\n", temp.display()),
+    );
+    let quick = [("IMG_SIZE", "320"), ("FRAME_STRIDE", "4")];
+    let run = |source: &str| -> serde_json::Value {
+        let out = ok(&pitchside(
+            &["run", "--config", cfg.to_str().unwrap(), source],
+            &quick,
+        ));
+        serde_json::from_str(&out).unwrap()
+    };
+    let local = run("assets/vtest.avi");
+    let remote = run(&server.url("/vtest.avi"));
+    let frames = remote["frames"].as_array().unwrap().len();
+    assert_eq!(frames, 795);
+    assert_eq!(frames, local["frames"].as_array().unwrap().len());
+    assert_eq!(remote["frames"], local["frames"]);
+    assert_eq!(temp_files_in(&temp), Vec::<std::path::PathBuf>::new());
+}
+
+#[test]
+fn run_of_a_missing_url_names_it_and_its_status_and_leaves_no_temp_file() {
+    let server = crate::support::VideoServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let temp = dir.path().join("tmp");
+    std::fs::create_dir(&temp).unwrap();
+    let cfg = quick_deployment(dir.path(), "");
+    let url = server.url("/missing.avi");
+    // No service.temp_dir: the download goes to the system's temporary folder.
+    let o = pitchside(
+        &["run", "--config", cfg.to_str().unwrap(), &url],
+        &[("TMPDIR", temp.to_str().unwrap())],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("GET {url}: HTTP 404")), "{err}");
+    assert!(!err.contains("loading models"), "{err}");
+    assert_eq!(temp_files_in(&temp), Vec::<std::path::PathBuf>::new());
 }
 
 #[test]

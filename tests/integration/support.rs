@@ -71,3 +71,55 @@ pub fn within<T: Send + 'static>(
         Err(RecvTimeoutError::Disconnected) => panic!("{what}: panicked"),
     }
 }
+
+/// A loopback HTTP/1.1 server on raw TCP (a thread per connection): `/vtest.avi` is the real
+/// clip with its Content-Length, every other path a 404. Its threads live as long as the
+/// test process.
+pub struct VideoServer {
+    pub addr: std::net::SocketAddr,
+}
+
+impl VideoServer {
+    pub fn start() -> VideoServer {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let video = std::sync::Arc::new(std::fs::read(vtest()).unwrap());
+        std::thread::spawn(move || {
+            for sock in listener.incoming() {
+                let (Ok(mut sock), video) = (sock, video.clone()) else {
+                    continue;
+                };
+                std::thread::spawn(move || -> std::io::Result<()> {
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let n = sock.read(&mut buf)?;
+                        if n == 0 || req.len() > 65536 {
+                            return Ok(());
+                        }
+                        req.extend_from_slice(&buf[..n]);
+                    }
+                    let line = String::from_utf8_lossy(&req);
+                    let path = line.split_whitespace().nth(1).unwrap_or("/");
+                    let (status, body): (&str, &[u8]) = if path == "/vtest.avi" {
+                        ("200 OK", &video)
+                    } else {
+                        ("404 Not Found", b"not found")
+                    };
+                    write!(
+                        sock,
+                        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )?;
+                    sock.write_all(body)
+                });
+            }
+        });
+        VideoServer { addr }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
