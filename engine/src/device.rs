@@ -279,27 +279,7 @@ pub fn probe_wgpu() -> ProbeResult {
 #[cfg(feature = "wgpu")]
 fn pollster_block_on<F: std::future::IntoFuture>(f: F) -> F::Output {
     // enumerate_adapters is sync in some wgpu versions and async in others.
-    futures_lite_block_on(f.into_future())
-}
-
-#[cfg(feature = "wgpu")]
-fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
-    use std::task::{Context, Poll, Wake, Waker};
-    struct ThreadWaker(std::thread::Thread);
-    impl Wake for ThreadWaker {
-        fn wake(self: std::sync::Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(std::sync::Arc::new(ThreadWaker(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park();
-    }
+    pitchside_models::kernel_cache::block_on(f.into_future())
 }
 
 #[cfg(not(feature = "wgpu"))]

@@ -264,8 +264,10 @@ fn wgpu_adapter_name() -> Option<String> {
     None
 }
 
+/// Runs a future to completion on this thread: wgpu's adapter requests, without an async
+/// runtime (the engine's device probe uses it too).
 #[cfg(feature = "wgpu")]
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     use std::task::{Context, Poll, Wake, Waker};
     struct ThreadWaker(std::thread::Thread);
     impl Wake for ThreadWaker {
