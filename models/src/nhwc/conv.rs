@@ -38,13 +38,13 @@ pub(super) struct Conv {
     pub(super) w: Vec<f32>,
     pub(super) b: Vec<f32>,
     pub(super) act: bool,
-    /// Winograd F(2×2, 3×3) weights `[16][cin][cout]` (U = G·g·Gᵀ) for the 3×3 stride-1
-    /// convolutions it pays for; `None` elsewhere.
+    /// Winograd F(m×m, 3×3) weights `[(m+2)²][cin][cout]` (U = G·g·Gᵀ; m = 4, or 2 for
+    /// bf16 operands) for the 3×3 stride-1 convolutions it pays for; `None` elsewhere.
     pub(super) wino: Option<Vec<f32>>,
     /// The dense weights packed for the microkernel ([`Conv::packed`]); only where the CPU
     /// has AVX-512, which every use of it relies on.
     pub(super) mm: Option<Packed>,
-    /// The 16 Winograd weight matrices packed likewise.
+    /// The Winograd weight matrices (16 or 36) packed likewise.
     pub(super) wino_mm: Option<Vec<Packed>>,
 }
 
@@ -101,10 +101,16 @@ impl Conv {
         if isa == Isa::Portable || self.depthwise {
             return self;
         }
+        // bf16 operands take F(2×2): F(4×4)'s larger transform coefficients would amplify
+        // their rounding.
+        if bf16 && self.winograd_positions() == 36 {
+            self = self.with_winograd_tile(2);
+        }
         let (kk, cin, cout) = (self.k * self.k * self.cin, self.cin, self.cout);
         self.mm = Some(Packed::new(&self.w, kk, cout, cout, bf16));
+        let positions = self.winograd_positions();
         self.wino_mm = self.wino.as_ref().map(|u| {
-            (0..16)
+            (0..positions)
                 .map(|xi| Packed::new(&u[xi * cin * cout..], cin, cout, cout, bf16))
                 .collect()
         });
@@ -156,7 +162,7 @@ impl Conv {
         let mut out = Act::new(x.n, ho, wo, self.cout);
         if self.depthwise {
             self.depthwise(x, &mut out);
-        } else if self.has_winograd() && ho % 2 == 0 && wo % 2 == 0 {
+        } else if self.has_winograd() {
             self.winograd(x, &mut out);
         } else {
             self.dense(x, &mut out);
@@ -492,8 +498,12 @@ mod tests {
             (32, 24, 3, 1, false, true),
             (40, 7, 3, 1, false, false),
         ] {
-            // Odd sizes take im2col; even ones Winograd where the conv has its weights.
-            for (h, w) in [(13, 11), (12, 10), (4, 130)] {
+            // Winograd clips its edge tiles: sizes that are no multiple of the tile, odd
+            // ones, and one tile row; both tile sizes (F(4×4) and F(2×2)).
+            for ((h, w), tile) in [(13, 11), (12, 10), (4, 130), (3, 5)]
+                .into_iter()
+                .flat_map(|hw| [(hw, 4), (hw, 2)])
+            {
                 let x = Act {
                     n: 2,
                     h,
@@ -520,16 +530,22 @@ mod tests {
                     mm: None,
                     wino_mm: None,
                 }
-                .with_winograd();
+                .with_winograd_tile(tile);
                 let want = naive_conv(&x, &conv);
                 // The portable path, then the packed kernels this CPU runs (f32, bf16).
                 for (conv, tol) in variants(&conv) {
+                    // F(4×4)'s transform coefficients (up to 8) cost a few ulp in f32.
+                    let tol = if conv.winograd_positions() == 36 {
+                        tol.max(5e-5)
+                    } else {
+                        tol
+                    };
                     let got = conv.forward(x.view());
                     assert_eq!((got.h, got.w, got.c), (want.h, want.w, want.c));
                     for (a, b) in got.data.iter().zip(&want.data) {
                         assert!(
-                            (a - b).abs() < tol,
-                            "{cin}->{cout} k{k} s{stride} tol {tol}: {a} vs {b}"
+                            (a - b).abs() < tol * b.abs().max(1.0),
+                            "{cin}->{cout} k{k} s{stride} {h}x{w} F({tile}) tol {tol}: {a} vs {b}"
                         );
                     }
                 }
