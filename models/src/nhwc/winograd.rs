@@ -508,7 +508,7 @@ impl Conv {
                 // Each tile's (m+2)² input pixels, zeros past the image, in row-major order.
                 let zeros = vec![0f32; cin];
                 let mut d: Vec<&[f32]> = vec![&zeros[..]; positions];
-                let mut for_each_tile = |transform: &mut dyn FnMut(&[&[f32]], usize)| {
+                let mut for_each_tile = |transform: &mut TileTransform<'_>| {
                     for r in 0..rows {
                         let ty = ty0 + r;
                         for tx in 0..tw {
@@ -565,7 +565,7 @@ impl Conv {
         &self,
         positions: usize,
         tiles: usize,
-        for_each_tile: &mut dyn FnMut(&mut dyn FnMut(&[&[f32]], usize)),
+        for_each_tile: &mut dyn FnMut(&mut TileTransform<'_>),
         v: &mut Vec<f32>,
         m: &mut [f32],
     ) {
@@ -576,38 +576,38 @@ impl Conv {
             winograd_input4
         };
         #[cfg(target_arch = "x86_64")]
-        if let Some(packed) = &self.wino_mm {
-            if packed[0].is_bf16() {
-                let cin2 = cin.div_ceil(2) * 2;
-                let input = if positions == 16 {
-                    winograd_input2_bf16
-                } else {
-                    winograd_input4_bf16
-                };
-                COL_BF16.with_borrow_mut(|h| {
-                    if h.len() < tiles * positions * cin2 {
-                        h.resize(tiles * positions * cin2, 0);
+        if let Some(packed) = &self.wino_mm
+            && packed[0].is_bf16()
+        {
+            let cin2 = cin.div_ceil(2) * 2;
+            let input = if positions == 16 {
+                winograd_input2_bf16
+            } else {
+                winograd_input4_bf16
+            };
+            COL_BF16.with_borrow_mut(|h| {
+                if h.len() < tiles * positions * cin2 {
+                    h.resize(tiles * positions * cin2, 0);
+                }
+                for_each_tile(&mut |d, t| input(d, &mut h[t * cin2..], tiles * cin2));
+                for (xi, u) in packed.iter().enumerate() {
+                    // SAFETY: bf16 panels exist only where the CPU has AVX512_BF16; h
+                    // holds positions · tiles rows of cin2, m as many of cout; row
+                    // ξ · tiles + t of both is tile t's position ξ.
+                    unsafe {
+                        matmul_bf16(
+                            u,
+                            h[xi * tiles * cin2..].as_ptr(),
+                            cin2,
+                            tiles,
+                            m[xi * tiles * cout..].as_mut_ptr(),
+                            cout,
+                            Epilogue::None,
+                        );
                     }
-                    for_each_tile(&mut |d, t| input(d, &mut h[t * cin2..], tiles * cin2));
-                    for (xi, u) in packed.iter().enumerate() {
-                        // SAFETY: bf16 panels exist only where the CPU has AVX512_BF16; h
-                        // holds positions · tiles rows of cin2, m as many of cout; row
-                        // ξ · tiles + t of both is tile t's position ξ.
-                        unsafe {
-                            matmul_bf16(
-                                u,
-                                h[xi * tiles * cin2..].as_ptr(),
-                                cin2,
-                                tiles,
-                                m[xi * tiles * cout..].as_mut_ptr(),
-                                cout,
-                                Epilogue::None,
-                            );
-                        }
-                    }
-                });
-                return;
-            }
+                }
+            });
+            return;
         }
         if v.len() < tiles * positions * cin {
             v.resize(tiles * positions * cin, 0.0);
@@ -653,6 +653,9 @@ impl Conv {
         }
     }
 }
+
+/// An input transform called with one tile's pixels and the tile's index in the job.
+type TileTransform<'a> = dyn FnMut(&[&[f32]], usize) + 'a;
 
 /// An output transform: products, their stride, the job's output, pixel offsets, bias, act.
 type OutputFn = fn(&[f32], usize, &mut [f32], &[usize], &[f32], bool);
