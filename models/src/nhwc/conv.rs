@@ -495,6 +495,7 @@ mod tests {
             (6, 6, 3, 1, true, false),
             (6, 6, 3, 2, true, true),
             // Winograd (3×3, stride 1, enough input channels), with and without SiLU.
+            (16, 12, 3, 1, false, true),
             (32, 24, 3, 1, false, true),
             (40, 7, 3, 1, false, false),
         ] {
