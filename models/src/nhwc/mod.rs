@@ -6,8 +6,9 @@
 //! convolution is one matrix product per tile of output pixels (1×1 convolutions read their
 //! input in place, also a channel slice of it or the parts of a concatenation, so C2f's
 //! split and the neck's Concat cost nothing), and bias + SiLU run on each tile while it is
-//! still in cache; 3×3 stride-1 convolutions with enough channels use Winograd F(2×2, 3×3)
-//! (2.25× fewer multiplies). Weights are packed (and Winograd-transformed) once, at load.
+//! still in cache; 3×3 stride-1 convolutions with enough channels use Winograd F(4×4, 3×3)
+//! (4× fewer multiplies; F(2×2, 3×3), 2.25×, with bf16 operands). Weights are packed (and
+//! Winograd-transformed) once, at load.
 //! The blocks and the graph walk are [`crate::exec`]'s, shared with the Burn executor; the
 //! golden tests check both against ultralytics.
 //!
