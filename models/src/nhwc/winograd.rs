@@ -47,6 +47,21 @@ fn tile_side(positions: usize) -> usize {
     }
 }
 
+/// Loads channels `c0..c0 + n` of each of the `P` pixels (zero-filled past `n`).
+#[inline(always)]
+fn load_lanes<const P: usize>(d: &[&[f32]], c0: usize, n: usize) -> [[f32; LANES]; P] {
+    let mut x = [[0f32; LANES]; P];
+    for (xk, dk) in x.iter_mut().zip(d) {
+        // Constant-length copies for whole steps: inlined loads, not memmove calls.
+        if n == LANES {
+            xk.copy_from_slice(&dk[c0..c0 + LANES]);
+        } else {
+            xk[..n].copy_from_slice(&dk[c0..c0 + n]);
+        }
+    }
+    x
+}
+
 /// Where an input transform writes position ξ's channels: f32 for the f32 products, or
 /// bf16 (rounded to nearest even, as `vcvtneps2bf16` does for finite values) for the bf16
 /// ones, so that no separate pass converts the transformed tiles.
@@ -97,6 +112,14 @@ impl Sink for Bf16Sink<'_> {
         if c0 + n == self.cin && self.cin % 2 == 1 {
             self.h[at + n] = 0;
         }
+    }
+}
+
+/// Stores each position's `n` lanes through the sink.
+#[inline(always)]
+fn store_lanes(o: &[[f32; LANES]], sink: &mut impl Sink, c0: usize, n: usize) {
+    for (k, ok) in o.iter().enumerate() {
+        sink.store(k, c0, ok, n);
     }
 }
 
@@ -165,49 +188,37 @@ fn winograd_input2_generic(d: &[&[f32]], sink: &mut impl Sink) {
     let mut c0 = 0;
     while c0 < cin {
         let n = LANES.min(cin - c0);
-        // Bᵀ·d column by column from the input, then ·B row by row to the positions (rows
-        // of Bᵀ: d0 - d2, d1 + d2, d2 - d1, d1 - d3), as in F(4×4).
+        let x: [[f32; LANES]; 16] = load_lanes(d, c0, n);
+        // Bᵀ·d: rows (d0 - d2, d1 + d2, d2 - d1, d1 - d3), column by column.
         let mut t = [[0f32; LANES]; 16];
         for j in 0..4 {
-            let r = bt2_lanes(std::array::from_fn(|i| lanes_at(d[4 * i + j], c0, n)));
-            for (i, r) in r.into_iter().enumerate() {
-                t[4 * i + j] = r;
+            for l in 0..LANES {
+                let (d0, d1, d2, d3) = (x[j][l], x[4 + j][l], x[8 + j][l], x[12 + j][l]);
+                t[j][l] = d0 - d2;
+                t[4 + j][l] = d1 + d2;
+                t[8 + j][l] = d2 - d1;
+                t[12 + j][l] = d1 - d3;
             }
         }
+        // (Bᵀ·d)·B: the same combination of columns, row by row.
+        let mut o = [[0f32; LANES]; 16];
         for i in 0..4 {
-            let r = bt2_lanes(std::array::from_fn(|j| t[4 * i + j]));
-            for (j, r) in r.iter().enumerate() {
-                sink.store(4 * i + j, c0, r, n);
+            for l in 0..LANES {
+                let (t0, t1, t2, t3) = (
+                    t[4 * i][l],
+                    t[4 * i + 1][l],
+                    t[4 * i + 2][l],
+                    t[4 * i + 3][l],
+                );
+                o[4 * i][l] = t0 - t2;
+                o[4 * i + 1][l] = t1 + t2;
+                o[4 * i + 2][l] = t2 - t1;
+                o[4 * i + 3][l] = t1 - t3;
             }
         }
+        store_lanes(&o, sink, c0, n);
         c0 += n;
     }
-}
-
-/// F(2×2)'s Bᵀ on four 16-lane values.
-#[inline(always)]
-fn bt2_lanes(d: [[f32; LANES]; 4]) -> [[f32; LANES]; 4] {
-    let mut r = [[0f32; LANES]; 4];
-    for l in 0..LANES {
-        let (d0, d1, d2, d3) = (d[0][l], d[1][l], d[2][l], d[3][l]);
-        r[0][l] = d0 - d2;
-        r[1][l] = d1 + d2;
-        r[2][l] = d2 - d1;
-        r[3][l] = d1 - d3;
-    }
-    r
-}
-
-/// F(2×2)'s Aᵀ (rows m0 + m1 + m2, m1 - m2 - m3) on four 16-lane values.
-#[inline(always)]
-fn at2_lanes(m: [[f32; LANES]; 4]) -> [[f32; LANES]; 2] {
-    let mut r = [[0f32; LANES]; 2];
-    for l in 0..LANES {
-        let (m0, m1, m2, m3) = (m[0][l], m[1][l], m[2][l], m[3][l]);
-        r[0][l] = m0 + m1 + m2;
-        r[1][l] = m1 - m2 - m3;
-    }
-    r
 }
 
 multiversion!(
@@ -230,21 +241,31 @@ fn winograd_output2_generic(
     let mut c0 = 0;
     while c0 < cout {
         let n = LANES.min(cout - c0);
-        // Aᵀ·M per column, reading the products straight from memory; then on the rows.
+        let mut x = [[0f32; LANES]; 16];
+        for (k, xk) in x.iter_mut().enumerate() {
+            if n == LANES {
+                xk.copy_from_slice(&m[k * stride + c0..k * stride + c0 + LANES]);
+            } else {
+                xk[..n].copy_from_slice(&m[k * stride + c0..k * stride + c0 + n]);
+            }
+        }
+        // Aᵀ·M: rows (m0 + m1 + m2, m1 - m2 - m3), per column; then the same on rows.
         let mut s = [[0f32; LANES]; 8];
         for j in 0..4 {
-            let r = at2_lanes(std::array::from_fn(|i| {
-                lanes_at(m, (4 * i + j) * stride + c0, n)
-            }));
-            s[j] = r[0];
-            s[4 + j] = r[1];
+            for l in 0..LANES {
+                let (m0, m1, m2, m3) = (x[j][l], x[4 + j][l], x[8 + j][l], x[12 + j][l]);
+                s[j][l] = m0 + m1 + m2;
+                s[4 + j][l] = m1 - m2 - m3;
+            }
         }
         let mut out = [[0f32; LANES]; 4];
-        for i in 0..2 {
-            let r = at2_lanes(std::array::from_fn(|j| s[4 * i + j]));
-            out[2 * i..2 * i + 2].copy_from_slice(&r);
+        for l in 0..LANES {
+            out[0][l] = s[0][l] + s[1][l] + s[2][l];
+            out[1][l] = s[1][l] - s[2][l] - s[3][l];
+            out[2][l] = s[4][l] + s[5][l] + s[6][l];
+            out[3][l] = s[5][l] - s[6][l] - s[7][l];
         }
-        finish_lanes(&mut out, y, pix, bias, act, c0, n);
+        finish_lanes(&mut out[..4], y, pix, bias, act, c0, n);
         c0 += n;
     }
 }
@@ -303,62 +324,28 @@ fn winograd_input4_generic(d: &[&[f32]], sink: &mut impl Sink) {
     let mut c0 = 0;
     while c0 < cin {
         let n = LANES.min(cin - c0);
-        // Bᵀ·d column by column, reading each column's six pixels straight from the input;
-        // then ·B row by row, storing each result straight to its position: one pass over
-        // the stack between them.
+        let x: [[f32; LANES]; 36] = load_lanes(d, c0, n);
         let mut t = [[0f32; LANES]; 36];
         for j in 0..6 {
-            let r = bt4_lanes(std::array::from_fn(|i| lanes_at(d[6 * i + j], c0, n)));
-            for (i, r) in r.into_iter().enumerate() {
-                t[6 * i + j] = r;
+            for l in 0..LANES {
+                let r = bt4(std::array::from_fn(|i| x[6 * i + j][l]));
+                for (i, r) in r.into_iter().enumerate() {
+                    t[6 * i + j][l] = r;
+                }
             }
         }
+        let mut o = [[0f32; LANES]; 36];
         for i in 0..6 {
-            let r = bt4_lanes(std::array::from_fn(|j| t[6 * i + j]));
-            for (j, r) in r.iter().enumerate() {
-                sink.store(6 * i + j, c0, r, n);
+            for l in 0..LANES {
+                let r = bt4(std::array::from_fn(|j| t[6 * i + j][l]));
+                for (j, r) in r.into_iter().enumerate() {
+                    o[6 * i + j][l] = r;
+                }
             }
         }
+        store_lanes(&o, sink, c0, n);
         c0 += n;
     }
-}
-
-/// `n` values of `src` from `at` (zeros past `n`).
-#[inline(always)]
-fn lanes_at(src: &[f32], at: usize, n: usize) -> [f32; LANES] {
-    if n == LANES {
-        src[at..at + LANES].try_into().expect("16 lanes")
-    } else {
-        let mut x = [0f32; LANES];
-        x[..n].copy_from_slice(&src[at..at + n]);
-        x
-    }
-}
-
-/// [`bt4`] on 16 lanes at once.
-#[inline(always)]
-fn bt4_lanes(d: [[f32; LANES]; 6]) -> [[f32; LANES]; 6] {
-    let mut r = [[0f32; LANES]; 6];
-    for l in 0..LANES {
-        let o = bt4(std::array::from_fn(|i| d[i][l]));
-        for (ri, o) in r.iter_mut().zip(o) {
-            ri[l] = o;
-        }
-    }
-    r
-}
-
-/// [`at4`] on 16 lanes at once.
-#[inline(always)]
-fn at4_lanes(m: [[f32; LANES]; 6]) -> [[f32; LANES]; 4] {
-    let mut r = [[0f32; LANES]; 4];
-    for l in 0..LANES {
-        let o = at4(std::array::from_fn(|i| m[i][l]));
-        for (ri, o) in r.iter_mut().zip(o) {
-            ri[l] = o;
-        }
-    }
-    r
 }
 
 multiversion!(
@@ -381,21 +368,32 @@ fn winograd_output4_generic(
     let mut c0 = 0;
     while c0 < cout {
         let n = LANES.min(cout - c0);
-        // Aᵀ·M per column (6 → 4 rows), reading the products straight from memory; then
-        // the same on each of the 4 rows (6 → 4).
+        let mut x = [[0f32; LANES]; 36];
+        for (k, xk) in x.iter_mut().enumerate() {
+            if n == LANES {
+                xk.copy_from_slice(&m[k * stride + c0..k * stride + c0 + LANES]);
+            } else {
+                xk[..n].copy_from_slice(&m[k * stride + c0..k * stride + c0 + n]);
+            }
+        }
+        // Aᵀ·M per column (6 → 4 rows), then the same on each of the 4 rows (6 → 4).
         let mut s = [[0f32; LANES]; 24];
         for j in 0..6 {
-            let r = at4_lanes(std::array::from_fn(|i| {
-                lanes_at(m, (6 * i + j) * stride + c0, n)
-            }));
-            for (i, r) in r.into_iter().enumerate() {
-                s[6 * i + j] = r;
+            for l in 0..LANES {
+                let r = at4(std::array::from_fn(|i| x[6 * i + j][l]));
+                for (i, r) in r.into_iter().enumerate() {
+                    s[6 * i + j][l] = r;
+                }
             }
         }
         let mut out = [[0f32; LANES]; 16];
         for i in 0..4 {
-            let r = at4_lanes(std::array::from_fn(|j| s[6 * i + j]));
-            out[4 * i..4 * i + 4].copy_from_slice(&r);
+            for l in 0..LANES {
+                let r = at4(std::array::from_fn(|j| s[6 * i + j][l]));
+                for (j, r) in r.into_iter().enumerate() {
+                    out[4 * i + j][l] = r;
+                }
+            }
         }
         finish_lanes(&mut out, y, pix, bias, act, c0, n);
         c0 += n;
