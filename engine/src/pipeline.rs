@@ -339,12 +339,20 @@ impl Pipeline {
         let mut end: Option<(u64, Option<String>)> = None;
         let mut error: Option<String> = None;
         let batch_size = p.batch_size.max(1) as usize;
+        // The probe's bound on the frame count (`Profile::check_video`) trusts the
+        // container; one that declares none (or too few) is held to it here, as it decodes.
+        let mut over_frame_bound = false;
 
         'outer: loop {
             let mut batch = Vec::with_capacity(batch_size);
             let wait = Instant::now();
             while batch.len() < batch_size {
                 match decoder.recv() {
+                    Ok(DecoderEvent::Frame(f)) if f.frame_number >= p.max_video_frames => {
+                        decoder.recycle(f);
+                        over_frame_bound = true;
+                        break;
+                    }
                     Ok(DecoderEvent::Frame(f)) => batch.push(f),
                     Ok(DecoderEvent::End {
                         frames_read,
@@ -453,6 +461,14 @@ impl Pipeline {
                 for f in batch {
                     decoder.recycle(f);
                 }
+            }
+            if over_frame_bound {
+                error = Some(format!(
+                    "the video has more than {} frames (its container declares {}), above \
+                     the profile's max_video_frames; stopped there",
+                    p.max_video_frames, info.frame_count
+                ));
+                break;
             }
             if end.is_some() {
                 break;
