@@ -212,50 +212,13 @@ impl DeviceProbe for SystemProbe {
     }
 }
 
-/// Asks the CUDA driver directly (dlopen libcuda, cuInit, cuDeviceGetCount), so that a
-/// machine without a GPU gets an answer instead of a panic from deep inside a backend.
+/// Asks the CUDA driver directly ([`pitchside_models::cuda_driver`]), so that a machine
+/// without a GPU gets an answer instead of a panic from deep inside a backend.
 pub fn probe_cuda() -> ProbeResult {
-    type CuInit = unsafe extern "C" fn(u32) -> i32;
-    type CuDeviceGetCount = unsafe extern "C" fn(*mut i32) -> i32;
-    // SAFETY: loading the system CUDA driver library runs its initialisers, which is what
-    // any CUDA program does; we only call two C functions with valid arguments.
-    unsafe {
-        let lib = match libloading::Library::new("libcuda.so.1")
-            .or_else(|_| libloading::Library::new("libcuda.so"))
-        {
-            Ok(l) => l,
-            Err(_) => {
-                return ProbeResult::Missing("no CUDA driver (libcuda.so.1 not found)".into());
-            }
-        };
-        let init: libloading::Symbol<CuInit> = match lib.get(b"cuInit\0") {
-            Ok(f) => f,
-            Err(e) => return ProbeResult::Missing(format!("libcuda has no cuInit: {e}")),
-        };
-        let init_rc = init(0);
-        if init_rc != 0 {
-            return cuda_answer(init_rc, 0, 0);
-        }
-        let count: libloading::Symbol<CuDeviceGetCount> = match lib.get(b"cuDeviceGetCount\0") {
-            Ok(f) => f,
-            Err(e) => return ProbeResult::Missing(format!("libcuda has no cuDeviceGetCount: {e}")),
-        };
-        let mut n = 0i32;
-        let count_rc = count(&mut n);
-        cuda_answer(init_rc, count_rc, n)
+    match pitchside_models::cuda_driver::device_count() {
+        Ok(n) => ProbeResult::Found((0..n).map(|i| format!("cuda:{i}")).collect()),
+        Err(why) => ProbeResult::Missing(why),
     }
-}
-
-/// What the driver's answers mean: `cuInit`'s return code, then `cuDeviceGetCount`'s and
-/// the count it wrote.
-fn cuda_answer(init_rc: i32, count_rc: i32, n: i32) -> ProbeResult {
-    if init_rc != 0 {
-        return ProbeResult::Missing(format!("cuInit failed with CUDA error {init_rc}"));
-    }
-    if count_rc != 0 || n <= 0 {
-        return ProbeResult::Missing(format!("no CUDA devices (error {count_rc}, count {n})"));
-    }
-    ProbeResult::Found((0..n).map(|i| format!("cuda:{i}")).collect())
 }
 
 #[cfg(feature = "wgpu")]
@@ -366,26 +329,6 @@ mod tests {
                 .unwrap()
                 .backend,
             Backend::Cpu
-        );
-    }
-
-    #[test]
-    fn cuda_driver_answers_are_read_right() {
-        assert_eq!(
-            cuda_answer(0, 0, 2),
-            ProbeResult::Found(vec!["cuda:0".into(), "cuda:1".into()])
-        );
-        assert_eq!(
-            cuda_answer(100, 0, 0),
-            ProbeResult::Missing("cuInit failed with CUDA error 100".into())
-        );
-        assert_eq!(
-            cuda_answer(0, 0, 0),
-            ProbeResult::Missing("no CUDA devices (error 0, count 0)".into())
-        );
-        assert_eq!(
-            cuda_answer(0, 3, 1),
-            ProbeResult::Missing("no CUDA devices (error 3, count 1)".into())
         );
     }
 

@@ -201,42 +201,8 @@ pub fn autotune_entries(dir: &Path) -> usize {
 pub fn gpu_name(device: ModelDevice) -> Option<String> {
     match device {
         ModelDevice::Cpu | ModelDevice::CpuBf16 => None,
-        ModelDevice::Cuda { .. } => cuda_device_name(),
+        ModelDevice::Cuda { .. } => crate::cuda_driver::device_name(0),
         ModelDevice::Wgpu => wgpu_adapter_name(),
-    }
-}
-
-/// Device 0's name (burn-cuda's default device) from the driver: dlopen libcuda, cuInit,
-/// cuDeviceGet, cuDeviceGetName.
-fn cuda_device_name() -> Option<String> {
-    type CuInit = unsafe extern "C" fn(u32) -> i32;
-    type CuDeviceGet = unsafe extern "C" fn(*mut i32, i32) -> i32;
-    type CuDeviceGetName = unsafe extern "C" fn(*mut std::ffi::c_char, i32, i32) -> i32;
-    // SAFETY: loading the system CUDA driver runs its initialisers, as any CUDA program does;
-    // the three calls get valid pointers and a buffer of the length they are told.
-    unsafe {
-        let lib = libloading::Library::new("libcuda.so.1")
-            .or_else(|_| libloading::Library::new("libcuda.so"))
-            .ok()?;
-        let init: libloading::Symbol<CuInit> = lib.get(b"cuInit\0").ok()?;
-        let get: libloading::Symbol<CuDeviceGet> = lib.get(b"cuDeviceGet\0").ok()?;
-        let name: libloading::Symbol<CuDeviceGetName> = lib.get(b"cuDeviceGetName\0").ok()?;
-        if init(0) != 0 {
-            return None;
-        }
-        let mut dev = 0i32;
-        if get(&mut dev, 0) != 0 {
-            return None;
-        }
-        let mut buf = [0 as std::ffi::c_char; 256];
-        if name(buf.as_mut_ptr(), buf.len() as i32, dev) != 0 {
-            return None;
-        }
-        let s = std::ffi::CStr::from_ptr(buf.as_ptr())
-            .to_string_lossy()
-            .trim()
-            .to_string();
-        (!s.is_empty()).then_some(s)
     }
 }
 

@@ -10,6 +10,7 @@
 
 pub mod burn_net;
 pub mod checkpoint;
+pub mod cuda_driver;
 pub mod exec;
 pub mod kernel_cache;
 #[cfg(feature = "cpu")]
