@@ -155,8 +155,27 @@ impl fmt::Display for FrameConversion {
 }
 
 impl Profile {
-    /// Defaults that mirror the Python miner's cuda/mps/cpu configs.
+    /// Defaults that mirror the Python miner's cuda/mps/cpu configs: what differs per
+    /// profile here, the rest (bounds, decoding, pool) shared by all three.
     pub fn defaults(name: ProfileName) -> Profile {
+        let shared = Profile {
+            imgsz: const { ImageSizes::fixed(1024, 896, 896) },
+            conf_threshold: 0.25,
+            iou_threshold: 0.45,
+            max_detections: 300,
+            half: false,
+            agnostic_nms: false,
+            batch_size: 1,
+            timeout_s: 10800,
+            prefetch_frames: 64,
+            frame_stride: 2,
+            cpu_threads: 0,
+            max_frame_pixels: limits::DEFAULT_FRAME_PIXELS,
+            max_video_frames: limits::DEFAULT_VIDEO_FRAMES,
+            decode_threads: 0,
+            frame_conversion: FrameConversion::ModelSize,
+            pipelines_per_device: 1,
+        };
         match name {
             ProfileName::Cuda => Profile {
                 imgsz: const { ImageSizes::fixed(640, 640, 640) },
@@ -164,54 +183,17 @@ impl Profile {
                 iou_threshold: 0.5,
                 max_detections: 150,
                 half: true,
-                agnostic_nms: false,
                 batch_size: 32,
                 timeout_s: 900,
-                prefetch_frames: 64,
-                frame_stride: 2,
-                cpu_threads: 0,
-                max_frame_pixels: limits::DEFAULT_FRAME_PIXELS,
-                max_video_frames: limits::DEFAULT_VIDEO_FRAMES,
-                decode_threads: 0,
-                frame_conversion: FrameConversion::ModelSize,
-                pipelines_per_device: 1,
+                ..shared
             },
             ProfileName::Mps => Profile {
                 imgsz: const { ImageSizes::fixed(1280, 1024, 1024) },
-                conf_threshold: 0.25,
-                iou_threshold: 0.45,
-                max_detections: 300,
-                half: false,
-                agnostic_nms: false,
                 batch_size: 2,
                 timeout_s: 1800,
-                prefetch_frames: 64,
-                frame_stride: 2,
-                cpu_threads: 0,
-                max_frame_pixels: limits::DEFAULT_FRAME_PIXELS,
-                max_video_frames: limits::DEFAULT_VIDEO_FRAMES,
-                decode_threads: 0,
-                frame_conversion: FrameConversion::ModelSize,
-                pipelines_per_device: 1,
+                ..shared
             },
-            ProfileName::Cpu => Profile {
-                imgsz: const { ImageSizes::fixed(1024, 896, 896) },
-                conf_threshold: 0.25,
-                iou_threshold: 0.45,
-                max_detections: 300,
-                half: false,
-                agnostic_nms: false,
-                batch_size: 1,
-                timeout_s: 10800,
-                prefetch_frames: 64,
-                frame_stride: 2,
-                cpu_threads: 0,
-                max_frame_pixels: limits::DEFAULT_FRAME_PIXELS,
-                max_video_frames: limits::DEFAULT_VIDEO_FRAMES,
-                decode_threads: 0,
-                frame_conversion: FrameConversion::ModelSize,
-                pipelines_per_device: 1,
-            },
+            ProfileName::Cpu => shared,
         }
     }
 
