@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Result;
+use pitchside_engine::pool::PipelinePool;
 use pitchside_service::PipelineAnalyzer;
 
 use crate::deployment::DeploymentArgs;
@@ -43,38 +44,45 @@ pub fn run(args: ServeArgs) -> Result<()> {
     }
     // Every pipeline is warmed before the service listens (and so says it is available).
     if let Some(frame) = cfg.warm_up_frame {
-        // The shapes `pitchside tune` warms: with its cache, seconds; cold, minutes of GPU
-        // autotuning. Every pipeline has the same shapes.
-        let shapes = pool
-            .each_pipeline(|p| p.warm_up_shapes(&[frame]))
-            .into_iter()
-            .next()
-            .unwrap_or_default();
-        match pitchside_models::kernel_cache::current() {
-            Some(c) => eprintln!(
-                "warming up {} shapes on {} pipeline(s); kernel cache {} ({} autotune entries; `pitchside tune` fills it)...",
-                shapes.len(),
-                pool.len(),
-                c.dir.display(),
-                pitchside_models::kernel_cache::autotune_entries(&c.dir)
-            ),
-            None => eprintln!(
-                "warming up {} shapes on {} pipeline(s)...",
-                shapes.len(),
-                pool.len()
-            ),
-        }
-        let start = std::time::Instant::now();
-        for shape in &shapes {
-            let mut longest = std::time::Duration::ZERO;
-            for took in pool.each_pipeline(|p| p.warm_up_shape(shape)) {
-                longest = longest.max(took?);
-            }
-            eprintln!("  {shape}: {:.1} s", longest.as_secs_f64());
-        }
-        eprintln!("warm-up done in {:.1} s", start.elapsed().as_secs_f64());
+        warm_up(&pool, frame)?;
     }
     let analyzer = Arc::new(PipelineAnalyzer::with_pool(pool));
     pitchside_service::run(cfg, args.listen, analyzer)?;
+    Ok(())
+}
+
+/// Runs every shape `pitchside tune` warms through every pipeline of the pool, saying what
+/// it does: with the kernel cache filled, seconds; cold, minutes of GPU autotuning. `serve`
+/// does it before it listens, `worker` before it takes a job.
+pub fn warm_up(pool: &PipelinePool, frame: [u32; 2]) -> Result<()> {
+    // Every pipeline has the same shapes.
+    let shapes = pool
+        .each_pipeline(|p| p.warm_up_shapes(&[frame]))
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    match pitchside_models::kernel_cache::current() {
+        Some(c) => eprintln!(
+            "warming up {} shapes on {} pipeline(s); kernel cache {} ({} autotune entries; `pitchside tune` fills it)...",
+            shapes.len(),
+            pool.len(),
+            c.dir.display(),
+            pitchside_models::kernel_cache::autotune_entries(&c.dir)
+        ),
+        None => eprintln!(
+            "warming up {} shapes on {} pipeline(s)...",
+            shapes.len(),
+            pool.len()
+        ),
+    }
+    let start = std::time::Instant::now();
+    for shape in &shapes {
+        let mut longest = std::time::Duration::ZERO;
+        for took in pool.each_pipeline(|p| p.warm_up_shape(shape)) {
+            longest = longest.max(took?);
+        }
+        eprintln!("  {shape}: {:.1} s", longest.as_secs_f64());
+    }
+    eprintln!("warm-up done in {:.1} s", start.elapsed().as_secs_f64());
     Ok(())
 }

@@ -131,15 +131,16 @@ pub fn run(args: WorkerArgs) -> Result<()> {
         format!("{host}-{}", std::process::id())
     });
     let resolved = args.deployment.resolve()?;
-    // The deployment's `service.download` section applies to URL jobs too.
-    let download = resolved
-        .deployment
-        .file
-        .service
-        .as_ref()
-        .map(|s| s.download.clone())
-        .unwrap_or_default();
+    // The deployment's `service:` section applies to the worker too: `download` to URL
+    // jobs, `warm_up_frame` to the warm-up before the first job (as `serve` does before it
+    // listens, so the first job does not pay for GPU autotuning inside its ack deadline).
+    let service = resolved.deployment.file.service.clone().unwrap_or_default();
+    pitchside_service::config::validate(&service)?;
     let pool = Arc::new(resolved.into_pool()?);
+    if let Some(frame) = service.warm_up_frame {
+        super::serve::warm_up(&pool, frame)?;
+    }
+    let download = service.download;
     let opts = WorkerOptions {
         name: name.clone(),
         ack_wait,

@@ -461,4 +461,7 @@ fn a_worker_drains_on_sigterm() {
         "{r:#?}"
     );
     assert!(w.log().contains("taking no new job"), "{}", w.log());
+    // It warmed its pipeline up (service.warm_up_frame, 1920x1080 by default) before the
+    // first job, as `serve` does before it listens.
+    assert!(w.log().contains("warm-up done"), "{}", w.log());
 }
