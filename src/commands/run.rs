@@ -2,6 +2,8 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use pitchside_engine::pipeline::RunOptions;
@@ -89,9 +91,19 @@ pub fn run(args: RunArgs) -> Result<()> {
             b.set_position(done);
         }
     };
+    // Ctrl-C (or SIGTERM) stops the analysis at the next batch: the frames done so far are
+    // written, marked partial, and a downloaded video is removed; a second one ends the
+    // process at once.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&interrupted))
+            .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&interrupted)))
+            .context("installing the Ctrl-C handler")?;
+    }
+    tracing::info!(video = %args.source.display(), "analysing");
     let opts = RunOptions {
         challenge_id: args.challenge_id.clone(),
-        cancel: None,
+        cancel: Some(&interrupted),
         progress: Some(&progress),
         max_frames: None,
         ..Default::default()
@@ -134,10 +146,14 @@ pub fn run(args: RunArgs) -> Result<()> {
         tracing::info!(path = %out.display(), "annotated video written");
     }
     drop(download);
-    match write_failure {
-        Some(e) => Err(e),
-        None => Ok(()),
+    if let Some(e) = write_failure {
+        return Err(e);
     }
+    if interrupted.load(Ordering::Relaxed) {
+        // 128 + SIGINT, as a shell reports an interrupted command; the output is written.
+        std::process::exit(130);
+    }
+    Ok(())
 }
 
 /// Downloads `url` as `serve` does (the deployment's `service.download` and `temp_dir`),

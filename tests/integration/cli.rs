@@ -387,6 +387,59 @@ fn run_fetches_an_http_url_and_gives_what_the_local_file_gives() {
 }
 
 #[test]
+fn ctrl_c_during_a_run_of_a_url_writes_the_frames_done_and_removes_the_download() {
+    let server = crate::support::VideoServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let temp = dir.path().join("tmp");
+    std::fs::create_dir(&temp).unwrap();
+    let (out, log) = (dir.path().join("out.json"), dir.path().join("stderr.log"));
+    // The real models at stride 1: 795 frames take long enough to interrupt.
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pitchside"));
+    c.current_dir(root())
+        .args([
+            "run",
+            "--config",
+            "tests/fixtures/deployments/vtest-320.yaml",
+        ])
+        .arg(server.url("/vtest.avi"))
+        .arg("--out")
+        .arg(&out)
+        .env("TMPDIR", &temp)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut child = c.spawn().unwrap();
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("analysing")
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "no analysis started: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    let err = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(status.code(), Some(130), "{err}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(r["partial"], true, "{err}");
+    assert_eq!(r["error"], "cancelled");
+    let frames = r["frames"].as_array().unwrap().len();
+    assert!(frames > 0 && frames < 795, "{frames} frames");
+    assert_eq!(temp_files_in(&temp), Vec::<std::path::PathBuf>::new());
+}
+
+#[test]
 fn run_of_a_missing_url_names_it_and_its_status_and_leaves_no_temp_file() {
     let server = crate::support::VideoServer::start();
     let dir = tempfile::tempdir().unwrap();
