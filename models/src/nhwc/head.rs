@@ -6,7 +6,6 @@ use rayon::prelude::*;
 
 use super::act::{Act, View};
 use super::conv::Conv;
-use super::pool::{buffer, recycle};
 use super::simd::{exp_approx, sigmoid};
 use crate::plan::{ConvId, Head, YoloTask};
 
@@ -153,9 +152,9 @@ impl HeadX {
             let (h, w) = (x.h, x.w);
             let stride = (input_h / h) as f32;
             let hw = h * w;
-            // Decode anchor by anchor (rows of `ch` values) on all cores, then scatter into
-            // the channel-major output.
-            let mut rows = buffer(b * hw * ch);
+            // Decode 64 anchors at a time (rows of `ch` values, in cache) on all cores and
+            // write each channel's 64 values as one run of the channel-major output (a second
+            // pass gathering every channel from rows `ch` floats apart cost ~1 ms at 80×80).
             let level = Level {
                 boxes: &boxes.data,
                 cls: &cls.data,
@@ -164,19 +163,50 @@ impl HeadX {
                 w,
                 stride,
             };
-            rows.par_chunks_mut(ch * 64)
-                .enumerate()
-                .for_each(|(t, chunk)| decode_anchors(head, &level, t * 64, chunk));
-            out.par_chunks_mut(n).enumerate().for_each(|(r, line)| {
-                let (bi, c) = (r / ch, r % ch);
-                for (p, o) in line[a0..a0 + hw].iter_mut().enumerate() {
-                    *o = rows[(bi * hw + p) * ch + c];
-                }
-            });
-            recycle(rows);
+            let dst = OutPtr(out.as_mut_ptr());
+            let total = b * hw;
+            (0..total.div_ceil(ANCHORS_PER_JOB))
+                .into_par_iter()
+                .for_each_init(
+                    || vec![0f32; ANCHORS_PER_JOB * ch],
+                    |rows, job| {
+                        let first = job * ANCHORS_PER_JOB;
+                        let count = ANCHORS_PER_JOB.min(total - first);
+                        let rows = &mut rows[..count * ch];
+                        decode_anchors(head, &level, first, rows);
+                        for c in 0..ch {
+                            for (r, row) in rows.chunks_exact(ch).enumerate() {
+                                let (bi, p) = ((first + r) / hw, (first + r) % hw);
+                                // SAFETY: out holds b × ch × n values; (bi, c, a0 + p) is
+                                // inside it and written by this job only (its anchors).
+                                unsafe { *dst.at((bi * ch + c) * n + a0 + p) = row[c] };
+                            }
+                        }
+                    },
+                );
             a0 += hw;
         }
         (out, [b, ch, n])
+    }
+}
+
+/// Anchors per decoding job.
+const ANCHORS_PER_JOB: usize = 64;
+
+/// The head's output, written by the decoding jobs at disjoint places.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+
+// SAFETY: the jobs write disjoint elements (each its own anchors), and the vector outlives
+// the parallel loop.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// # Safety
+    /// `i` is inside the output.
+    unsafe fn at(self, i: usize) -> *mut f32 {
+        unsafe { self.0.add(i) }
     }
 }
 
