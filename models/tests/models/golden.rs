@@ -252,8 +252,6 @@ struct Deviation {
     max_keypoint_px: f32,
     /// The same over keypoints ultralytics gives a confidence ≥ 0.5 (those it draws).
     max_visible_keypoint_px: f32,
-    /// The same over the visible keypoints of objects ultralytics scores ≥ 0.5.
-    max_confident_keypoint_px: f32,
     /// (ultralytics' score, best IoU of a same-class detection) of each object not matched.
     unmatched: Vec<(f32, f32)>,
 }
@@ -312,9 +310,6 @@ fn bf16_deviation(fixture_name: &str) -> Deviation {
                     dev.max_keypoint_px = dev.max_keypoint_px.max(px);
                     if wk[2] >= 0.5 {
                         dev.max_visible_keypoint_px = dev.max_visible_keypoint_px.max(px);
-                        if f(&w["score"]) >= 0.5 {
-                            dev.max_confident_keypoint_px = dev.max_confident_keypoint_px.max(px);
-                        }
                     }
                 }
             }
@@ -326,8 +321,8 @@ fn bf16_deviation(fixture_name: &str) -> Deviation {
 #[test]
 fn bf16_detections_stay_close_to_ultralytics_fp32() {
     // The CPU executor with bf16 operands (f32 accumulation) against the fp32 fixtures:
-    // ≥ 99 % of the objects found again at IoU ≥ 0.95, their scores within 0.02 and the
-    // visible keypoints of confident objects within 2 px. Measured figures: BENCHMARKS.md.
+    // ≥ 99 % of the objects found again at IoU ≥ 0.95, their scores within 0.02 and their
+    // visible keypoints within 2 px. Measured figures: BENCHMARKS.md.
     if !pitchside_models::nhwc::bf16_supported() {
         eprintln!("skipped: this CPU has no AVX512_BF16, so the bf16 path runs f32");
         return;
@@ -349,19 +344,14 @@ fn bf16_detections_stay_close_to_ultralytics_fp32() {
             d.objects
         );
         assert!(d.max_score <= 0.02, "{name}: score off by {}", d.max_score);
-        // The 2 px bound holds for the visible keypoints (ultralytics' confidence ≥ 0.5) of
-        // confident objects (score ≥ 0.5). Elsewhere bf16 rounding moves keypoints by more,
-        // and by how much depends on rounding details (the Winograd weights' own rounding,
-        // which layers take Winograd): a visible one (confidence 0.53) of the 0.40-score
-        // person cut off at messi5's left edge moved 1.2, 1.8, 2.3 or 2.4 px across such
-        // variants, occluded ones up to 3.8 px. All stay within 4 px.
+        // Visible keypoints (ultralytics' confidence ≥ 0.5) within 2 px: 1.20 px measured.
+        // The one that moves most, a keypoint of confidence 0.53 on the 0.40-score person cut
+        // off at messi5's left edge, moved 1.2, 1.8, 2.3 or 2.4 px across rounding variants
+        // of the bf16 path (how the Winograd weights were rounded, which layers take
+        // Winograd), so a change of the bf16 arithmetic can move it past the bound; occluded
+        // keypoints move up to 3.8 px. All stay within 4 px.
         assert!(
-            d.max_confident_keypoint_px <= 2.0,
-            "{name}: visible keypoint of a confident object off by {} px",
-            d.max_confident_keypoint_px
-        );
-        assert!(
-            d.max_visible_keypoint_px <= 3.0,
+            d.max_visible_keypoint_px <= 2.0,
             "{name}: visible keypoint off by {} px",
             d.max_visible_keypoint_px
         );
