@@ -57,12 +57,25 @@ pub fn run(args: RunArgs) -> Result<()> {
         check_writable(out)?;
     }
     let resolved = args.deployment.resolve()?;
+    // Ctrl-C (or SIGTERM) stops the download, or the analysis at its next batch: the frames
+    // done so far are written, marked partial, a downloaded video is removed, exit 130; a
+    // second one ends the process at once.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&interrupted))
+            .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&interrupted)))
+            .context("installing the Ctrl-C handler")?;
+    }
     // Kept until the end of `run`: dropping it (on success or on any error) deletes the file.
     let mut download = None;
     let (video, info) = match source {
         Source::File(path, info) => (path, info),
         Source::Url(url) => {
-            let (downloaded, info) = fetch(&url, &resolved)?;
+            let Some((downloaded, info)) = fetch(&url, &resolved, &interrupted)? else {
+                // The unfinished download (and its temporary file) is dropped already.
+                eprintln!("interrupted during the download of {url}");
+                std::process::exit(130);
+            };
             let path = downloaded.file.path().to_path_buf();
             download = Some(downloaded);
             (path, info)
@@ -75,6 +88,11 @@ pub fn run(args: RunArgs) -> Result<()> {
         .check_video(&info)
         .with_context(|| format!("{}", args.source.display()))?;
     let mut pipeline = resolved.into_pipeline()?;
+    if interrupted.load(Ordering::Relaxed) {
+        drop(download);
+        eprintln!("interrupted before the analysis");
+        std::process::exit(130);
+    }
     let bar = std::io::stderr().is_terminal().then(|| {
         let b = indicatif::ProgressBar::new(0);
         b.set_style(
@@ -91,15 +109,6 @@ pub fn run(args: RunArgs) -> Result<()> {
             b.set_position(done);
         }
     };
-    // Ctrl-C (or SIGTERM) stops the analysis at the next batch: the frames done so far are
-    // written, marked partial, and a downloaded video is removed; a second one ends the
-    // process at once.
-    let interrupted = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&interrupted))
-            .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&interrupted)))
-            .context("installing the Ctrl-C handler")?;
-    }
     tracing::info!(video = %args.source.display(), "analysing");
     let opts = RunOptions {
         challenge_id: args.challenge_id.clone(),
@@ -158,10 +167,13 @@ pub fn run(args: RunArgs) -> Result<()> {
 
 /// Downloads `url` as `serve` does (the deployment's `service.download` and `temp_dir`),
 /// private addresses allowed, and checks that the file is a video.
+/// Downloads `url` as `serve` does and probes it; `None` if `interrupted` was set first (the
+/// unfinished download is dropped, which removes its file).
 fn fetch(
     url: &str,
     resolved: &crate::deployment::Resolved,
-) -> Result<(pitchside_service::download::Downloaded, VideoInfo)> {
+    interrupted: &AtomicBool,
+) -> Result<Option<(pitchside_service::download::Downloaded, VideoInfo)>> {
     use pitchside_service::download::{self, DownloadError, Downloader};
     let mut cfg = resolved.deployment.file.service.clone().unwrap_or_default();
     cfg.resolve_paths(&resolved.deployment.base_dir);
@@ -178,7 +190,21 @@ fn fetch(
         .build()
         .context("cannot start the download runtime")?;
     tracing::info!(%url, "downloading");
-    let downloaded = rt.block_on(downloader.fetch(url))?;
+    let downloaded = rt.block_on(async {
+        let fetch = downloader.fetch(url);
+        tokio::pin!(fetch);
+        // The flag is a plain atomic (set from the signal handler): looked at every 50 ms.
+        loop {
+            match tokio::time::timeout(std::time::Duration::from_millis(50), &mut fetch).await {
+                Ok(r) => return r.map(Some),
+                Err(_) if interrupted.load(Ordering::Relaxed) => return Ok(None),
+                Err(_) => {}
+            }
+        }
+    })?;
+    let Some(downloaded) = downloaded else {
+        return Ok(None);
+    };
     tracing::info!(
         bytes = downloaded.bytes,
         seconds = downloaded.elapsed.as_secs_f64(),
@@ -193,7 +219,7 @@ fn fetch(
             message,
         }
     })?;
-    Ok((downloaded, info))
+    Ok(Some((downloaded, info)))
 }
 
 /// An http(s) URL, or a local path; another scheme is refused, saying it is a URL. A path

@@ -440,6 +440,55 @@ fn ctrl_c_during_a_run_of_a_url_writes_the_frames_done_and_removes_the_download(
 }
 
 #[test]
+fn ctrl_c_during_a_download_ends_the_run_at_once_and_leaves_no_temp_file() {
+    let server = crate::support::VideoServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let temp = dir.path().join("tmp");
+    std::fs::create_dir(&temp).unwrap();
+    let log = dir.path().join("stderr.log");
+    let cfg = quick_deployment(dir.path(), "");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pitchside"))
+        .current_dir(root())
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .arg(server.url("/stalling.avi"))
+        .env("TMPDIR", &temp)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // The download has begun once its temporary file exists.
+    let started = std::time::Instant::now();
+    while temp_files_in(&temp).is_empty() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no download began: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let interrupted_at = std::time::Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    let err = std::fs::read_to_string(&log).unwrap_or_default();
+    // Not after the server's minute of silence (nor a read timeout): at once.
+    assert!(
+        interrupted_at.elapsed() < std::time::Duration::from_secs(10),
+        "{err}"
+    );
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted during the download"), "{err}");
+    assert_eq!(temp_files_in(&temp), Vec::<std::path::PathBuf>::new());
+}
+
+#[test]
 fn run_of_a_missing_url_names_it_and_its_status_and_leaves_no_temp_file() {
     let server = crate::support::VideoServer::start();
     let dir = tempfile::tempdir().unwrap();

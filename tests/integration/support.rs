@@ -102,6 +102,18 @@ impl VideoServer {
                     }
                     let line = String::from_utf8_lossy(&req);
                     let path = line.split_whitespace().nth(1).unwrap_or("/");
+                    if path == "/stalling.avi" {
+                        // The header and the first 64 KiB of the video, then nothing for
+                        // a minute: a download in progress.
+                        write!(
+                            sock,
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            video.len()
+                        )?;
+                        sock.write_all(&video[..65536])?;
+                        std::thread::sleep(std::time::Duration::from_secs(60));
+                        return Ok(());
+                    }
                     let (status, body): (&str, &[u8]) = if path == "/vtest.avi" {
                         ("200 OK", &video)
                     } else {
