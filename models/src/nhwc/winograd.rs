@@ -62,6 +62,27 @@ fn load_lanes<const P: usize>(d: &[&[f32]], c0: usize, n: usize) -> [[f32; LANES
     x
 }
 
+/// Loads channels `c0..c0 + n` of each of the `P` positions' products, `m[ξ · stride..]`
+/// (zero-filled past `n`): the output transforms' [`load_lanes`].
+#[inline(always)]
+fn positions_at<const P: usize>(
+    m: &[f32],
+    stride: usize,
+    c0: usize,
+    n: usize,
+) -> [[f32; LANES]; P] {
+    let mut x = [[0f32; LANES]; P];
+    for (k, xk) in x.iter_mut().enumerate() {
+        let at = k * stride + c0;
+        if n == LANES {
+            xk.copy_from_slice(&m[at..at + LANES]);
+        } else {
+            xk[..n].copy_from_slice(&m[at..at + n]);
+        }
+    }
+    x
+}
+
 /// Where an input transform writes position ξ's channels: f32 for the f32 products, or
 /// bf16 (rounded to nearest even, as `vcvtneps2bf16` does for finite values) for the bf16
 /// ones, so that no separate pass converts the transformed tiles.
@@ -241,14 +262,7 @@ fn winograd_output2_generic(
     let mut c0 = 0;
     while c0 < cout {
         let n = LANES.min(cout - c0);
-        let mut x = [[0f32; LANES]; 16];
-        for (k, xk) in x.iter_mut().enumerate() {
-            if n == LANES {
-                xk.copy_from_slice(&m[k * stride + c0..k * stride + c0 + LANES]);
-            } else {
-                xk[..n].copy_from_slice(&m[k * stride + c0..k * stride + c0 + n]);
-            }
-        }
+        let x: [[f32; LANES]; 16] = positions_at(m, stride, c0, n);
         // Aᵀ·M: rows (m0 + m1 + m2, m1 - m2 - m3), per column; then the same on rows.
         let mut s = [[0f32; LANES]; 8];
         for j in 0..4 {
@@ -368,14 +382,7 @@ fn winograd_output4_generic(
     let mut c0 = 0;
     while c0 < cout {
         let n = LANES.min(cout - c0);
-        let mut x = [[0f32; LANES]; 36];
-        for (k, xk) in x.iter_mut().enumerate() {
-            if n == LANES {
-                xk.copy_from_slice(&m[k * stride + c0..k * stride + c0 + LANES]);
-            } else {
-                xk[..n].copy_from_slice(&m[k * stride + c0..k * stride + c0 + n]);
-            }
-        }
+        let x: [[f32; LANES]; 36] = positions_at(m, stride, c0, n);
         // Aᵀ·M per column (6 → 4 rows), then the same on each of the 4 rows (6 → 4).
         let mut s = [[0f32; LANES]; 24];
         for j in 0..6 {
