@@ -1,8 +1,9 @@
 //! The `pitchside` command line, run as a user runs it.
 
 use std::process::{Command, Output};
+use std::time::Duration;
 
-use crate::support::root;
+use crate::support::{root, signal, wait_until};
 
 fn pitchside(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_pitchside"));
@@ -386,6 +387,25 @@ fn run_fetches_an_http_url_and_gives_what_the_local_file_gives() {
     assert_eq!(temp_files_in(&temp), Vec::<std::path::PathBuf>::new());
 }
 
+/// `pitchside run ARGS` in the background, downloads into `temp` (TMPDIR), its log in
+/// `log`.
+fn spawn_run(args: &[&str], temp: &std::path::Path, log: &std::path::Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_pitchside"))
+        .current_dir(root())
+        .arg("run")
+        .args(args)
+        .env("TMPDIR", temp)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn read_log(log: &std::path::Path) -> String {
+    std::fs::read_to_string(log).unwrap_or_default()
+}
+
 #[test]
 fn ctrl_c_during_a_run_of_a_url_writes_the_frames_done_and_removes_the_download() {
     let server = crate::support::VideoServer::start();
@@ -394,41 +414,28 @@ fn ctrl_c_during_a_run_of_a_url_writes_the_frames_done_and_removes_the_download(
     std::fs::create_dir(&temp).unwrap();
     let (out, log) = (dir.path().join("out.json"), dir.path().join("stderr.log"));
     // The real models at stride 1: 795 frames take long enough to interrupt.
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pitchside"));
-    c.current_dir(root())
-        .args([
-            "run",
+    let url = server.url("/vtest.avi");
+    let mut child = spawn_run(
+        &[
             "--config",
             "tests/fixtures/deployments/vtest-320.yaml",
-        ])
-        .arg(server.url("/vtest.avi"))
-        .arg("--out")
-        .arg(&out)
-        .env("TMPDIR", &temp)
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
-    let mut child = c.spawn().unwrap();
-    let started = std::time::Instant::now();
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("analysing")
-    {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(120),
-            "no analysis started: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+            &url,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &temp,
+        &log,
+    );
+    wait_until(
+        Duration::from_secs(120),
+        "no analysis started",
+        || read_log(&log).contains("analysing"),
+        || read_log(&log),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&child, "INT");
     let status = child.wait().unwrap();
-    let err = std::fs::read_to_string(&log).unwrap_or_default();
+    let err = read_log(&log);
     assert_eq!(status.code(), Some(130), "{err}");
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
@@ -447,42 +454,22 @@ fn ctrl_c_during_a_download_ends_the_run_at_once_and_leaves_no_temp_file() {
     std::fs::create_dir(&temp).unwrap();
     let log = dir.path().join("stderr.log");
     let cfg = quick_deployment(dir.path(), "");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pitchside"))
-        .current_dir(root())
-        .args(["run", "--config", cfg.to_str().unwrap()])
-        .arg(server.url("/stalling.avi"))
-        .env("TMPDIR", &temp)
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let url = server.url("/stalling.avi");
+    let mut child = spawn_run(&["--config", cfg.to_str().unwrap(), &url], &temp, &log);
     // The download has begun once its temporary file exists.
-    let started = std::time::Instant::now();
-    while temp_files_in(&temp).is_empty() {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "no download began: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    wait_until(
+        Duration::from_secs(60),
+        "no download began",
+        || !temp_files_in(&temp).is_empty(),
+        || read_log(&log),
+    );
+    std::thread::sleep(Duration::from_millis(300));
     let interrupted_at = std::time::Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(&child, "INT");
     let status = child.wait().unwrap();
-    let err = std::fs::read_to_string(&log).unwrap_or_default();
+    let err = read_log(&log);
     // Not after the server's minute of silence (nor a read timeout): at once.
-    assert!(
-        interrupted_at.elapsed() < std::time::Duration::from_secs(10),
-        "{err}"
-    );
+    assert!(interrupted_at.elapsed() < Duration::from_secs(10), "{err}");
     assert_eq!(status.code(), Some(130), "{err}");
     assert!(err.contains("interrupted during the download"), "{err}");
     assert_eq!(temp_files_in(&temp), Vec::<std::path::PathBuf>::new());

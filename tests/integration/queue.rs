@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use pitchside_worker::{Connection, DeadLetter, Queue, QueueSettings, Record, State};
 
-use crate::support::{root, vtest};
+use crate::support::{root, signal, vtest};
 
 /// nats-server from PATH or /usr/sbin (Debian's package; scripts/setup.sh installs it).
 fn nats_server_bin() -> PathBuf {
@@ -90,15 +90,6 @@ impl Drop for Nats {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill")
-        .args([&format!("-{sig}"), &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -{sig} {}", child.id());
 }
 
 /// The binary under test; `PITCHSIDE_TEST_BIN` overrides it (a copy, where checkouts share

@@ -2,7 +2,7 @@
 //! libraries built for them, and a watchdog for code that could deadlock.
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, Command};
 use std::sync::OnceLock;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
@@ -51,6 +51,30 @@ pub fn plugin_lib(crate_name: &str) -> PathBuf {
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_SUFFIX
     ))
+}
+
+/// Sends `sig` (e.g. "TERM", "INT") to a child process.
+pub fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig} {}", child.id());
+}
+
+/// Polls `done` every 20 ms until it holds; fails after `limit` with `what` and `context()`.
+pub fn wait_until(
+    limit: Duration,
+    what: &str,
+    mut done: impl FnMut() -> bool,
+    context: impl Fn() -> String,
+) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "{what}: {}", context());
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Runs `f` on its own thread and returns its result, failing if it has not returned
