@@ -59,12 +59,9 @@ fn image_path(img: &Value) -> PathBuf {
     }
 }
 
-/// Runs one fixture file: same detections (count, class), box IoU >= 0.99, score within
-/// 1e-3, keypoints within 1 px; and the raw head output at the sampled anchors.
-fn check(fixture_name: &str, on: On, only_first_image: bool) {
-    let fx = fixture(fixture_name);
-    let model = on.load(&asset(fx["model"].as_str().unwrap()));
-    let opts = PredictOptions {
+/// The prediction settings a fixture was written with (rect letterbox, as ultralytics').
+fn fixture_options(fx: &Value) -> PredictOptions {
+    PredictOptions {
         imgsz: fx["imgsz"].as_u64().unwrap() as u32,
         nms: NmsOptions {
             conf: f(&fx["conf"]),
@@ -73,7 +70,15 @@ fn check(fixture_name: &str, on: On, only_first_image: bool) {
             agnostic: false,
         },
         rect: true,
-    };
+    }
+}
+
+/// Runs one fixture file: same detections (count, class), box IoU >= 0.99, score within
+/// 1e-3, keypoints within 1 px; and the raw head output at the sampled anchors.
+fn check(fixture_name: &str, on: On, only_first_image: bool) {
+    let fx = fixture(fixture_name);
+    let model = on.load(&asset(fx["model"].as_str().unwrap()));
+    let opts = fixture_options(&fx);
     let images = fx["images"].as_array().unwrap();
     let images = if only_first_image {
         &images[..1]
@@ -260,16 +265,7 @@ fn bf16_deviation(fixture_name: &str) -> Deviation {
     let fx = fixture(fixture_name);
     let model =
         YoloModel::load(&asset(fx["model"].as_str().unwrap()), ModelDevice::CpuBf16).unwrap();
-    let opts = PredictOptions {
-        imgsz: fx["imgsz"].as_u64().unwrap() as u32,
-        nms: NmsOptions {
-            conf: f(&fx["conf"]),
-            iou: f(&fx["iou"]),
-            max_det: fx["max_det"].as_u64().unwrap() as usize,
-            agnostic: false,
-        },
-        rect: true,
-    };
+    let opts = fixture_options(&fx);
     let mut dev = Deviation {
         worst_iou: 1.0,
         ..Default::default()
