@@ -4,9 +4,12 @@
 # (letterbox and JPEG reading in Rust; `score`, `--score` and `--annotate` say they need the
 # OpenCV build) and FFmpeg's decoders linked statically from scripts/build-static-ffmpeg.sh.
 # What it needs at run time: glibc (libc, libm, libgcc_s, the loader) and, for cuda, the
-# NVIDIA driver (libcuda, libnvrtc and NVDEC's libnvcuvid are loaded when used).
+# NVIDIA driver (libcuda, libnvrtc and NVDEC's libnvcuvid are loaded when used). `torch`
+# (LibTorch devices, with the CPU executor) links the PyTorch it is built against
+# (scripts/torch-env.sh: PyPI's 2.11.0, the GPU hosts' own) and so needs that PyTorch's
+# torch/lib (and libstdc++) on the host, nothing else.
 #
-#   scripts/build-self-contained.sh [cpu|cuda]     # default cpu
+#   scripts/build-self-contained.sh [cpu|cuda|torch]     # default cpu
 #   CHECK_ONLY=1 scripts/build-self-contained.sh cuda   # cargo check only (dev profile, no link)
 #
 # Output: $CARGO_TARGET_DIR/self-contained/pitchside-<backend> (stripped) and a .xz of it to
@@ -15,8 +18,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BACKEND="${1:-cpu}"
 case "$BACKEND" in
-  cpu | cuda) ;;
-  *) echo "usage: $0 [cpu|cuda]" >&2; exit 2 ;;
+  cpu | cuda) FEATURES="$BACKEND,static-ffmpeg" ;;
+  torch) FEATURES="cpu,torch,static-ffmpeg"; source scripts/torch-env.sh ;;
+  *) echo "usage: $0 [cpu|cuda|torch]" >&2; exit 2 ;;
 esac
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pitchside/target}"
 export PREFIX="${FFMPEG_STATIC:-$HOME/.cache/pitchside/ffmpeg-static}"
@@ -28,7 +32,6 @@ unset FFMPEG_DIR
 export PKG_CONFIG_LIBDIR="$PREFIX/lib/pkgconfig"
 export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig"
 [[ "$BACKEND" == cuda ]] && export CUDARC_CUDA_VERSION="${CUDARC_CUDA_VERSION:-13000}" # no nvcc needed
-FEATURES="$BACKEND,static-ffmpeg"
 if [[ "${CHECK_ONLY:-0}" == 1 ]]; then
   # The dev profile: reuses what scripts/gpu/pack.sh built for burn-cuda.
   cargo check -p pitchside --no-default-features --features "$FEATURES"
@@ -43,9 +46,13 @@ mkdir -p "$OUT_DIR"
 strip -o "$BIN" "$CARGO_TARGET_DIR/release/pitchside"
 echo "== ldd $BIN"
 ldd "$BIN" || true
-# Anything but glibc's own libraries (and the vDSO) means it is not self-contained.
-extra="$(ldd "$BIN" | awk '{print $1}' \
-  | grep -vE '^(linux-vdso\.so|/lib64/ld-linux-x86-64\.so|ld-linux-x86-64\.so|libc\.so|libm\.so|libgcc_s\.so|libpthread\.so|libdl\.so|librt\.so)' || true)"
+# Anything but glibc's own libraries (and the vDSO) means it is not self-contained; the
+# torch build may also need LibTorch's (and what they need: its CUDA wheels' libraries, the
+# C++ runtime, OpenMP), which every PyTorch install has.
+allowed='linux-vdso\.so|/lib64/ld-linux-x86-64\.so|ld-linux-x86-64\.so|libc\.so|libm\.so|libgcc_s\.so|libpthread\.so|libdl\.so|librt\.so'
+[[ "$BACKEND" == torch ]] && allowed="$allowed|libtorch.*\.so|libc10.*\.so|libstdc\+\+\.so|libgomp.*\.so"
+extra="$(ldd "$BIN" | grep -v "${TORCH_LIB:-/nonexistent}/" | grep -v "$HOME/.cache/pitchside/torch-venv/" \
+  | awk '{print $1}' | grep -vE "^($allowed)" || true)"
 if [[ -n "$extra" ]]; then
   echo "build-self-contained: $BIN needs more than glibc: $extra" >&2
   exit 1

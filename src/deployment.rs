@@ -17,7 +17,7 @@ pub struct DeploymentArgs {
     /// Deployment YAML (default: the embedded configs/default.yaml).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// auto | cuda | wgpu | cpu (also PITCHSIDE_DEVICE).
+    /// auto | cuda | wgpu | cpu | torch:cuda | torch:mps | torch:cpu (also PITCHSIDE_DEVICE).
     #[arg(long)]
     pub device: Option<DeviceRequest>,
 }

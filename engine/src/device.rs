@@ -7,22 +7,58 @@ use serde::{Deserialize, Serialize};
 
 /// A backend Pitchside can run models on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
 pub enum Backend {
     /// burn-cuda on NVIDIA GPUs.
+    #[serde(rename = "cuda")]
     Cuda,
     /// burn-wgpu: Metal on Apple, Vulkan/DX12 elsewhere.
+    #[serde(rename = "wgpu")]
     Wgpu,
     /// The CPU: Pitchside's NHWC executor, with burn-flex for any module it lacks.
+    #[serde(rename = "cpu")]
     Cpu,
+    /// LibTorch (burn-tch) on NVIDIA GPUs: cuDNN and cuBLAS (`torch` feature).
+    #[serde(rename = "torch:cuda")]
+    TorchCuda,
+    /// LibTorch on Apple GPUs (MPS).
+    #[serde(rename = "torch:mps")]
+    TorchMps,
+    /// LibTorch on the CPU.
+    #[serde(rename = "torch:cpu")]
+    TorchCpu,
 }
 
 impl Backend {
+    /// Every backend, in `auto`'s order of preference: PyTorch's GPU kernels before
+    /// Burn's (cuDNN is faster than Burn's CUDA convolutions, and needs no autotune), and
+    /// the NHWC executor, not LibTorch, on the CPU.
+    pub const ALL: [Backend; 6] = [
+        Backend::TorchCuda,
+        Backend::Cuda,
+        Backend::TorchMps,
+        Backend::Wgpu,
+        Backend::Cpu,
+        Backend::TorchCpu,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Backend::Cuda => "cuda",
             Backend::Wgpu => "wgpu",
             Backend::Cpu => "cpu",
+            Backend::TorchCuda => "torch:cuda",
+            Backend::TorchMps => "torch:mps",
+            Backend::TorchCpu => "torch:cpu",
+        }
+    }
+
+    /// The cargo feature that compiles the backend in.
+    pub fn feature(self) -> &'static str {
+        match self {
+            Backend::Cuda => "cuda",
+            Backend::Wgpu => "wgpu",
+            Backend::Cpu => "cpu",
+            Backend::TorchCuda | Backend::TorchMps | Backend::TorchCpu => "torch",
         }
     }
 
@@ -32,7 +68,23 @@ impl Backend {
             Backend::Cuda => cfg!(feature = "cuda"),
             Backend::Wgpu => cfg!(feature = "wgpu"),
             Backend::Cpu => cfg!(feature = "cpu"),
+            Backend::TorchCuda | Backend::TorchMps | Backend::TorchCpu => cfg!(feature = "torch"),
         }
+    }
+
+    /// Whether the backend runs on the CPU (its pipelines share the CPU's threads).
+    pub fn is_cpu(self) -> bool {
+        matches!(self, Backend::Cpu | Backend::TorchCpu)
+    }
+
+    /// Whether the backend's devices are NVIDIA GPUs, numbered `cuda:N` / `torch:cuda:N`.
+    pub fn is_cuda(self) -> bool {
+        matches!(self, Backend::Cuda | Backend::TorchCuda)
+    }
+
+    /// Whether the backend has one device only (index 0).
+    pub fn single_device(self) -> bool {
+        !self.is_cuda()
     }
 }
 
@@ -42,33 +94,89 @@ impl fmt::Display for Backend {
     }
 }
 
-/// What the user asked for (`--device`, `PITCHSIDE_DEVICE`, or `device:` in YAML).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// What the user asked for (`--device`, `PITCHSIDE_DEVICE`, or `device:` in YAML): `auto`,
+/// or one backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceRequest {
     #[default]
     Auto,
     Cuda,
     Wgpu,
     Cpu,
+    TorchCuda,
+    TorchMps,
+    TorchCpu,
 }
 
+/// The names `--device` and `device:` take, for messages.
+pub const DEVICE_NAMES: &str = "auto, cuda, wgpu, cpu, torch:cuda, torch:mps, torch:cpu";
+
 impl DeviceRequest {
-    pub fn parse(s: &str) -> Option<DeviceRequest> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "auto" => Some(DeviceRequest::Auto),
-            "cuda" => Some(DeviceRequest::Cuda),
-            "wgpu" => Some(DeviceRequest::Wgpu),
-            "cpu" => Some(DeviceRequest::Cpu),
-            _ => None,
+    /// The backend asked for; `None` for `auto`.
+    pub fn backend(self) -> Option<Backend> {
+        match self {
+            DeviceRequest::Auto => None,
+            DeviceRequest::Cuda => Some(Backend::Cuda),
+            DeviceRequest::Wgpu => Some(Backend::Wgpu),
+            DeviceRequest::Cpu => Some(Backend::Cpu),
+            DeviceRequest::TorchCuda => Some(Backend::TorchCuda),
+            DeviceRequest::TorchMps => Some(Backend::TorchMps),
+            DeviceRequest::TorchCpu => Some(Backend::TorchCpu),
         }
+    }
+
+    pub fn parse(s: &str) -> Option<DeviceRequest> {
+        let s = s.trim().to_ascii_lowercase();
+        [
+            DeviceRequest::Auto,
+            DeviceRequest::Cuda,
+            DeviceRequest::Wgpu,
+            DeviceRequest::Cpu,
+            DeviceRequest::TorchCuda,
+            DeviceRequest::TorchMps,
+            DeviceRequest::TorchCpu,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.backend().map_or("auto", Backend::as_str)
     }
 }
 
 impl std::str::FromStr for DeviceRequest {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        DeviceRequest::parse(s).ok_or_else(|| format!("`{s}` is not one of auto, cuda, wgpu, cpu"))
+        DeviceRequest::parse(s).ok_or_else(|| format!("`{s}` is not one of {DEVICE_NAMES}"))
+    }
+}
+
+impl fmt::Display for DeviceRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl Serialize for DeviceRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = DeviceRequest;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a single name")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<DeviceRequest, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Name)
     }
 }
 
@@ -78,6 +186,8 @@ pub struct CompiledBackends {
     pub cuda: bool,
     pub wgpu: bool,
     pub cpu: bool,
+    /// LibTorch: `torch:cuda`, `torch:mps`, `torch:cpu`.
+    pub torch: bool,
 }
 
 impl CompiledBackends {
@@ -86,22 +196,22 @@ impl CompiledBackends {
             cuda: Backend::Cuda.compiled(),
             wgpu: Backend::Wgpu.compiled(),
             cpu: Backend::Cpu.compiled(),
+            torch: Backend::TorchCpu.compiled(),
         }
     }
 
-    fn has(&self, b: Backend) -> bool {
+    pub fn has(&self, b: Backend) -> bool {
         match b {
             Backend::Cuda => self.cuda,
             Backend::Wgpu => self.wgpu,
             Backend::Cpu => self.cpu,
+            Backend::TorchCuda | Backend::TorchMps | Backend::TorchCpu => self.torch,
         }
     }
 
+    /// The backends compiled in, in `auto`'s order of preference.
     pub fn list(&self) -> Vec<Backend> {
-        [Backend::Cuda, Backend::Wgpu, Backend::Cpu]
-            .into_iter()
-            .filter(|b| self.has(*b))
-            .collect()
+        Backend::ALL.into_iter().filter(|b| self.has(*b)).collect()
     }
 }
 
@@ -129,7 +239,8 @@ pub struct DeviceSelection {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DeviceError {
     #[error(
-        "device `{0}` was requested but this binary was built without the `{0}` feature (rebuild with `--features {0}`)"
+        "device `{0}` was requested but this binary was built without the `{feature}` feature (rebuild with `--features {feature}`)",
+        feature = .0.feature()
     )]
     NotCompiled(Backend),
     #[error("device `{backend}` was requested but none is available: {why}")]
@@ -137,7 +248,8 @@ pub enum DeviceError {
 }
 
 /// Picks the backend: an explicit request must be honoured or fail clearly; `auto` takes
-/// CUDA, then WGPU, then CPU, each only when compiled in and a device answers.
+/// the first of [`Backend::ALL`]'s GPUs (LibTorch's CUDA, Burn's CUDA, LibTorch's MPS,
+/// WGPU) that is compiled in and answers, else the CPU executor.
 pub fn select_device(
     request: DeviceRequest,
     compiled: CompiledBackends,
@@ -148,6 +260,7 @@ pub fn select_device(
             return Err(DeviceError::NotCompiled(backend));
         }
         if backend == Backend::Cpu {
+            // The NHWC executor needs nothing beyond the binary.
             return Ok(DeviceSelection {
                 backend,
                 reason: "requested explicitly".into(),
@@ -161,13 +274,12 @@ pub fn select_device(
             ProbeResult::Missing(why) => Err(DeviceError::Unavailable { backend, why }),
         }
     };
-    match request {
-        DeviceRequest::Cuda => explicit(Backend::Cuda),
-        DeviceRequest::Wgpu => explicit(Backend::Wgpu),
-        DeviceRequest::Cpu => explicit(Backend::Cpu),
-        DeviceRequest::Auto => {
+    match request.backend() {
+        Some(b) => explicit(b),
+        None => {
             let mut notes = Vec::new();
-            for backend in [Backend::Cuda, Backend::Wgpu] {
+            let gpus = Backend::ALL.into_iter().filter(|b| !b.is_cpu());
+            for backend in gpus {
                 if !compiled.has(backend) {
                     notes.push(format!("{backend} not compiled in"));
                     continue;
@@ -208,8 +320,25 @@ impl DeviceProbe for SystemProbe {
                     .map(|n| n.get())
                     .unwrap_or(1)
             )]),
+            Backend::TorchCuda => probe_torch(pitchside_models::TorchDevice::Cuda(0)),
+            Backend::TorchMps => probe_torch(pitchside_models::TorchDevice::Mps),
+            Backend::TorchCpu => probe_torch(pitchside_models::TorchDevice::Cpu),
         }
     }
+}
+
+/// Asks LibTorch itself (after checking it is the version Pitchside was built against).
+#[cfg(feature = "torch")]
+pub fn probe_torch(device: pitchside_models::TorchDevice) -> ProbeResult {
+    match pitchside_models::torch::probe(device) {
+        Ok(names) => ProbeResult::Found(names),
+        Err(why) => ProbeResult::Missing(why),
+    }
+}
+
+#[cfg(not(feature = "torch"))]
+pub fn probe_torch(_: pitchside_models::TorchDevice) -> ProbeResult {
+    ProbeResult::Missing("built without the `torch` feature".into())
 }
 
 /// Asks the CUDA driver directly ([`pitchside_models::cuda_driver`]), so that a machine
@@ -260,11 +389,13 @@ mod tests {
     }
 
     impl DeviceProbe for Canned {
+        /// LibTorch finds what the drivers offer: CUDA where `cuda`, no MPS here.
         fn probe(&self, b: Backend) -> ProbeResult {
             let ok = match b {
-                Backend::Cuda => self.cuda,
+                Backend::Cuda | Backend::TorchCuda => self.cuda,
                 Backend::Wgpu => self.wgpu,
-                Backend::Cpu => true,
+                Backend::TorchMps => false,
+                Backend::Cpu | Backend::TorchCpu => true,
             };
             if ok {
                 ProbeResult::Found(vec![format!("{b}:0")])
@@ -279,7 +410,84 @@ mod tests {
             cuda,
             wgpu,
             cpu: true,
+            torch: false,
         }
+    }
+
+    fn with_torch(mut c: CompiledBackends) -> CompiledBackends {
+        c.torch = true;
+        c
+    }
+
+    #[test]
+    fn auto_prefers_libtorch_on_gpus_and_the_nhwc_executor_on_the_cpu() {
+        let gpu = Canned {
+            cuda: true,
+            wgpu: true,
+        };
+        let pick = |c: CompiledBackends, probe: &Canned| {
+            select_device(DeviceRequest::Auto, c, probe)
+                .unwrap()
+                .backend
+        };
+        assert_eq!(
+            pick(with_torch(built(true, true)), &gpu),
+            Backend::TorchCuda
+        );
+        assert_eq!(
+            pick(with_torch(built(false, false)), &gpu),
+            Backend::TorchCuda
+        );
+        // No CUDA, no MPS: WGPU before LibTorch's CPU, and the CPU executor before it too.
+        let no_cuda = Canned {
+            cuda: false,
+            wgpu: true,
+        };
+        assert_eq!(pick(with_torch(built(true, true)), &no_cuda), Backend::Wgpu);
+        let nothing = Canned {
+            cuda: false,
+            wgpu: false,
+        };
+        let sel = select_device(
+            DeviceRequest::Auto,
+            with_torch(built(false, false)),
+            &nothing,
+        )
+        .unwrap();
+        assert_eq!(sel.backend, Backend::Cpu);
+        assert!(sel.reason.contains("torch:cuda: none"), "{}", sel.reason);
+    }
+
+    #[test]
+    fn torch_devices_need_the_feature_and_a_device() {
+        let none = Canned {
+            cuda: false,
+            wgpu: false,
+        };
+        let err = select_device(DeviceRequest::TorchCuda, built(true, true), &none).unwrap_err();
+        assert_eq!(err, DeviceError::NotCompiled(Backend::TorchCuda));
+        assert!(err.to_string().contains("--features torch"), "{err}");
+        let err = select_device(
+            DeviceRequest::TorchCuda,
+            with_torch(built(false, false)),
+            &none,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("`torch:cuda`"), "{err}");
+        let sel = select_device(
+            DeviceRequest::TorchCpu,
+            with_torch(built(false, false)),
+            &none,
+        )
+        .unwrap();
+        assert_eq!(sel.backend, Backend::TorchCpu);
+        let err = select_device(
+            DeviceRequest::TorchMps,
+            with_torch(built(false, false)),
+            &none,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("none is available"), "{err}");
     }
 
     #[test]
@@ -339,10 +547,20 @@ mod tests {
             vec![Backend::Cuda, Backend::Wgpu, Backend::Cpu]
         );
         assert_eq!(built(false, true).list(), vec![Backend::Wgpu, Backend::Cpu]);
+        assert_eq!(
+            with_torch(built(false, false)).list(),
+            vec![
+                Backend::TorchCuda,
+                Backend::TorchMps,
+                Backend::Cpu,
+                Backend::TorchCpu
+            ]
+        );
         let none = CompiledBackends {
             cuda: false,
             wgpu: false,
             cpu: false,
+            torch: false,
         };
         assert!(none.list().is_empty());
         assert_eq!(
@@ -384,5 +602,21 @@ mod tests {
         assert_eq!(DeviceRequest::parse("cpu"), Some(DeviceRequest::Cpu));
         assert_eq!(DeviceRequest::parse("gpu"), None);
         assert_eq!("wgpu".parse::<DeviceRequest>(), Ok(DeviceRequest::Wgpu));
+        assert_eq!(
+            DeviceRequest::parse("Torch:CUDA"),
+            Some(DeviceRequest::TorchCuda)
+        );
+        assert_eq!(
+            DeviceRequest::parse("torch:cpu"),
+            Some(DeviceRequest::TorchCpu)
+        );
+        assert_eq!(DeviceRequest::parse("torch"), None);
+        let err = "torch:gpu".parse::<DeviceRequest>().unwrap_err();
+        assert!(err.contains("torch:mps"), "{err}");
+        // YAML's `device:` reads the same names, and writes them back as they are.
+        let r: DeviceRequest = serde_yaml_ng::from_str("torch:mps").unwrap();
+        assert_eq!(r, DeviceRequest::TorchMps);
+        assert_eq!(serde_yaml_ng::to_string(&r).unwrap().trim(), "torch:mps");
+        assert!(serde_yaml_ng::from_str::<DeviceRequest>("gpu").is_err());
     }
 }

@@ -19,14 +19,19 @@ pub fn model_device(backend: Backend, half: bool) -> ModelDevice {
     model_device_on(backend, half, 0)
 }
 
-/// The model device for the `index`-th device of a backend (`cuda:N`; WGPU and the CPU
-/// have one).
+/// The model device for the `index`-th device of a backend (`cuda:N`, `torch:cuda:N`;
+/// the others have one). LibTorch's `half` is f16 on every device.
 pub fn model_device_on(backend: Backend, half: bool, index: usize) -> ModelDevice {
+    use pitchside_models::TorchDevice;
+    let torch = |device| ModelDevice::Torch { device, half };
     match backend {
         Backend::Cuda => ModelDevice::Cuda { half, index },
         Backend::Wgpu => ModelDevice::Wgpu,
         Backend::Cpu if half => ModelDevice::CpuBf16,
         Backend::Cpu => ModelDevice::Cpu,
+        Backend::TorchCuda => torch(TorchDevice::Cuda(index)),
+        Backend::TorchMps => torch(TorchDevice::Mps),
+        Backend::TorchCpu => torch(TorchDevice::Cpu),
     }
 }
 pub mod pipeline;

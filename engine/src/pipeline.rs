@@ -192,9 +192,10 @@ impl Pipeline {
     pub fn warm_up_shapes(&self, frames: &[[u32; 2]]) -> Vec<WarmUpShape> {
         let e = &self.effective;
         let batch = e.profile.batch_size.max(1);
-        // Half precision applies where the backend has it (`model_device`): CUDA.
+        // Half precision applies where the backend has it (`model_device`): CUDA, LibTorch.
         let precision = match crate::model_device(e.device, e.profile.half) {
-            pitchside_models::ModelDevice::Cuda { half: true, .. } => "fp16",
+            pitchside_models::ModelDevice::Cuda { half: true, .. }
+            | pitchside_models::ModelDevice::Torch { half: true, .. } => "fp16",
             _ => "fp32",
         };
         let mut out = Vec::new();

@@ -76,13 +76,11 @@ pub fn plan_slots(
     };
     let ids: Vec<DeviceId> = match devices {
         None => vec![DeviceId::new(backend, 0)],
-        Some(DeviceList::Auto) => match backend {
-            Backend::Cuda => (0..gpu_count()?)
-                .map(|i| DeviceId::new(backend, i))
-                .collect(),
-            // WGPU runs on its default adapter; the CPU is one device.
-            Backend::Wgpu | Backend::Cpu => vec![DeviceId::new(backend, 0)],
-        },
+        Some(DeviceList::Auto) if backend.is_cuda() => (0..gpu_count()?)
+            .map(|i| DeviceId::new(backend, i))
+            .collect(),
+        // WGPU runs on its default adapter; MPS and the CPU are one device.
+        Some(DeviceList::Auto) => vec![DeviceId::new(backend, 0)],
         Some(DeviceList::Listed(list)) => {
             for id in list {
                 if id.backend != backend {
@@ -98,12 +96,12 @@ pub fn plan_slots(
                     )));
                 }
             }
-            if backend == Backend::Cuda {
+            if backend.is_cuda() {
                 let n = gpu_count()?;
                 if let Some(id) = list.iter().find(|id| id.index >= n) {
                     return Err(PoolError::Devices(format!(
                         "{id} is listed, but the driver reports {n} CUDA device(s) \
-                         (cuda:0 to cuda:{})",
+                         ({backend}:0 to {backend}:{})",
                         n.saturating_sub(1)
                     )));
                 }
@@ -122,7 +120,7 @@ pub fn plan_slots(
             })
         })
         .collect();
-    if backend == Backend::Cpu {
+    if backend.is_cpu() {
         let total = match profile.cpu_threads {
             0 => available.max(1),
             n => n as usize,

@@ -6,7 +6,8 @@
 //! device_check parity DEVICE DIR STEM   # Burn vs ultralytics' full raw head output
 //! device_check bench DEVICE ARCH.yaml BATCH [IMGSZ|WxH] [ITERS] [NC] [KPTS]
 //! ```
-//! DEVICE: cpu | cuda | cuda-half | wgpu (the backends this build has). Each run prints one
+//! DEVICE: cpu | cuda | cuda-half | wgpu | torch-cpu | torch-cuda | torch-cuda-half (the
+//! backends this build has; `torch-*`: LibTorch through burn-tch, `--features torch`). Each run prints one
 //! JSON line on stdout. `WxH` (e.g. `640x384`, what a 1080p frame letterboxes to at 640) is
 //! the input's width and height; a plain number is a square. GPU runs use Pitchside's
 //! kernel cache (`pitchside_models::kernel_cache`: `$XDG_CACHE_HOME/pitchside/kernels/<gpu>/`),
@@ -23,9 +24,10 @@
 use std::path::Path;
 use std::time::Instant;
 
-use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
-use pitchside_models::burn_net::{BurnNet, host_tensor};
+#[cfg(feature = "torch")]
+use pitchside_models::TorchDevice;
+use pitchside_models::burn_net::{BurnNet, NetBackend, host_tensor};
 use pitchside_models::postprocess::{Candidate, box_iou, nms};
 use pitchside_models::synthetic::{load_arch_yaml, synthetic_checkpoint};
 use pitchside_models::{Checkpoint, ModelDevice, NmsOptions, Plan, YoloTask, kernel_cache};
@@ -108,7 +110,7 @@ fn compare_detections(ours: &[f32], theirs: &[f32], c: usize, n: usize, nc: usiz
 
 /// `exact`: the backend computes in f32 throughout (the CPU), so raw values must agree to
 /// f32 rounding.
-fn parity<B: Backend>(device: &B::Device, dir: &Path, stem: &str, exact: bool) -> Res<Value> {
+fn parity<B: NetBackend>(device: &B::Device, dir: &Path, stem: &str, exact: bool) -> Res<Value> {
     let meta_path = dir.join(format!("{stem}.json"));
     let text = std::fs::read_to_string(&meta_path).map_err(|e| {
         format!(
@@ -162,7 +164,7 @@ fn parity<B: Backend>(device: &B::Device, dir: &Path, stem: &str, exact: bool) -
     Ok(out)
 }
 
-fn bench<B: Backend>(
+fn bench<B: NetBackend>(
     device: &B::Device,
     arch_path: &Path,
     batch: usize,
@@ -231,7 +233,7 @@ fn bench<B: Backend>(
     }))
 }
 
-fn run<B: Backend>(device: &B::Device, args: &[String], exact: bool) -> Res<Value> {
+fn run<B: NetBackend>(device: &B::Device, args: &[String], exact: bool) -> Res<Value> {
     let arg = |i: usize| -> Res<&str> {
         args.get(i)
             .map(String::as_str)
@@ -262,6 +264,12 @@ fn run<B: Backend>(device: &B::Device, args: &[String], exact: bool) -> Res<Valu
         }
         other => Err(format!("unknown command `{other}`").into()),
     }
+}
+
+/// LibTorch's device, checked (and cuDNN's algorithm search on, as in production).
+#[cfg(feature = "torch")]
+fn torch_device(device: TorchDevice) -> Res<burn::backend::libtorch::LibTorchDevice> {
+    Ok(pitchside_models::torch::prepare(device)?)
 }
 
 fn main() {
@@ -297,6 +305,15 @@ fn main() {
         "cuda-half" => run::<burn::backend::Cuda<half::f16>>(&Default::default(), &args, false),
         #[cfg(feature = "wgpu")]
         "wgpu" => run::<burn::backend::Wgpu>(&Default::default(), &args, false),
+        #[cfg(feature = "torch")]
+        "torch-cpu" => torch_device(TorchDevice::Cpu)
+            .and_then(|d| run::<burn::backend::LibTorch>(&d, &args, true)),
+        #[cfg(feature = "torch")]
+        "torch-cuda" => torch_device(TorchDevice::Cuda(0))
+            .and_then(|d| run::<burn::backend::LibTorch>(&d, &args, false)),
+        #[cfg(feature = "torch")]
+        "torch-cuda-half" => torch_device(TorchDevice::Cuda(0))
+            .and_then(|d| run::<burn::backend::LibTorch<half::f16>>(&d, &args, false)),
         other => Err(format!("device `{other}` is not compiled into this build").into()),
     };
     let mut line = match result {

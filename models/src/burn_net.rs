@@ -1,5 +1,6 @@
 //! The Burn executor: a [`Plan`] on any Burn backend (burn-flex, NdArray, Candle, WGPU,
-//! CUDA, f16 included), NCHW tensors throughout, Burn's own operations.
+//! CUDA, LibTorch; f16 included), NCHW tensors throughout, Burn's own operations except
+//! where a backend runs one better natively ([`NetBackend`]).
 
 use burn::tensor::activation::{sigmoid, silu, softmax};
 use burn::tensor::backend::Backend;
@@ -10,6 +11,61 @@ use burn::tensor::{Tensor, TensorData};
 use crate::exec::{self, Kernels};
 use crate::plan::{Attention, ConvId, ConvWeights, Graph, Head, Plan, YoloTask};
 
+/// The operations of the network that Burn composes from several kernels and a backend
+/// may run as one native call. The defaults are Burn's own compositions; LibTorch runs
+/// PyTorch's (`crate::torch`), so its SiLU is one in-place kernel instead of a sigmoid, a
+/// multiply and a buffer, and its pooling pads implicitly instead of copying.
+pub trait NetBackend: Backend {
+    /// Convolution with bias, then SiLU when `act`.
+    fn conv_bias_act(
+        x: Tensor<Self, 4>,
+        weight: Tensor<Self, 4>,
+        bias: Tensor<Self, 1>,
+        options: ConvOptions<2>,
+        act: bool,
+    ) -> Tensor<Self, 4> {
+        let y = conv2d(x, weight, Some(bias), options);
+        if act { silu(y) } else { y }
+    }
+
+    /// `k`×`k` max pooling, stride 1, padded with -inf to keep the size.
+    /// The padding is explicit because burn-candle refuses padded pooling; on the other
+    /// backends it is the same computation.
+    fn max_pool_same(x: Tensor<Self, 4>, k: usize) -> Tensor<Self, 4> {
+        let p = k / 2;
+        let x = x.pad(
+            (p, p, p, p),
+            burn::tensor::ops::PadMode::Constant(f32::NEG_INFINITY),
+        );
+        max_pool2d(x, [k, k], [1, 1], [0, 0], [1, 1], false)
+    }
+
+    /// Nearest-neighbour upsampling by an integer factor; exact for any backend (no
+    /// interpolation kernel involved).
+    fn upsample_nearest(x: Tensor<Self, 4>, f: usize) -> Tensor<Self, 4> {
+        let [b, c, h, w] = x.dims();
+        x.reshape([b, c, h, 1, w, 1])
+            .expand([b, c, h, f, w, f])
+            .reshape([b, c, h * f, w * f])
+    }
+}
+
+/// Burn's compositions are what these backends run.
+macro_rules! burn_composed {
+    ($($(#[$cfg:meta])* $backend:ty;)*) => {
+        $($(#[$cfg])* impl NetBackend for $backend {})*
+    };
+}
+
+burn_composed! {
+    #[cfg(feature = "cpu")] burn::backend::Flex;
+    #[cfg(feature = "ndarray")] burn::backend::NdArray;
+    #[cfg(feature = "candle")] burn::backend::Candle;
+    #[cfg(feature = "wgpu")] burn::backend::Wgpu;
+    #[cfg(feature = "cuda")] burn::backend::Cuda;
+    #[cfg(feature = "cuda")] burn::backend::Cuda<half::f16>;
+}
+
 /// Conv2d (+ folded BatchNorm) (+ SiLU) on the backend.
 #[derive(Debug, Clone)]
 struct ConvBn<B: Backend> {
@@ -19,7 +75,7 @@ struct ConvBn<B: Backend> {
     act: bool,
 }
 
-impl<B: Backend> ConvBn<B> {
+impl<B: NetBackend> ConvBn<B> {
     fn new(c: &ConvWeights, device: &B::Device) -> ConvBn<B> {
         ConvBn {
             weight: host_tensor(
@@ -34,13 +90,13 @@ impl<B: Backend> ConvBn<B> {
     }
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let y = conv2d(
+        B::conv_bias_act(
             x,
             self.weight.clone(),
-            Some(self.bias.clone()),
+            self.bias.clone(),
             self.options.clone(),
-        );
-        if self.act { silu(y) } else { y }
+            self.act,
+        )
     }
 }
 
@@ -51,7 +107,7 @@ pub struct BurnNet<B: Backend> {
     convs: Vec<ConvBn<B>>,
 }
 
-impl<B: Backend> BurnNet<B> {
+impl<B: NetBackend> BurnNet<B> {
     /// Uploads the plan's weights to `device`.
     pub fn new(plan: &Plan, device: &B::Device) -> BurnNet<B> {
         BurnNet {
@@ -83,7 +139,7 @@ impl<B: Backend> BurnNet<B> {
     }
 }
 
-impl<B: Backend> Kernels for BurnNet<B> {
+impl<B: NetBackend> Kernels for BurnNet<B> {
     type Act = Tensor<B, 4>;
     type Output = Tensor<B, 3>;
 
@@ -103,24 +159,12 @@ impl<B: Backend> Kernels for BurnNet<B> {
         a + b.clone()
     }
 
-    /// The padding is explicit because burn-candle refuses padded pooling; on the other
-    /// backends it is the same computation.
     fn max_pool(&self, x: &Tensor<B, 4>, k: usize) -> Tensor<B, 4> {
-        let p = k / 2;
-        let x = x.clone().pad(
-            (p, p, p, p),
-            burn::tensor::ops::PadMode::Constant(f32::NEG_INFINITY),
-        );
-        max_pool2d(x, [k, k], [1, 1], [0, 0], [1, 1], false)
+        B::max_pool_same(x.clone(), k)
     }
 
-    /// Exact for any backend (no interpolation kernel involved).
     fn upsample(&self, x: &Tensor<B, 4>, f: usize) -> Tensor<B, 4> {
-        let [b, c, h, w] = x.dims();
-        x.clone()
-            .reshape([b, c, h, 1, w, 1])
-            .expand([b, c, h, f, w, f])
-            .reshape([b, c, h * f, w * f])
+        B::upsample_nearest(x.clone(), f)
     }
 
     fn attention_core(&self, qkv: &Tensor<B, 4>, a: &Attention) -> (Tensor<B, 4>, Tensor<B, 4>) {

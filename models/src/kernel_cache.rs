@@ -97,7 +97,7 @@ pub fn pin(
     root: Option<&Path>,
     device: ModelDevice,
 ) -> Result<Option<KernelCache>, KernelCacheError> {
-    if device == ModelDevice::Cpu {
+    if !device.uses_kernel_cache() {
         return Ok(None);
     }
     let root = match root {
@@ -131,7 +131,7 @@ pub fn current() -> Option<KernelCache> {
 /// model load, so that a program that never calls [`pin`] still gets the per-user cache.
 pub(crate) fn pin_default_unless_set(device: ModelDevice) {
     let gpu_compiled = cfg!(any(feature = "wgpu", feature = "cuda"));
-    if !gpu_compiled || device == ModelDevice::Cpu || cubecl_configured() {
+    if !gpu_compiled || !device.uses_kernel_cache() || cubecl_configured() {
         return;
     }
     if let Err(why) = pin(None, device) {
@@ -200,7 +200,7 @@ pub fn autotune_entries(dir: &Path) -> usize {
 /// The name of the GPU `device` will run on, as its driver reports it.
 pub fn gpu_name(device: ModelDevice) -> Option<String> {
     match device {
-        ModelDevice::Cpu | ModelDevice::CpuBf16 => None,
+        ModelDevice::Cpu | ModelDevice::CpuBf16 | ModelDevice::Torch { .. } => None,
         ModelDevice::Cuda { .. } => crate::cuda_driver::device_name(0),
         ModelDevice::Wgpu => wgpu_adapter_name(),
     }

@@ -21,6 +21,8 @@ pub mod postprocess;
 pub mod preprocess;
 pub mod runtime;
 pub mod synthetic;
+#[cfg(feature = "torch")]
+pub mod torch;
 
 use std::path::PathBuf;
 
@@ -29,7 +31,9 @@ pub use checkpoint::Checkpoint;
 pub use plan::{Plan, YoloTask};
 pub use postprocess::NmsOptions;
 pub use preprocess::Letterbox;
-pub use runtime::{ComparisonBackend, ModelDevice, Network, PredictOptions, StageTimes, YoloModel};
+pub use runtime::{
+    ComparisonBackend, ModelDevice, Network, PredictOptions, StageTimes, TorchDevice, YoloModel,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -51,4 +55,7 @@ pub enum ModelError {
     DeviceNotCompiled(&'static str),
     #[error("inference failed: {0}")]
     Inference(String),
+    /// LibTorch is missing a device, or is not the one Pitchside was built against.
+    #[error("{0}")]
+    Torch(String),
 }

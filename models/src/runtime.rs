@@ -10,7 +10,7 @@ use pitchside_plugin::{Detection, FrameRef};
 use rayon::prelude::*;
 
 use crate::ModelError;
-use crate::burn_net::{BurnNet, host_tensor};
+use crate::burn_net::{BurnNet, NetBackend, host_tensor};
 use crate::checkpoint::Checkpoint;
 #[cfg(feature = "cpu")]
 use crate::nhwc::NhwcNet;
@@ -33,6 +33,22 @@ pub enum ModelDevice {
         /// Which GPU (`cuda:N`).
         index: usize,
     },
+    /// LibTorch through burn-tch (`torch` feature): PyTorch's own kernels (cuDNN, cuBLAS,
+    /// MPS); `half` runs f16.
+    Torch {
+        device: TorchDevice,
+        half: bool,
+    },
+}
+
+/// Where LibTorch runs a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TorchDevice {
+    Cpu,
+    /// `torch:cuda:N`.
+    Cuda(usize),
+    /// Apple's Metal Performance Shaders.
+    Mps,
 }
 
 impl ModelDevice {
@@ -43,7 +59,22 @@ impl ModelDevice {
             ModelDevice::Wgpu => "wgpu",
             ModelDevice::Cuda { half: false, .. } => "cuda fp32",
             ModelDevice::Cuda { half: true, .. } => "cuda fp16",
+            ModelDevice::Torch { device, half } => match (device, half) {
+                (TorchDevice::Cpu, false) => "torch:cpu fp32",
+                (TorchDevice::Cpu, true) => "torch:cpu fp16",
+                (TorchDevice::Cuda(_), false) => "torch:cuda fp32",
+                (TorchDevice::Cuda(_), true) => "torch:cuda fp16",
+                (TorchDevice::Mps, false) => "torch:mps fp32",
+                (TorchDevice::Mps, true) => "torch:mps fp16",
+            },
         }
+    }
+
+    /// Whether models on this device run cubecl kernels (burn-cuda, burn-wgpu), which
+    /// autotune and compile into Pitchside's kernel cache. The CPU executor and LibTorch
+    /// do neither.
+    pub fn uses_kernel_cache(&self) -> bool {
+        matches!(self, ModelDevice::Wgpu | ModelDevice::Cuda { .. })
     }
 }
 
@@ -105,7 +136,7 @@ struct OnBurn<B: Backend> {
     engine: &'static str,
 }
 
-impl<B: Backend> Network for OnBurn<B> {
+impl<B: NetBackend> Network for OnBurn<B> {
     fn forward(
         &self,
         input: Vec<f32>,
@@ -127,7 +158,11 @@ impl<B: Backend> Network for OnBurn<B> {
     }
 }
 
-fn on_burn<B: Backend>(plan: &Plan, device: B::Device, engine: &'static str) -> Box<dyn Network> {
+fn on_burn<B: NetBackend>(
+    plan: &Plan,
+    device: B::Device,
+    engine: &'static str,
+) -> Box<dyn Network> {
     Box::new(OnBurn {
         net: BurnNet::<B>::new(plan, &device),
         device,
@@ -186,8 +221,20 @@ impl std::fmt::Debug for YoloModel {
 }
 
 impl YoloModel {
+    /// Loads an ultralytics checkpoint (`.pt`, `.safetensors`), or builds one with random
+    /// weights (seed 0) from an ultralytics architecture YAML (`.yaml`: `nc`, `kpt_shape`
+    /// and the scale as the file says; see [`crate::synthetic::load_arch_yaml`]), so that a
+    /// deployment can be benchmarked on a model before its weights exist.
     pub fn load(path: &Path, device: ModelDevice) -> Result<YoloModel, ModelError> {
-        Self::from_checkpoint(Checkpoint::load(path)?, device)
+        let ck = match path.extension().and_then(|e| e.to_str()) {
+            Some("yaml" | "yml") => crate::synthetic::synthetic_checkpoint(
+                crate::synthetic::load_arch_yaml(path)?,
+                None,
+                0,
+            )?,
+            _ => Checkpoint::load(path)?,
+        };
+        Self::from_checkpoint(ck, device)
     }
 
     /// Builds a model from an already loaded (or synthesised) checkpoint.
@@ -226,6 +273,8 @@ impl YoloModel {
                 burn::backend::cuda::CudaDevice::new(index),
                 "burn-cuda fp16",
             ),
+            #[cfg(feature = "torch")]
+            ModelDevice::Torch { device, half } => crate::torch::network(&plan, device, half)?,
             #[allow(unreachable_patterns)]
             other => return Err(ModelError::DeviceNotCompiled(other.name())),
         };

@@ -13,6 +13,18 @@
 #            Burn's forward on the same models and batches, then burn-wgpu on the same GPU
 #            with the default WGSL compiler and with Burn's `vulkan` (SPIR-V) feature.
 #   parity   Burn CUDA fp32/fp16 vs ultralytics on real weights (the issue 3/7 check).
+#   torch    the GPU measurement of issues 22/23 in one call, in this order, each step under
+#            its deadline: (1) PyTorch's own fp16 forward of YOLOv8x detect (4 classes) and
+#            YOLOv8x-pose (32 keypoints), batch 1 and 32, 640x640 and 640x384
+#            (tools/gpu/torch_yardstick.py); (2) `torch:cuda` fp16 on the same models and
+#            shapes (device_check_torch), and its f32 head output against ultralytics' on
+#            the golden inputs; (3) the self-contained torch `pitchside` (pack.sh TORCH=1):
+#            the first answer from process start (`run`), then `bench`, of the Score Vision
+#            deployment (random-weight YOLOv8x + YOLOv8x-pose, batch 32, stride 2) on the
+#            750-frame 1080p clip, NVDEC then software decoding; (4) Burn CUDA fp16 on its
+#            cached autotune; (5) burn-wgpu, WGSL then SPIR-V, YOLOv8n.
+#            Needs the GPU host's PyTorch (python3 -c 'import torch'): its torch/lib is put
+#            on LD_LIBRARY_PATH for the torch binaries, which link it.
 # Every result is one JSON line appended to $OUT/results.jsonl as soon as it exists; the
 # whole run keeps to DEADLINE_S (default 450: a run must fit in 8 minutes with the start).
 #
@@ -39,16 +51,19 @@ elif [[ -d .gpu ]]; then cp -r .gpu/. "$G/"; fi
 LOG="$OUT/check.log"; RES="$OUT/results.jsonl"
 log() { echo "[device-check $PLAN $(( $(date +%s) - START ))s] $*" | tee -a "$LOG"; }
 
-# Shapes and devices; DRY=1 shrinks them for lavapipe.
+# Shapes and devices; DRY=1 shrinks them for lavapipe (and LibTorch's CPU for `torch`).
 if [[ "${DRY:-0}" == 1 ]]; then
   : "${DEVICE:=wgpu}" "${HALF:=wgpu}" "${BATCH:=2}" "${SQUARE:=64}" "${RECT:=64x32}" "${ITERS:=2}"
   : "${BIN:=${CARGO_TARGET_DIR:-target}/debug/examples/device_check}"
   : "${BIN_WGPU:=$BIN}" "${SKIP_ANCHOR:=1}"
+  : "${TDEVICE:=torch-cpu}" "${THALF:=torch-cpu}" "${YDEVICE:=cpu}" "${TORCH_DEVICE:=torch:cpu}"
 else
   : "${DEVICE:=cuda}" "${HALF:=cuda-half}" "${BATCH:=32}" "${SQUARE:=640}" "${RECT:=640x384}" "${ITERS:=10}"
   : "${BIN:=$G/device_check}"
+  : "${TDEVICE:=torch-cuda}" "${THALF:=torch-cuda-half}" "${YDEVICE:=cuda}" "${TORCH_DEVICE:=torch:cuda}"
 fi
 BIN_WGPU="${BIN_WGPU:-$G/device_check_wgpu}"; BIN_VK="${BIN_VK:-$G/device_check_vk}"
+BIN_TORCH="${BIN_TORCH:-$G/device_check_torch}"; PITCHSIDE_TORCH="${PITCHSIDE_TORCH:-$G/pitchside-torch}"
 
 # The kernel cache: restored from the committed folder, then from the carried archive.
 export XDG_CACHE_HOME="${XDG_CACHE_HOME:-/tmp/pitchside-xdg}"
@@ -106,6 +121,75 @@ pipeline() {  # the self-contained binary's pipeline bench, one JSON line in $RE
   tr -d '\n' < "$OUT/pipeline-bench.json" >> "$RES"; echo >> "$RES"
   log "pipeline bench rc=$rc $(( $(date +%s) - t0 ))s: $(grep -E 'end-to-end|decode' "$OUT/pipeline-bench.log" | tr '\n' ';' | cut -c1-600)"
 }
+# The torch binaries link the host's PyTorch (the one they were built against: PyPI's 2.11).
+torch_lib() {
+  local py="${TORCH_PYTHON:-python3}"
+  "$py" -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))' 2>/dev/null
+}
+yardstick() {  # PyTorch's own forward on the Score Vision models (tools/gpu/torch_yardstick.py)
+  local t=$(( $(left) < ${1:-150} ? $(left) : ${1:-150} ))
+  (( t < 30 )) && { log "skip yardstick (deadline)"; return; }
+  local site=/tmp/yardstick-site
+  if [[ -d "$G/anchor/whl" ]] && ! python3 -c 'import ultralytics' 2>/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --target "$site" "$G"/anchor/whl/*.whl >> "$LOG" 2>&1
+  fi
+  local t0=$(date +%s)
+  YOLO_OFFLINE=true YOLO_AUTOINSTALL=false ULTRALYTICS_SKIP_REQUIREMENTS_CHECKS=1 YOLO_VERBOSE=false \
+  YOLO_CONFIG_DIR=/tmp/anchor_ycfg MPLBACKEND=Agg PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" \
+    timeout -k 5 "$t" "${TORCH_PYTHON:-python3}" "${YARDSTICK:-$G/tools/torch_yardstick.py}" --device "$YDEVICE" \
+      --batches "1,$BATCH" --sizes "${SQUARE}x${SQUARE},$RECT" --budget-s $(( t - 15 )) \
+      >> "$RES" 2>> "$LOG"
+  log "yardstick rc=$? $(( $(date +%s) - t0 ))s"
+}
+torch_pipeline() {  # the torch `pitchside` on the Score Vision deployment, 750 1080p frames
+  local dir="$G/pipeline-sv" t0 rc
+  [[ -x "$PITCHSIDE_TORCH" && -f "$dir/config.yaml" ]] || { log "skip torch pipeline (no $PITCHSIDE_TORCH)"; return; }
+  local t=$(( $(left) < 120 ? $(left) : 120 ))
+  (( t < 30 )) && { log "skip torch pipeline (deadline)"; return; }
+  # First answer on a fresh host: process start to the JSON written, models loaded and
+  # cuDNN's algorithm search included.
+  t0=$(date +%s.%N)
+  (cd "$dir" && PITCHSIDE_DEVICE="$TORCH_DEVICE" timeout -k 5 "$t" "$PITCHSIDE_TORCH" run --config config.yaml \
+     --out "$OUT/sv-answer.json" clip.mp4 2> "$OUT/sv-run.log")
+  rc=$?
+  echo "{\"step\":\"first_answer\",\"device\":\"$TORCH_DEVICE\",\"rc\":$rc,\"s\":$(awk "BEGIN{print $(date +%s.%N) - $t0}")}" >> "$RES"
+  log "first answer rc=$rc: $(tail -1 "$RES")"
+  for decode in auto software; do
+    t=$(( $(left) < 90 ? $(left) : 90 ))
+    (( t < 20 )) && { log "skip torch bench $decode (deadline)"; continue; }
+    (cd "$dir" && PITCHSIDE_DEVICE="$TORCH_DEVICE" PITCHSIDE_DECODE="$decode" timeout -k 5 "$t" "$PITCHSIDE_TORCH" \
+       bench --config config.yaml clip.mp4 > "$OUT/sv-bench-$decode.json" 2> "$OUT/sv-bench-$decode.log")
+    rc=$?
+    { printf '{"step":"sv_bench","decode":"%s","rc":%s,"bench":' "$decode" "$rc"
+      tr -d '\n' < "$OUT/sv-bench-$decode.json" | grep . || printf 'null'; echo '}'; } >> "$RES"
+    log "sv bench $decode rc=$rc: $(grep -E 'end-to-end|decode' "$OUT/sv-bench-$decode.log" | tr '\n' ';' | cut -c1-500)"
+  done
+}
+if [[ "$PLAN" == torch ]]; then
+  TL="$(torch_lib)"
+  [[ -n "$TL" ]] || log "no PyTorch for python3 here: the torch binaries cannot start"
+  export LD_LIBRARY_PATH="${TL:+$TL:}$LD_LIBRARY_PATH"
+  log "torch lib: ${TL:-none}"
+  A=models/archs; X="$A/yolov8x.yaml"; XP="$A/yolov8x-pose.yaml"; N="$A/yolov8n.yaml"
+  yardstick 150
+  for size in "$SQUARE" "$RECT"; do
+    for b in 1 "$BATCH"; do
+      step 40 "$BIN_TORCH" bench "$THALF" "$X"  "$b" "$size" "$ITERS" 4
+      step 40 "$BIN_TORCH" bench "$THALF" "$XP" "$b" "$size" "$ITERS" 1 32
+    done
+  done
+  # f32 on the golden inputs: LibTorch's head output against ultralytics' (fp32, CPU).
+  step 40 "$BIN_TORCH" parity "$TDEVICE" "$G/parity" yolo11n-pose
+  step 40 "$BIN_TORCH" parity "$TDEVICE" "$G/parity" yolov8s-fall
+  torch_pipeline
+  # Burn CUDA on its cached autotune (cold where the cache lacks the shape), then burn-wgpu.
+  step 60 "$BIN" bench "$HALF" "$X" "$BATCH" "$RECT" "$ITERS" 4
+  CUBECL_AUTOTUNE_LEVEL=minimal step 45 "$BIN_WGPU" bench wgpu "$N" "$BATCH" "$SQUARE" "$ITERS" 4
+  CUBECL_AUTOTUNE_LEVEL=minimal step 45 "$BIN_VK" bench wgpu "$N" "$BATCH" "$SQUARE" "$ITERS" 4
+  save_cache
+  log "done: $(grep -c . "$RES") result lines"
+  exit 0
+fi
 [[ -x "$BIN" ]] || { log "no device_check in the bundle: the pipeline bench only"; pipeline 500; log "done"; exit 0; }
 A=models/archs
 # bench ARGS: ARCH BATCH SIZE ITERS [NC [KPTS]]
@@ -143,7 +227,7 @@ case "$PLAN" in
     step 120 "$BIN" parity "$HALF" "$G/parity" yolo11n-pose
     step 90  "$BIN" parity "$DEVICE" "$G/parity" yolov8n-railway
     ;;
-  *) log "unknown plan $PLAN (tune | measure | parity | pipeline)"; exit 2 ;;
+  *) log "unknown plan $PLAN (tune | measure | parity | pipeline | torch)"; exit 2 ;;
 esac
 if [[ -n "${CUBECL_DEBUG_LOG:-}" && -f /tmp/cubecl.log ]]; then
   grep -a -i 'autotun\|fastest' /tmp/cubecl.log | head -c 8000000 > "$OUT/autotune.txt"

@@ -13,13 +13,56 @@
 #   linked statically: scripts/build-self-contained.sh) with a two-model deployment and
 #   vtest.avi, so device-check.sh can run `pitchside bench` on the GPU host: the whole
 #   pipeline, decoding included. PITCHSIDE_ONLY=1 packs that alone (~25 MiB).
+#   with TORCH=1 (the `torch` plan of device-check.sh, issues 22/23), also LibTorch's
+#   payloads, built against PyPI's torch 2.11.0 (scripts/torch-env.sh), the GPU hosts' own
+#   PyTorch, which they link there (nothing of LibTorch travels):
+#     device_check_torch  --no-default-features --features cpu,torch (no OpenCV)
+#     pitchside-torch     the self-contained `pitchside` with `torch` (release, FFmpeg static)
+#     pipeline-sv/        the Score Vision deployment with random-weight YOLOv8x and
+#                         YOLOv8x-pose (architecture YAMLs: 4 classes, 32 keypoints) and the
+#                         750-frame 1080p H.264 clip (scripts/make-clip.sh)
+#     tools/torch_yardstick.py, and the ultralytics wheels for it
+#   TORCH_ONLY=1 packs those (with the parity inputs) alone.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 T="${CARGO_TARGET_DIR:-target}"
 export CUDARC_CUDA_VERSION="${CUDARC_CUDA_VERSION:-13000}"  # cudarc needs no nvcc then
-rm -rf .gpu/pipeline .gpu/pitchside
+rm -rf .gpu/pipeline .gpu/pitchside .gpu/pipeline-sv .gpu/pitchside-torch .gpu/tools
 parts=()
-if [[ "${PITCHSIDE_ONLY:-0}" != 1 ]]; then
+ANCHOR="${ANCHOR_DIR:-$( [[ -d shared/gpu-anchor ]] && echo shared/gpu-anchor || echo ../shared/gpu-anchor )}"
+anchor_wheels() {
+  mkdir -p .gpu/anchor/whl
+  cp "$ANCHOR/anchor.py" .gpu/anchor/
+  cp "$ANCHOR"/whl/ultralytics-*.whl "$ANCHOR"/whl/ultralytics_thop-*.whl .gpu/anchor/whl/
+}
+parity_inputs() {
+  [[ -f .gpu/parity/yolov8n-railway.json ]] || python3 tools/gpu/make_parity_inputs.py
+}
+if [[ "${TORCH:-0}" == 1 || "${TORCH_ONLY:-0}" == 1 ]]; then
+  # shellcheck source=../torch-env.sh
+  source scripts/torch-env.sh
+  cargo build -p pitchside-models --no-default-features --features cpu,torch --example device_check
+  strip -o .gpu/device_check_torch "$T/debug/examples/device_check"
+  PITCHSIDE_TORCH_BIN="${PITCHSIDE_TORCH_BIN:-$T/self-contained/pitchside-torch}"
+  [[ -x "$PITCHSIDE_TORCH_BIN" && "${REBUILD:-1}" == 0 ]] || bash scripts/build-self-contained.sh torch
+  cp "$PITCHSIDE_TORCH_BIN" .gpu/pitchside-torch
+  bash scripts/make-clip.sh
+  mkdir -p .gpu/pipeline-sv .gpu/tools
+  cp assets/clip-1080p.mp4 .gpu/pipeline-sv/clip.mp4
+  # Score Vision's heads on ultralytics' YOLOv8 architectures, random weights (the names
+  # line goes: a random-weight model names its classes class0..class3).
+  sed -e 's/^nc: .*/nc: 4/' models/archs/yolov8.yaml > .gpu/pipeline-sv/yolov8x-sv.yaml
+  sed -e 's/^nc: .*/nc: 1/' -e 's/^kpt_shape: .*/kpt_shape: [32, 3]/' models/archs/yolov8-pose.yaml \
+    > .gpu/pipeline-sv/yolov8x-sv-pose.yaml
+  sed -e 's|^device: .*|device: torch:cuda|' -e 's|football-player-detection.pt|yolov8x-sv.yaml|' \
+      -e 's|football-pitch-detection.pt|yolov8x-sv-pose.yaml|' -e '/^    names: /d' \
+      configs/score-vision.yaml > .gpu/pipeline-sv/config.yaml
+  cp tools/gpu/torch_yardstick.py .gpu/tools/
+  anchor_wheels
+  parity_inputs
+  parts+=(device_check_torch pitchside-torch pipeline-sv tools anchor parity)
+fi
+if [[ "${PITCHSIDE_ONLY:-0}" != 1 && "${TORCH_ONLY:-0}" != 1 ]]; then
   mkdir -p .gpu/lib .gpu/anchor/whl
   build() {  # build NAME FEATURES: one device_check variant, stripped, as .gpu/NAME
     cargo build -p pitchside-models --features "$2" --example device_check
@@ -29,14 +72,13 @@ if [[ "${PITCHSIDE_ONLY:-0}" != 1 ]]; then
   build device_check_wgpu wgpu
   [[ "${VULKAN:-1}" == 1 ]] && build device_check_vk wgpu,burn/vulkan
   # The examples link libopencv_core only (no image I/O): bring it and what it needs, minus glibc.
-  for b in .gpu/device_check*; do ldd "$b"; done | awk '$3 ~ /^\// {print $3}' | sort -u \
+  for b in .gpu/device_check .gpu/device_check_wgpu .gpu/device_check_vk; do [[ -f $b ]] && ldd "$b"; done \
+    | awk '$3 ~ /^\// {print $3}' | sort -u \
     | grep -vE '/(libc|libm|libgcc_s|libstdc\+\+|libpthread|libdl|librt)\.so' \
     | xargs -I{} cp -L {} .gpu/lib/
-  [[ -f .gpu/parity/yolov8n-railway.json ]] || python3 tools/gpu/make_parity_inputs.py
-  ANCHOR="${ANCHOR_DIR:-$( [[ -d shared/gpu-anchor ]] && echo shared/gpu-anchor || echo ../shared/gpu-anchor )}"
-  cp "$ANCHOR/anchor.py" .gpu/anchor/
-  cp "$ANCHOR"/whl/ultralytics-*.whl "$ANCHOR"/whl/ultralytics_thop-*.whl .gpu/anchor/whl/
-  parts+=($(cd .gpu && ls -d device_check*) lib parity anchor)
+  parity_inputs
+  anchor_wheels
+  parts+=($(cd .gpu && ls -d device_check device_check_wgpu device_check_vk 2>/dev/null) lib parity anchor)
 fi
 if [[ "${WITH_PITCHSIDE:-0}" == 1 || "${PITCHSIDE_ONLY:-0}" == 1 ]]; then
   BIN="${PITCHSIDE_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/pitchside/target}/self-contained/pitchside-cuda}"
@@ -48,6 +90,10 @@ if [[ "${WITH_PITCHSIDE:-0}" == 1 || "${PITCHSIDE_ONLY:-0}" == 1 ]]; then
   sed -e 's|\.\./assets/|./|g' configs/cuda.yaml > .gpu/pipeline/config.yaml
   parts+=(pitchside pipeline)
 fi
+# One entry per payload, whichever blocks packed it.
+mapfile -t parts < <(printf '%s\n' "${parts[@]}" | awk '!seen[$0]++')
 tar -C .gpu -cJf .gpu.tar.xz "${parts[@]}"
 mkdir -p .gpu/bundle && mv .gpu.tar.xz .gpu/bundle/
 du -sh .gpu/bundle/.gpu.tar.xz
+size=$(stat -c %s .gpu/bundle/.gpu.tar.xz)
+(( size <= 64 * 1024 * 1024 )) || { echo "pack: the bundle is over the 64 MiB the device tool carries" >&2; exit 1; }

@@ -39,7 +39,7 @@ pub struct BenchArgs {
     /// With --model: frames per forward pass (copies of the image), at most the profiles' bound.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=pitchside_engine::config::limits::BATCH_SIZE as i64))]
     pub batch: u32,
-    /// With --model: fp16 where the device supports it (CUDA).
+    /// With --model: fp16 where the device supports it (CUDA, LibTorch).
     #[arg(long)]
     pub half: bool,
     /// With --model ARCH.yaml (random weights): number of classes.

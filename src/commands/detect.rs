@@ -26,7 +26,7 @@ pub struct DetectArgs {
     #[arg(long)]
     pub agnostic: bool,
     // Not `DeploymentArgs`: detect runs one checkpoint, no deployment.
-    /// auto | cuda | wgpu | cpu (also PITCHSIDE_DEVICE).
+    /// auto | cuda | wgpu | cpu | torch:cuda | torch:mps | torch:cpu (also PITCHSIDE_DEVICE).
     #[arg(long)]
     pub device: Option<DeviceRequest>,
     /// fp16 where the device supports it (CUDA).

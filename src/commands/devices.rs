@@ -8,19 +8,22 @@ use pitchside_engine::device::{
 pub fn run() -> Result<()> {
     let compiled = CompiledBackends::this_build();
     println!("backends compiled in: {}", join(&compiled.list()));
-    for b in [Backend::Cuda, Backend::Wgpu, Backend::Cpu] {
+    for b in Backend::ALL {
         if !b.compiled() {
-            println!("{b:5} not compiled in (build with --features {b})");
+            println!(
+                "{b:10} not compiled in (build with --features {})",
+                b.feature()
+            );
             continue;
         }
         match SystemProbe.probe(b) {
-            ProbeResult::Found(names) => println!("{b:5} {}", names.join(", ")),
-            ProbeResult::Missing(why) => println!("{b:5} unavailable: {why}"),
+            ProbeResult::Found(names) => println!("{b:10} {}", names.join(", ")),
+            ProbeResult::Missing(why) => println!("{b:10} unavailable: {why}"),
         }
     }
     // A report of what `auto` would pick, not a choice to run on: printed, not logged.
     let auto = select_device(DeviceRequest::Auto, compiled, &SystemProbe)?;
-    println!("auto  -> {} ({})", auto.backend, auto.reason);
+    println!("{:10} -> {} ({})", "auto", auto.backend, auto.reason);
     Ok(())
 }
 

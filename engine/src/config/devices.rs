@@ -23,31 +23,31 @@ impl DeviceId {
         DeviceId { backend, index }
     }
 
-    /// Parses `cuda:0`, `cuda` (= `cuda:0`), `wgpu`, `cpu`.
+    /// Parses `cuda:0`, `cuda` (= `cuda:0`), `wgpu`, `cpu`, and LibTorch's `torch:cuda:N`,
+    /// `torch:cuda`, `torch:mps`, `torch:cpu`.
     pub fn parse(s: &str) -> Result<DeviceId, String> {
         let s = s.trim().to_ascii_lowercase();
-        let (name, index) = match s.split_once(':') {
-            Some((n, i)) => {
+        let backend_named = |n: &str| Backend::ALL.into_iter().find(|b| b.as_str() == n);
+        // `torch:cpu` is a name; `cuda:1` and `torch:cuda:1` are a name and an index.
+        let (backend, index) = match (backend_named(&s), s.rsplit_once(':')) {
+            (Some(b), _) => (Some(b), 0),
+            (None, Some((n, i))) if backend_named(n).is_some() => {
                 let index = i.parse::<usize>().map_err(|_| {
-                    format!("`{s}`: the index after `:` must be a number, e.g. cuda:0")
+                    format!("`{s}`: the index after `:` must be a number, e.g. {n}:0")
                 })?;
-                (n.to_string(), index)
+                (backend_named(n), index)
             }
-            None => (s.clone(), 0),
+            _ => (None, 0),
         };
-        let backend = match name.as_str() {
-            "cuda" => Backend::Cuda,
-            "wgpu" => Backend::Wgpu,
-            "cpu" => Backend::Cpu,
-            _ => {
-                return Err(format!(
-                    "`{s}` is not a device: write cuda:N, wgpu or cpu (or `devices: auto`)"
-                ));
-            }
-        };
-        if backend == Backend::Cpu && index != 0 {
+        let backend = backend.ok_or_else(|| {
+            format!(
+                "`{s}` is not a device: write cuda:N, wgpu, cpu, torch:cuda:N, torch:mps or \
+                 torch:cpu (or `devices: auto`)"
+            )
+        })?;
+        if backend.is_cpu() && index != 0 {
             return Err(format!(
-                "`{s}`: there is one CPU device, `cpu`; for several CPU pipelines set \
+                "`{s}`: there is one CPU device, `{backend}`; for several CPU pipelines set \
                  pipelines_per_device in the profile"
             ));
         }
@@ -57,9 +57,10 @@ impl DeviceId {
 
 impl fmt::Display for DeviceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.backend {
-            Backend::Cpu => f.write_str("cpu"),
-            b => write!(f, "{b}:{}", self.index),
+        if self.backend.single_device() {
+            f.pad(self.backend.as_str())
+        } else {
+            write!(f, "{}:{}", self.backend, self.index)
         }
     }
 }
@@ -156,6 +157,31 @@ mod tests {
             DeviceList::Listed(vec![DeviceId::new(Backend::Cpu, 0)])
         );
         assert_eq!(DeviceId::parse("cuda").unwrap().to_string(), "cuda:0");
+    }
+
+    #[test]
+    fn libtorch_devices_parse_with_and_without_an_index() {
+        assert_eq!(
+            parse("[torch:cuda:0, Torch:CUDA:1]").unwrap(),
+            DeviceList::Listed(vec![
+                DeviceId::new(Backend::TorchCuda, 0),
+                DeviceId::new(Backend::TorchCuda, 1)
+            ])
+        );
+        let cuda = DeviceId::parse("torch:cuda").unwrap();
+        assert_eq!(cuda, DeviceId::new(Backend::TorchCuda, 0));
+        assert_eq!(cuda.to_string(), "torch:cuda:0");
+        for one in ["torch:cpu", "torch:mps"] {
+            let id = DeviceId::parse(one).unwrap();
+            assert_eq!((id.index, id.to_string()), (0, one.to_string()));
+        }
+        let e = parse("[torch:cpu:1]").unwrap_err();
+        assert!(e.contains("pipelines_per_device"), "{e}");
+        let e = parse("[torch:cuda:x]").unwrap_err();
+        assert!(e.contains("must be a number, e.g. torch:cuda:0"), "{e}");
+        let e = parse("[torch:cuda:0, cuda:1]").unwrap_err();
+        assert!(e.contains("different backends"), "{e}");
+        assert!(parse("[torch]").unwrap_err().contains("not a device"));
     }
 
     #[test]

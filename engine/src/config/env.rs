@@ -140,7 +140,7 @@ impl EnvOverrides {
         let device = var(
             env,
             "PITCHSIDE_DEVICE",
-            "one of auto, cuda, wgpu, cpu",
+            format!("one of {}", crate::device::DEVICE_NAMES),
             DeviceRequest::parse,
         )?;
         Ok(EnvOverrides { device, profile })

@@ -58,12 +58,13 @@ impl ProfileName {
     }
 
     /// The profile that follows a device unless the deployment pins one.
-    /// WGPU takes the `mps` profile: Metal on Apple is its main user.
+    /// WGPU takes the `mps` profile: Metal on Apple is its main user. LibTorch's devices
+    /// take their hardware's profile.
     pub fn for_backend(backend: Backend) -> ProfileName {
         match backend {
-            Backend::Cuda => ProfileName::Cuda,
-            Backend::Wgpu => ProfileName::Mps,
-            Backend::Cpu => ProfileName::Cpu,
+            Backend::Cuda | Backend::TorchCuda => ProfileName::Cuda,
+            Backend::Wgpu | Backend::TorchMps => ProfileName::Mps,
+            Backend::Cpu | Backend::TorchCpu => ProfileName::Cpu,
         }
     }
 }

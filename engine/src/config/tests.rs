@@ -218,7 +218,11 @@ fn bad_env_values_name_the_variable_and_what_it_accepts() {
         ("MAX_DETECTIONS", "1.5", ">= 1"),
         ("CONF_THRESHOLD", "1.5", "between 0 and 1"),
         ("CONF_THRESHOLD", "high", "between 0 and 1"),
-        ("PITCHSIDE_DEVICE", "tpu", "auto, cuda, wgpu, cpu"),
+        (
+            "PITCHSIDE_DEVICE",
+            "tpu",
+            "auto, cuda, wgpu, cpu, torch:cuda",
+        ),
     ];
     for (var, value, expected) in cases {
         let err = EnvOverrides::read(&[(var, value)][..]).unwrap_err();

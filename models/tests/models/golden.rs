@@ -239,6 +239,49 @@ fn burn_flex_matches_ultralytics_too() {
     check("yolo11n-pose.json", flex, true);
 }
 
+/// LibTorch on the CPU (burn-tch, PyTorch's own kernels), f32: every fixture, the same
+/// tolerances as the CPU executor.
+#[cfg(feature = "torch")]
+#[test]
+fn torch_cpu_matches_ultralytics() {
+    let torch = On::Device(ModelDevice::Torch {
+        device: pitchside_models::TorchDevice::Cpu,
+        half: false,
+    });
+    for name in [
+        "yolov8n-railway.json",
+        "yolov8n-railway.conf005.json",
+        "yolov8s-fall.json",
+        "yolov8s-fall.conf005.json",
+        "yolo11n-pose.json",
+        "yolo11n-pose.conf005.json",
+    ] {
+        check(name, torch, false);
+    }
+}
+
+/// LibTorch's f16 on the CPU (what `half: true` gives on `torch:cpu`) against the fp32
+/// fixtures. Measured figures: BENCHMARKS.md.
+#[cfg(feature = "torch")]
+#[test]
+fn torch_cpu_f16_detections_stay_close_to_ultralytics_fp32() {
+    let device = ModelDevice::Torch {
+        device: pitchside_models::TorchDevice::Cpu,
+        half: true,
+    };
+    for name in ["yolov8n-railway.json", "yolo11n-pose.json"] {
+        let d = deviation(name, device);
+        eprintln!("torch:cpu f16 {name}: {d:?}");
+        assert!(d.objects > 0 && d.matched == d.objects, "{name}: {d:?}");
+        assert!(d.max_score <= 0.02, "{name}: score off by {}", d.max_score);
+        assert!(
+            d.max_visible_keypoint_px <= 2.0,
+            "{name}: visible keypoint off by {} px",
+            d.max_visible_keypoint_px
+        );
+    }
+}
+
 #[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_matches_ultralytics_on_one_image() {
@@ -246,7 +289,8 @@ fn wgpu_matches_ultralytics_on_one_image() {
     check("yolo11n-pose.json", On::Device(ModelDevice::Wgpu), true);
 }
 
-/// What bf16 operands did to one fixture's detections against ultralytics' fp32 ones.
+/// What reduced precision (bf16 operands, f16) did to one fixture's detections against
+/// ultralytics' fp32 ones.
 #[derive(Debug, Default)]
 struct Deviation {
     objects: usize,
@@ -261,10 +305,9 @@ struct Deviation {
     unmatched: Vec<(f32, f32)>,
 }
 
-fn bf16_deviation(fixture_name: &str) -> Deviation {
+fn deviation(fixture_name: &str, device: ModelDevice) -> Deviation {
     let fx = fixture(fixture_name);
-    let model =
-        YoloModel::load(&asset(fx["model"].as_str().unwrap()), ModelDevice::CpuBf16).unwrap();
+    let model = YoloModel::load(&asset(fx["model"].as_str().unwrap()), device).unwrap();
     let opts = fixture_options(&fx);
     let mut dev = Deviation {
         worst_iou: 1.0,
@@ -331,7 +374,7 @@ fn bf16_detections_stay_close_to_ultralytics_fp32() {
         "yolo11n-pose.json",
         "yolo11n-pose.conf005.json",
     ] {
-        let d = bf16_deviation(name);
+        let d = deviation(name, ModelDevice::CpuBf16);
         eprintln!("bf16 {name}: {d:?}");
         assert!(
             d.matched as f32 >= 0.99 * d.objects as f32,

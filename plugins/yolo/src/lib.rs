@@ -45,7 +45,8 @@ impl Task {
 /// A model as the deployment describes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelSpec {
-    /// Checkpoint path (`.pt`, or `.safetensors` with its `.json` architecture).
+    /// Checkpoint path (`.pt`, or `.safetensors` with its `.json` architecture), or an
+    /// ultralytics architecture `.yaml` for random weights (benchmarks).
     pub path: PathBuf,
     /// Must be the checkpoint's task.
     pub task: Task,
