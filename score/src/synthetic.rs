@@ -551,8 +551,13 @@ fn kp_json(kps: &[Option<[f64; 2]>]) -> Vec<Value> {
 /// The test answers, by name: `exact` (the truth, rounded to 2 decimals like Pitchside's
 /// output), `noisy` (keypoints with 4 px Gaussian noise, boxes with 1.5 px), `partial`
 /// (every other visible keypoint dropped, every 7th frame missing), `wrong_order` (the
-/// keypoints in a shuffled vertex order), `all_zero` (32 × `[0, 0]`, true objects), and
-/// two quirk probes, `integer_keypoints` and `extra_keypoint` (33 keypoints).
+/// keypoints in a shuffled vertex order), `all_zero` (32 × `[0, 0]`, true objects), two
+/// quirk probes, `integer_keypoints` and `extra_keypoint` (33 keypoints), and three probes of
+/// the validator's rewrite before it stores an answer (`crate::rewrite`): `unrounded`
+/// (keypoints with 3 px noise and boxes with 1.5 px, every number at full precision),
+/// `ties` (the truth snapped to eighths of a pixel: the odd eighths are exact ties at two
+/// decimals, which Python rounds to even) and `frames_dict` (the exact answer with its
+/// frames as a dict keyed by frame number, which the rewrite drops).
 pub fn answers(truth: &[TruthFrame]) -> Vec<(&'static str, Value)> {
     let frame = |t: usize, kps: Vec<Value>, objects: Vec<Value>| json!({ "frame_number": t, "keypoints": kps, "objects": objects });
     let exact = truth
@@ -622,9 +627,9 @@ pub fn answers(truth: &[TruthFrame]) -> Vec<(&'static str, Value)> {
         })
         .collect();
 
-    // Two probes of validator quirks: every keypoint number a JSON integer (numpy makes an
-    // int64 array that cv2.perspectiveTransform rejects) and a 33rd keypoint (an index past
-    // the template).
+    // Two probes of validator quirks: every keypoint number a JSON integer (as sent, numpy
+    // would make an int64 array that cv2.perspectiveTransform rejects; the stored form has
+    // floats) and a 33rd keypoint (an index past the template).
     let integer = truth
         .iter()
         .enumerate()
@@ -651,6 +656,62 @@ pub fn answers(truth: &[TruthFrame]) -> Vec<(&'static str, Value)> {
         })
         .collect();
 
+    let mut rng = Rng::new(0x5C0E_0026);
+    let unrounded = truth
+        .iter()
+        .enumerate()
+        .map(|(t, f)| {
+            let kps: Vec<Value> = f
+                .keypoints
+                .iter()
+                .map(|k| {
+                    k.map_or(json!([0.0, 0.0]), |[x, y]| {
+                        json!([x + 3.0 * rng.normal(), y + 3.0 * rng.normal()])
+                    })
+                })
+                .collect();
+            let objs: Vec<Value> = f
+                .objects
+                .iter()
+                .map(|o| {
+                    let bbox: Vec<f64> = o.bbox.iter().map(|&v| v + 1.5 * rng.normal()).collect();
+                    json!({ "id": o.id, "bbox": bbox, "class_id": o.class_id })
+                })
+                .collect();
+            frame(t, kps, objs)
+        })
+        .collect();
+    let eighth = |v: f64| (v * 8.0).round() / 8.0;
+    let ties = truth
+        .iter()
+        .enumerate()
+        .map(|(t, f)| {
+            let kps: Vec<Value> = f
+                .keypoints
+                .iter()
+                .map(|k| k.map_or(json!([0.0, 0.0]), |[x, y]| json!([eighth(x), eighth(y)])))
+                .collect();
+            let objs: Vec<Value> = f
+                .objects
+                .iter()
+                .map(|o| {
+                    let bbox: Vec<f64> = o.bbox.iter().map(|&v| eighth(v)).collect();
+                    json!({ "id": o.id, "bbox": bbox, "class_id": o.class_id })
+                })
+                .collect();
+            frame(t, kps, objs)
+        })
+        .collect();
+    let mut by_number = serde_json::Map::new();
+    for (t, f) in truth.iter().enumerate() {
+        by_number.insert(
+            t.to_string(),
+            frame(t, kp_json(&f.keypoints), objects_json(&f.objects, None)),
+        );
+    }
+    let frames_dict =
+        json!({ "challenge_id": "synthetic", "frames": by_number, "processing_time": 1.0 });
+
     vec![
         ("exact", answer_json(exact)),
         ("noisy", answer_json(noisy)),
@@ -659,5 +720,8 @@ pub fn answers(truth: &[TruthFrame]) -> Vec<(&'static str, Value)> {
         ("all_zero", answer_json(zero)),
         ("integer_keypoints", answer_json(integer)),
         ("extra_keypoint", answer_json(extra)),
+        ("unrounded", answer_json(unrounded)),
+        ("ties", answer_json(ties)),
+        ("frames_dict", frames_dict),
     ]
 }

@@ -215,10 +215,53 @@ fn score_prints_the_validators_keypoint_score_of_an_answer() {
         &[],
     ));
     let got: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let got = got["final_score"].as_f64().unwrap();
+    let score = got["final_score"].as_f64().unwrap();
     assert!(
-        (got - want).abs() < 1e-3,
-        "final_score {got}, validator {want}"
+        (score - want).abs() < 1e-4,
+        "final_score {score}, validator {want}"
+    );
+    let recorded = got["keypoints_final_score"].as_f64().unwrap();
+    assert!((recorded - want / 100.0).abs() < 1e-6, "{recorded}");
+    // Per frame, what the validator's per-frame results hold.
+    let frames = got["per_frame"].as_array().unwrap();
+    let golden_frames = &golden["answers"]["pitchside"]["per_frame"];
+    assert_eq!(frames.len(), golden_frames.as_object().unwrap().len());
+    for f in frames {
+        let g = &golden_frames[f["frame"].as_str().unwrap()];
+        for k in ["player_plausibility", "keypoint_stability"] {
+            let (a, b) = (f[k].as_f64().unwrap(), g[k].as_f64().unwrap());
+            assert!((a - b).abs() < 1e-6, "frame {}: {k} {a} vs {b}", f["frame"]);
+        }
+    }
+}
+
+/// An answer the validator's rewrite fails on is never stored, so never scored: `score`
+/// says so and why, and fails (before reading the video).
+#[test]
+fn score_refuses_an_answer_the_validator_would_not_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let answer = dir.path().join("answer.json");
+    std::fs::write(
+        &answer,
+        r#"{"frames": [{"frame_number": 0, "keypoints": [[1, 2]]}, {"keypoints": []}]}"#,
+    )
+    .unwrap();
+    let o = pitchside(
+        &[
+            "score",
+            "--video",
+            "assets/vtest.avi",
+            "--answer",
+            answer.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("would not store this answer")
+            && stderr.contains("frame 1 has no 'frame_number'"),
+        "{stderr}"
     );
 }
 
