@@ -24,6 +24,7 @@
 //! (`calculate_score.py`); [`KeypointScore::final_score`] is on the 0..100 scale of
 //! `calculate_final_score_keypoints`.
 
+pub mod analytics;
 pub mod answer;
 pub mod lines;
 pub mod rewrite;

@@ -193,6 +193,29 @@ impl Mover {
     }
 }
 
+/// Where every mover truly is at frame `t`, visible or not: (id, class_id, position on the
+/// pitch in metres, velocity in m/s), for the analytics' tests.
+pub fn truth_positions(t: usize) -> Vec<(u32, u32, [f64; 2], [f64; 2])> {
+    let tf = t as f64;
+    movers()
+        .iter()
+        .map(|m| {
+            let p = m.position(t);
+            // d/dt of Mover::position, per frame, in cm.
+            let v = [
+                m.velocity[0] + 120.0 * 0.07 * (0.07 * tf + m.phase).cos(),
+                m.velocity[1] - 80.0 * 0.05 * (0.05 * tf + 2.0 * m.phase).sin(),
+            ];
+            (
+                m.id,
+                m.class_id,
+                [p[0] / 100.0, p[1] / 100.0],
+                [v[0] / 100.0 * FPS, v[1] / 100.0 * FPS],
+            )
+        })
+        .collect()
+}
+
 fn movers() -> Vec<Mover> {
     let mut rng = Rng::new(0x5C0E_0001);
     let mut v = Vec::new();
@@ -226,36 +249,6 @@ fn movers() -> Vec<Mover> {
         height: 22.0,
     });
     v
-}
-
-/// The pitch markings as polylines in cm.
-fn markings() -> Vec<Vec<[f64; 2]>> {
-    let (l, w) = (PITCH_LENGTH, PITCH_WIDTH);
-    let rect =
-        |x0: f64, y0: f64, x1: f64, y1: f64| vec![[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]];
-    let arc = |cx: f64, cy: f64, r: f64, a0: f64, a1: f64| {
-        (0..=64)
-            .map(|i| {
-                let a = a0 + (a1 - a0) * f64::from(i) / 64.0;
-                [cx + r * a.cos(), cy + r * a.sin()]
-            })
-            .collect::<Vec<_>>()
-    };
-    let (pbw, pbl, gbw, gbl) = (4100.0, 2015.0, 1832.0, 550.0);
-    let pi = std::f64::consts::PI;
-    // The arc of each penalty area: radius 915 around the spot, outside the box.
-    let a = ((pbl - 1100.0) / 915.0_f64).acos();
-    vec![
-        rect(0.0, 0.0, l, w),
-        vec![[l / 2.0, 0.0], [l / 2.0, w]],
-        rect(0.0, (w - pbw) / 2.0, pbl, (w + pbw) / 2.0),
-        rect(l - pbl, (w - pbw) / 2.0, l, (w + pbw) / 2.0),
-        rect(0.0, (w - gbw) / 2.0, gbl, (w + gbw) / 2.0),
-        rect(l - gbl, (w - gbw) / 2.0, l, (w + gbw) / 2.0),
-        arc(l / 2.0, w / 2.0, 915.0, 0.0, 2.0 * pi),
-        arc(1100.0, w / 2.0, 915.0, -a, a),
-        arc(l - 1100.0, w / 2.0, 915.0, pi - a, pi + a),
-    ]
 }
 
 fn to_fixed(p: [f64; 2]) -> Point {
@@ -344,7 +337,7 @@ pub fn render_frame(t: usize) -> Result<(Mat, TruthFrame), ScoreError> {
 
     // Lines, 12 cm wide, in 25 cm pieces; wear fixed in pitch space (the same piece is worn
     // in every frame): brightness varies and some pieces are missing.
-    for (li, line) in markings().iter().enumerate() {
+    for (li, line) in template::markings().iter().enumerate() {
         let mut wear = Rng::new(0x5C0E_1000 + li as u64);
         for seg in line.windows(2) {
             let len = ((seg[1][0] - seg[0][0]).powi(2) + (seg[1][1] - seg[0][1]).powi(2)).sqrt();

@@ -235,6 +235,93 @@ fn score_prints_the_validators_keypoint_score_of_an_answer() {
     }
 }
 
+/// `analyze` on a video without a pitch (vtest.avi, Pitchside's pose-model answer) says
+/// so and writes frames without positions, as JSON and as CSV (objects and tracks).
+#[test]
+fn analyze_says_when_there_is_no_pitch() {
+    let dir = tempfile::tempdir().unwrap();
+    let answer = root().join("score/tests/fixtures/vtest-answer.json");
+    let json = dir.path().join("a.json");
+    let o = pitchside(
+        &[
+            "analyze",
+            "--video",
+            "assets/vtest.avi",
+            "--answer",
+            answer.to_str().unwrap(),
+            "--out",
+            json.to_str().unwrap(),
+        ],
+        &[],
+    );
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no pitch in view"));
+    let a: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(a["frames_with_homography"], 0);
+    assert_eq!(a["video"]["width"], 768);
+    let frames = a["frames"].as_array().unwrap();
+    assert!(frames.len() > 700, "{}", frames.len());
+    assert!(
+        frames
+            .iter()
+            .flat_map(|f| f["objects"].as_array().unwrap())
+            .all(|o| o["x"].is_null())
+    );
+    let csv = dir.path().join("a.csv");
+    ok(&pitchside(
+        &[
+            "analyze",
+            "--video",
+            "assets/vtest.avi",
+            "--answer",
+            answer.to_str().unwrap(),
+            "--out",
+            csv.to_str().unwrap(),
+            "--format",
+            "csv",
+        ],
+        &[],
+    ));
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    assert!(
+        rows.starts_with("frame_number,shot,id,class_id,x_m,y_m,team\n"),
+        "{rows:.200}"
+    );
+    let tracks = std::fs::read_to_string(dir.path().join("a-tracks.csv")).unwrap();
+    assert!(
+        tracks.starts_with("id,class_id,frames,seconds_on_screen"),
+        "{tracks:.200}"
+    );
+    assert!(tracks.lines().count() > 2);
+}
+
+/// `run --analytics FILE` writes the analytics of its result beside the Score Vision JSON
+/// (here with the built-in `null` detector: frames, no positions, and the note why).
+#[test]
+fn run_writes_the_analytics_of_its_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = quick_deployment(dir.path(), "");
+    let analytics = dir.path().join("analytics.json");
+    let out = ok(&pitchside(
+        &[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--analytics",
+            analytics.to_str().unwrap(),
+            "assets/vtest.avi",
+        ],
+        &[("FRAME_STRIDE", "4")],
+    ));
+    let response: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let a: serde_json::Value = serde_json::from_slice(&std::fs::read(&analytics).unwrap()).unwrap();
+    assert_eq!(
+        a["frames"].as_array().unwrap().len(),
+        response["frames"].as_array().unwrap().len()
+    );
+    assert!(a["note"].as_str().unwrap().contains("no pitch in view"));
+}
+
 /// An answer the validator's rewrite fails on is never stored, so never scored: `score`
 /// says so and why, and fails (before reading the video).
 #[test]
