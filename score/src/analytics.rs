@@ -637,9 +637,9 @@ mod tests {
     fn inverse_is_an_inverse() {
         let m = [[2.0, 0.3, 5.0], [0.1, 1.5, -2.0], [0.001, 0.002, 1.0]];
         let i = invert(&m).unwrap();
-        for r in 0..3 {
+        for (r, row) in m.iter().enumerate() {
             for c in 0..3 {
-                let v: f64 = (0..3).map(|k| m[r][k] * i[k][c]).sum();
+                let v: f64 = row.iter().zip(&i).map(|(a, irow)| a * irow[c]).sum();
                 assert!((v - f64::from(u8::from(r == c))).abs() < 1e-12);
             }
         }
