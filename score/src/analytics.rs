@@ -1,6 +1,6 @@
-//! From pixels to the pitch: every object's position in metres and every track's motion,
-//! from a Score Vision answer (issue 27, first part: positions and motion; teams and the
-//! radar are not built yet).
+//! From pixels to the pitch: every object's position in metres, every track's motion and
+//! team, from a Score Vision answer (issue 27; the radar is not built yet). Teams:
+//! `crate::teams`.
 //!
 //! Per frame, a homography from the image to the pitch plane (metres, true geometry:
 //! `template::vertices_m`, 120 × 70 m) is fitted with RANSAC from the visible keypoints of
@@ -18,7 +18,7 @@
 //! smooths the path and gives the velocity; distance is the smoothed path's length, top
 //! speed the largest fitted speed, both within shots only.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use opencv::calib3d;
 use opencv::core::{Mat, Point2d, Vector};
@@ -28,6 +28,7 @@ use serde_json::Value;
 
 use crate::answer::{Frames, python_int_str};
 use crate::scoring::{Homography, detect_scene_transitions};
+use crate::teams;
 use crate::template::{KEYPOINT_COUNT, PITCH_LENGTH_M, PITCH_WIDTH_M, vertices_m};
 use crate::{ScoreError, parse_answer};
 
@@ -106,7 +107,8 @@ pub struct ObjectPosition {
     /// surroundings.
     pub x: Option<f64>,
     pub y: Option<f64>,
-    /// Not computed yet (issue 27, part 2).
+    /// 0 or 1: the two teams found by shirt colour (goalkeepers by position); `None` for
+    /// referees, the ball, and without the video's pixels.
     pub team: Option<u8>,
 }
 
@@ -122,10 +124,16 @@ pub struct TrackSummary {
     pub distance_m: f64,
     /// `None` when no half-second window of positions exists.
     pub top_speed_kmh: Option<f64>,
+    pub team: Option<u8>,
 }
 
 /// The analytics of an answer (JSON bytes, read as the validator stores it).
-pub fn analyze_answer(json: &[u8], video: VideoInfo) -> Result<Analytics, ScoreError> {
+/// `pixels`: the video itself, read for the shirt colours (teams); without it no teams.
+pub fn analyze_answer(
+    json: &[u8],
+    video: VideoInfo,
+    pixels: Option<&std::path::Path>,
+) -> Result<Analytics, ScoreError> {
     let stored = crate::rewrite::optimize_response_data(json)?;
     let numbers: Vec<i64> = stored
         .frames
@@ -133,7 +141,7 @@ pub fn analyze_answer(json: &[u8], video: VideoInfo) -> Result<Analytics, ScoreE
         .filter_map(|(k, _)| python_int_str(k))
         .collect();
     let (frames, _) = parse_answer(json, &numbers)?;
-    analyze(&frames, video)
+    analyze(&frames, video, pixels)
 }
 
 struct Input<'a> {
@@ -143,7 +151,11 @@ struct Input<'a> {
 }
 
 /// The analytics of parsed answer frames.
-pub fn analyze(frames: &Frames, video: VideoInfo) -> Result<Analytics, ScoreError> {
+pub fn analyze(
+    frames: &Frames,
+    video: VideoInfo,
+    pixels: Option<&std::path::Path>,
+) -> Result<Analytics, ScoreError> {
     let (w, h) = (f64::from(video.width), f64::from(video.height));
     let mut input: Vec<Input> = Vec::new();
     for (key, frame) in frames.iter() {
@@ -180,10 +192,14 @@ pub fn analyze(frames: &Frames, video: VideoInfo) -> Result<Analytics, ScoreErro
     let held = hold_within_shots(&input, &raw, &shot_of, w, h);
 
     let mut out_frames = Vec::with_capacity(input.len());
+    // The track key of each output object, for the teams.
+    let mut keys: Vec<Vec<Option<String>>> = Vec::with_capacity(input.len());
+    let mut to_sample: BTreeMap<i64, Vec<teams::Sample>> = BTreeMap::new();
     let mut samples: BTreeMap<String, Track> = BTreeMap::new();
     for (f, hm) in input.iter().zip(&held) {
         let shot = shot_of(f.number);
         let mut objects = Vec::with_capacity(f.objects.len());
+        let mut frame_keys = Vec::with_capacity(f.objects.len());
         for o in f.objects {
             let Some(b) = o.bbox.as_deref().filter(|b| b.len() >= 4) else {
                 continue;
@@ -199,6 +215,16 @@ pub fn analyze(frames: &Frames, video: VideoInfo) -> Result<Analytics, ScoreErro
                     .and_then(|t| serde_json::from_str(t).ok())
                     .unwrap_or(Value::Null);
             if let Some(key) = &o.id {
+                let clustered = !matches!(
+                    o.class_id,
+                    Some(c) if c == teams::BALL || c == teams::GOALKEEPER || c == teams::REFEREE
+                );
+                if clustered && pixels.is_some() {
+                    to_sample.entry(f.number).or_default().push(teams::Sample {
+                        track: key.clone(),
+                        bbox: [b[0], b[1], b[2], b[3]],
+                    });
+                }
                 let t = samples.entry(key.clone()).or_insert_with(|| Track {
                     id: id.clone(),
                     class_id: o.class_id,
@@ -210,6 +236,7 @@ pub fn analyze(frames: &Frames, video: VideoInfo) -> Result<Analytics, ScoreErro
                     t.points.push((f.number, shot, p));
                 }
             }
+            frame_keys.push(o.id.clone());
             objects.push(ObjectPosition {
                 id,
                 class_id: o.class_id,
@@ -218,6 +245,7 @@ pub fn analyze(frames: &Frames, video: VideoInfo) -> Result<Analytics, ScoreErro
                 team: None,
             });
         }
+        keys.push(frame_keys);
         out_frames.push(FrameAnalytics {
             frame_number: f.number,
             shot,
@@ -225,9 +253,25 @@ pub fn analyze(frames: &Frames, video: VideoInfo) -> Result<Analytics, ScoreErro
             objects,
         });
     }
+    let mut team_of: HashMap<String, u8> = match pixels {
+        Some(path) => teams::teams_by_vote(&teams::sample_video(path, &to_sample)?),
+        None => HashMap::new(),
+    };
+    if !team_of.is_empty() {
+        goalkeepers_by_position(&out_frames, &keys, &samples, &mut team_of);
+    }
+    for (f, ks) in out_frames.iter_mut().zip(&keys) {
+        for (o, k) in f.objects.iter_mut().zip(ks) {
+            o.team = k.as_ref().and_then(|k| team_of.get(k).copied());
+        }
+    }
     let tracks = samples
-        .into_values()
-        .map(|t| t.summary(video.fps))
+        .into_iter()
+        .map(|(k, t)| {
+            let mut s = t.summary(video.fps);
+            s.team = team_of.get(&k).copied();
+            s
+        })
         .collect();
     let frames_with_homography = held.iter().filter(|h| h.is_some()).count();
     Ok(Analytics {
@@ -244,6 +288,61 @@ pub fn analyze(frames: &Frames, video: VideoInfo) -> Result<Analytics, ScoreErro
         frames: out_frames,
         tracks,
     })
+}
+
+/// A goalkeeper's team: the team whose players stand nearest him on the pitch, on average
+/// over the frames where both have positions.
+fn goalkeepers_by_position(
+    frames: &[FrameAnalytics],
+    keys: &[Vec<Option<String>>],
+    tracks: &BTreeMap<String, Track>,
+    team_of: &mut HashMap<String, u8>,
+) {
+    let keepers: Vec<&String> = tracks
+        .iter()
+        .filter(|(_, t)| t.class_id == Some(teams::GOALKEEPER))
+        .map(|(k, _)| k)
+        .collect();
+    for keeper in keepers {
+        let mut sum = [0.0; 2];
+        let mut n = [0usize; 2];
+        for (f, ks) in frames.iter().zip(keys) {
+            let at = |o: &ObjectPosition| o.x.zip(o.y).map(|(x, y)| [x, y]);
+            let Some(me) = f
+                .objects
+                .iter()
+                .zip(ks)
+                .find(|(_, k)| k.as_ref() == Some(keeper))
+                .and_then(|(o, _)| at(o))
+            else {
+                continue;
+            };
+            let mut nearest = [f64::INFINITY; 2];
+            for (o, k) in f.objects.iter().zip(ks) {
+                let (Some(team), Some(p)) = (k.as_ref().and_then(|k| team_of.get(k)), at(o)) else {
+                    continue;
+                };
+                let t = usize::from(*team);
+                nearest[t] = nearest[t].min(dist(me, p));
+            }
+            for t in 0..2 {
+                if nearest[t].is_finite() {
+                    sum[t] += nearest[t];
+                    n[t] += 1;
+                }
+            }
+        }
+        let mean = |t: usize| {
+            if n[t] > 0 {
+                sum[t] / n[t] as f64
+            } else {
+                f64::INFINITY
+            }
+        };
+        if n[0] + n[1] > 0 {
+            team_of.insert(keeper.clone(), u8::from(mean(1) < mean(0)));
+        }
+    }
 }
 
 /// RANSAC homography from the pitch (metres) to the image, from the keypoints that are in
@@ -457,6 +556,7 @@ impl Track {
             positioned_frames: kept_total,
             distance_m: distance,
             top_speed_kmh: top,
+            team: None,
         }
     }
 
@@ -631,6 +731,62 @@ mod tests {
             s.distance_m
         );
         assert!((s.top_speed_kmh.unwrap() - 7.2).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_goalkeeper_joins_the_team_standing_nearest_him() {
+        let obj = |id: u64, class: f64, x: f64| ObjectPosition {
+            id: Value::from(id),
+            class_id: Some(class),
+            x: Some(x),
+            y: Some(35.0),
+            team: None,
+        };
+        let frames: Vec<FrameAnalytics> = (0..3)
+            .map(|n| FrameAnalytics {
+                frame_number: n,
+                shot: 0,
+                homography: None,
+                objects: vec![
+                    obj(1, 2.0, 12.0),
+                    obj(2, 2.0, 20.0),
+                    obj(9, 1.0, 4.0),
+                    obj(7, 1.0, 90.0),
+                ],
+            })
+            .collect();
+        let keys: Vec<Vec<Option<String>>> = frames
+            .iter()
+            .map(|f| f.objects.iter().map(|o| Some(o.id.to_string())).collect())
+            .collect();
+        let track = |class: f64| Track {
+            id: Value::Null,
+            class_id: Some(class),
+            seen: 3,
+            points: Vec::new(),
+        };
+        let tracks: BTreeMap<String, Track> = [
+            ("1".to_string(), track(2.0)),
+            ("2".to_string(), track(2.0)),
+            ("9".to_string(), track(1.0)),
+            ("7".to_string(), track(1.0)),
+        ]
+        .into_iter()
+        .collect();
+        let mut team_of: HashMap<String, u8> = [("1".to_string(), 1), ("2".to_string(), 0)]
+            .into_iter()
+            .collect();
+        goalkeepers_by_position(&frames, &keys, &tracks, &mut team_of);
+        assert_eq!(
+            team_of.get("9"),
+            Some(&1),
+            "player 1 (team 1) stands nearest"
+        );
+        assert_eq!(
+            team_of.get("7"),
+            Some(&0),
+            "player 2 (team 0) stands nearest"
+        );
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub mod lines;
 pub mod rewrite;
 pub mod scoring;
 pub mod synthetic;
+pub mod teams;
 pub mod template;
 
 use std::fmt;

@@ -24,7 +24,7 @@ fn answer(name: &str) -> serde_json::Value {
 }
 
 fn analytics_of(name: &str) -> Analytics {
-    analyze_answer(&serde_json::to_vec(&answer(name)).unwrap(), video()).unwrap()
+    analyze_answer(&serde_json::to_vec(&answer(name)).unwrap(), video(), None).unwrap()
 }
 
 /// The exact answer with Gaussian noise of `sigma` px on every visible keypoint (boxes
@@ -40,7 +40,7 @@ fn with_keypoint_noise(sigma: f64, seed: u64) -> Analytics {
             }
         }
     }
-    analyze_answer(&serde_json::to_vec(&a).unwrap(), video()).unwrap()
+    analyze_answer(&serde_json::to_vec(&a).unwrap(), video(), None).unwrap()
 }
 
 fn percentile(v: &mut [f64], q: f64) -> f64 {
@@ -183,6 +183,7 @@ fn no_pitch_no_positions() {
             height: 576,
             fps: 10.0,
         },
+        None,
     )
     .unwrap();
     assert!(!a.frames.is_empty());
@@ -199,4 +200,49 @@ fn no_pitch_no_positions() {
             .iter()
             .all(|t| t.distance_m == 0.0 && t.top_speed_kmh.is_none())
     );
+}
+
+/// Two teams from the shirts (ids 1-11 red, 12-22 white in the synthetic clip), found
+/// without training; the referee (class 3) and the ball belong to none.
+#[test]
+fn two_teams_from_the_shirts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("synthetic.mkv");
+    let truth = synthetic::render(&path).unwrap();
+    let answer = synthetic::answers(&truth)
+        .into_iter()
+        .find(|(n, _)| *n == "exact")
+        .unwrap()
+        .1;
+    let a = analyze_answer(&serde_json::to_vec(&answer).unwrap(), video(), Some(&path)).unwrap();
+    let (mut right, mut total) = (0, 0);
+    // Which label the red team got.
+    let red = a
+        .tracks
+        .iter()
+        .find(|t| t.id == 1)
+        .and_then(|t| t.team)
+        .unwrap();
+    for f in &a.frames {
+        for o in &f.objects {
+            match o.class_id {
+                Some(2.0) => {
+                    let want = if o.id.as_u64().unwrap() <= 11 {
+                        red
+                    } else {
+                        1 - red
+                    };
+                    total += 1;
+                    right += usize::from(o.team == Some(want));
+                }
+                _ => assert_eq!(o.team, None, "{o:?}"),
+            }
+        }
+    }
+    let share = right as f64 / total as f64;
+    eprintln!(
+        "teams: {right} of {total} player-frames right ({:.2} %)",
+        100.0 * share
+    );
+    assert!(share >= 0.98, "{share}");
 }

@@ -67,7 +67,7 @@ fn write(video: &Path, answer: &[u8], out: &Path, format: Format) -> Result<()> 
     use anyhow::Context;
     use pitchside_score::analytics::{VideoInfo, analyze_answer};
     let info = VideoInfo::probe(video)?;
-    let a = analyze_answer(answer, info)?;
+    let a = analyze_answer(answer, info, Some(video))?;
     if let Some(note) = &a.note {
         tracing::warn!("{note}");
     }
