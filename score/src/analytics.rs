@@ -85,6 +85,8 @@ pub struct Analytics {
     pub frames_with_homography: usize,
     /// Said when no frame has a homography (no pitch in view): no positions, no speeds.
     pub note: Option<String>,
+    /// Each team's mean shirt colour (BGR), `None` without teams.
+    pub team_colours_bgr: [Option<[u8; 3]>; 2],
     pub frames: Vec<FrameAnalytics>,
     pub tracks: Vec<TrackSummary>,
 }
@@ -253,9 +255,9 @@ pub fn analyze(
             objects,
         });
     }
-    let mut team_of: HashMap<String, u8> = match pixels {
+    let (mut team_of, team_colours) = match pixels {
         Some(path) => teams::teams_by_vote(&teams::sample_video(path, &to_sample)?),
-        None => HashMap::new(),
+        None => (HashMap::new(), [None, None]),
     };
     if !team_of.is_empty() {
         goalkeepers_by_position(&out_frames, &keys, &samples, &mut team_of);
@@ -285,6 +287,8 @@ pub fn analyze(
              most, fit one): no pitch in view, so no pitch positions, distances or speeds"
                 .to_string()
         }),
+        team_colours_bgr: team_colours
+            .map(|c| c.map(|c| c.map(|v| v.round().clamp(0.0, 255.0) as u8))),
         frames: out_frames,
         tracks,
     })

@@ -27,6 +27,7 @@
 pub mod analytics;
 pub mod answer;
 pub mod lines;
+pub mod radar;
 pub mod rewrite;
 pub mod scoring;
 pub mod synthetic;

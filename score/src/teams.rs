@@ -149,18 +149,31 @@ pub fn two_means(colours: &[[f64; 3]]) -> Vec<u8> {
     labels
 }
 
-/// Each track's team: the majority of its frames' clusters (ties to team 0).
-pub fn teams_by_vote(samples: &[(String, [f64; 3])]) -> HashMap<String, u8> {
+/// Each track's team: the majority of its frames' clusters (ties to team 0); and each
+/// team's shirt colour (BGR), the mean over its tracks' samples.
+pub fn teams_by_vote(
+    samples: &[(String, [f64; 3])],
+) -> (HashMap<String, u8>, [Option<[f64; 3]>; 2]) {
     let colours: Vec<[f64; 3]> = samples.iter().map(|s| s.1).collect();
     let labels = two_means(&colours);
     let mut votes: HashMap<String, [usize; 2]> = HashMap::new();
     for ((track, _), l) in samples.iter().zip(labels) {
         votes.entry(track.clone()).or_default()[usize::from(l)] += 1;
     }
-    votes
+    let team: HashMap<String, u8> = votes
         .into_iter()
         .map(|(t, v)| (t, u8::from(v[1] > v[0])))
-        .collect()
+        .collect();
+    let mut sums = [([0.0; 3], 0usize); 2];
+    for (track, c) in samples {
+        let s = &mut sums[usize::from(team[track])];
+        for (acc, v) in s.0.iter_mut().zip(c) {
+            *acc += v;
+        }
+        s.1 += 1;
+    }
+    let colours = sums.map(|(s, n)| (n > 0).then(|| s.map(|v| v / n as f64)));
+    (team, colours)
 }
 
 #[cfg(test)]

@@ -245,4 +245,26 @@ fn two_teams_from_the_shirts() {
         100.0 * share
     );
     assert!(share >= 0.98, "{share}");
+
+    // The radar: each player a dot in his team's shirt colour, where the analytics put him.
+    use opencv::prelude::*;
+    let f = &a.frames[30];
+    let img = pitchside_score::radar::draw(&a, f, 8.0).unwrap();
+    for o in f.objects.iter().filter(|o| o.class_id == Some(2.0)) {
+        let (x, y) = (o.x.unwrap(), o.y.unwrap());
+        let (px, py) = (
+            ((x + 5.0) * 8.0).round() as i32,
+            ((y + 5.0) * 8.0).round() as i32,
+        );
+        let got = *img.at_2d::<opencv::core::Vec3b>(py, px).unwrap();
+        let want = a.team_colours_bgr[usize::from(o.team.unwrap())].unwrap();
+        let d: i32 = (0..3)
+            .map(|k| (i32::from(got[k]) - i32::from(want[k])).abs())
+            .sum();
+        assert!(
+            d <= 30,
+            "player {} at ({x:.1}, {y:.1}): {got:?} vs {want:?}",
+            o.id
+        );
+    }
 }

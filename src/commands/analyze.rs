@@ -28,6 +28,13 @@ pub struct AnalyzeArgs {
     pub out: PathBuf,
     #[arg(long, value_enum, default_value = "json")]
     pub format: Format,
+    /// Also draw the radar (bird's-eye view of the pitch, players in their team's colour)
+    /// of one frame as a PNG.
+    #[arg(long)]
+    pub radar: Option<PathBuf>,
+    /// The frame the radar shows (default: the first with a homography).
+    #[arg(long, requires = "radar")]
+    pub radar_frame: Option<i64>,
 }
 
 #[cfg(feature = "opencv")]
@@ -35,7 +42,12 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     use anyhow::Context;
     let json = std::fs::read(&args.answer)
         .with_context(|| format!("reading {}", args.answer.display()))?;
-    write(&args.video, &json, &args.out, args.format)
+    let a = write(&args.video, &json, &args.out, args.format)?;
+    if let Some(png) = &args.radar {
+        let n = pitchside_score::radar::write_png(&a, args.radar_frame, png)?;
+        tracing::info!(path = %png.display(), frame = n, "radar written");
+    }
+    Ok(())
 }
 
 #[cfg(not(feature = "opencv"))]
@@ -59,11 +71,16 @@ pub fn check_available(asked: bool) -> Result<()> {
 /// `run --analytics FILE`: the analytics of the response just computed (JSON).
 pub fn of_response(video: &Path, response: &Response, out: &Path) -> Result<()> {
     let json = serde_json::to_vec(response)?;
-    write(video, &json, out, Format::Json)
+    write(video, &json, out, Format::Json).map(drop)
 }
 
 #[cfg(feature = "opencv")]
-fn write(video: &Path, answer: &[u8], out: &Path, format: Format) -> Result<()> {
+fn write(
+    video: &Path,
+    answer: &[u8],
+    out: &Path,
+    format: Format,
+) -> Result<pitchside_score::analytics::Analytics> {
     use anyhow::Context;
     use pitchside_score::analytics::{VideoInfo, analyze_answer};
     let info = VideoInfo::probe(video)?;
@@ -88,7 +105,7 @@ fn write(video: &Path, answer: &[u8], out: &Path, format: Format) -> Result<()> 
         tracks = a.tracks.len(),
         "analytics written"
     );
-    Ok(())
+    Ok(a)
 }
 
 #[cfg(not(feature = "opencv"))]

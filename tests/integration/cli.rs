@@ -287,6 +287,23 @@ fn analyze_says_when_there_is_no_pitch() {
         rows.starts_with("frame_number,shot,id,class_id,x_m,y_m,team\n"),
         "{rows:.200}"
     );
+    // No pitch, no radar: said, not drawn.
+    let o = pitchside(
+        &[
+            "analyze",
+            "--video",
+            "assets/vtest.avi",
+            "--answer",
+            answer.to_str().unwrap(),
+            "--out",
+            json.to_str().unwrap(),
+            "--radar",
+            dir.path().join("r.png").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no frame has a homography"));
     let tracks = std::fs::read_to_string(dir.path().join("a-tracks.csv")).unwrap();
     assert!(
         tracks.starts_with("id,class_id,frames,seconds_on_screen"),
