@@ -185,7 +185,8 @@ pub fn analyze(
         .unwrap_or_default();
     let mut shots = vec![input.first().map_or(0, |f| f.number)];
     shots.extend(transitions);
-    let shot_of = |n: i64| shots.iter().rposition(|&s| n >= s).unwrap_or(0);
+    // `shots` ascends (transitions come in frame order, after the first frame).
+    let shot_of = |n: i64| shots.partition_point(|&s| s <= n).saturating_sub(1);
 
     let raw: Vec<Option<Homography>> = input
         .iter()
@@ -436,11 +437,16 @@ fn hold_within_shots(
         .collect();
     input
         .iter()
-        .map(|f| {
+        .enumerate()
+        .map(|(i, f)| {
             let shot = shot_of(f.number);
-            let near: Vec<(f64, &Homography)> = input
+            // `input` is sorted by frame number: the window is a few entries either side
+            // (bounded, so an answer of a million frames stays linear).
+            let span = 2 * HOLD as usize + 1;
+            let (lo, hi) = (i.saturating_sub(span), (i + span + 1).min(input.len()));
+            let near: Vec<(f64, &Homography)> = input[lo..hi]
                 .iter()
-                .zip(&norm)
+                .zip(&norm[lo..hi])
                 .filter(|(g, _)| (g.number - f.number).abs() <= HOLD && shot_of(g.number) == shot)
                 .filter_map(|(g, m)| m.as_ref().map(|m| ((g.number - f.number) as f64, m)))
                 .collect();
@@ -535,7 +541,10 @@ impl Track {
             let fits: Vec<(i64, [f64; 2], Option<[f64; 2]>)> = kept
                 .iter()
                 .map(|&(t, _)| {
-                    let (p, v) = local_linear(&kept, t, half);
+                    // `kept` is in frame order: the window by binary search.
+                    let lo = kept.partition_point(|q| q.0 < t - half);
+                    let hi = kept.partition_point(|q| q.0 <= t + half);
+                    let (p, v) = local_linear(&kept[lo..hi], t, half);
                     (t, p, v)
                 })
                 .collect();
