@@ -142,8 +142,12 @@ pub fn analyze_answer(
         .iter()
         .filter_map(|(k, _)| python_int_str(k))
         .collect();
-    let (frames, _) = parse_answer(json, &numbers)?;
-    analyze(&frames, video, pixels)
+    let (frames, dropped) = parse_answer(json, &numbers)?;
+    let mut a = analyze(&frames, video, pixels)?;
+    if let Some(why) = dropped {
+        a.note = Some(why);
+    }
+    Ok(a)
 }
 
 struct Input<'a> {
@@ -800,6 +804,18 @@ mod tests {
             Some(&0),
             "player 2 (team 0) stands nearest"
         );
+    }
+
+    #[test]
+    fn a_frames_dict_says_why_nothing_is_analysed() {
+        let video = VideoInfo {
+            width: 100,
+            height: 100,
+            fps: 25.0,
+        };
+        let a = analyze_answer(br#"{"frames": {"0": {}}}"#, video, None).unwrap();
+        assert!(a.frames.is_empty());
+        assert!(a.note.unwrap().contains("is a dict"));
     }
 
     #[test]

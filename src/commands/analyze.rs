@@ -68,10 +68,15 @@ pub fn check_available(asked: bool) -> Result<()> {
     Ok(())
 }
 
-/// `run --analytics FILE`: the analytics of the response just computed (JSON).
+/// `run --analytics FILE`: the analytics of the response just computed (CSV when FILE ends
+/// in `.csv`, else JSON).
 pub fn of_response(video: &Path, response: &Response, out: &Path) -> Result<()> {
     let json = serde_json::to_vec(response)?;
-    write(video, &json, out, Format::Json).map(drop)
+    let csv = out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let format = if csv { Format::Csv } else { Format::Json };
+    write(video, &json, out, format).map(drop)
 }
 
 #[cfg(feature = "opencv")]

@@ -24,7 +24,8 @@ pub struct RunArgs {
     /// Also print the validator's keypoint score of the result (as `pitchside score`).
     #[arg(long)]
     pub score: bool,
-    /// Also write the pitch analytics of the result here (JSON, as `pitchside analyze`).
+    /// Also write the pitch analytics of the result here (as `pitchside analyze`: JSON, or
+    /// CSV when the name ends in .csv, with the tracks beside it in NAME-tracks.csv).
     #[arg(long)]
     pub analytics: Option<PathBuf>,
     /// challenge_id to put in the response.

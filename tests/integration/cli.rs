@@ -337,6 +337,25 @@ fn run_writes_the_analytics_of_its_result() {
         response["frames"].as_array().unwrap().len()
     );
     assert!(a["note"].as_str().unwrap().contains("no pitch in view"));
+    // A name ending in .csv: CSV, the tracks beside it.
+    let csv = dir.path().join("analytics.csv");
+    ok(&pitchside(
+        &[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--analytics",
+            csv.to_str().unwrap(),
+            "assets/vtest.avi",
+        ],
+        &[("FRAME_STRIDE", "4")],
+    ));
+    assert!(
+        std::fs::read_to_string(&csv)
+            .unwrap()
+            .starts_with("frame_number,shot,")
+    );
+    assert!(dir.path().join("analytics-tracks.csv").is_file());
 }
 
 /// An answer the validator's rewrite fails on is never stored, so never scored: `score`
