@@ -6,7 +6,9 @@
 //! written losslessly so that any decoder returns exactly the rendered pixels.
 //!
 //! `answers` derives the test answers from the truth: exact, noisy, partially missing,
-//! wrongly ordered and all-zero.
+//! wrongly ordered, all-zero, and probes of the validator's quirks and of its rewrite
+//! before storing (integer keypoints, a 33rd keypoint, unrounded, ties, frames as a dict);
+//! `truth_positions` gives every mover's true pitch position and velocity (analytics).
 
 use std::path::Path;
 
