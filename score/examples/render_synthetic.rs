@@ -1,7 +1,8 @@
 //! Render the synthetic test clip and its answers into a directory:
 //! `cargo run -p pitchside-score --example render_synthetic -- OUT_DIR`
 //! writes OUT_DIR/synthetic.mkv and OUT_DIR/<answer>.json (exact, noisy, partial,
-//! wrong_order, all_zero, integer_keypoints, extra_keypoint). tools/score/golden.py turns them into the golden results.
+//! wrong_order, all_zero, integer_keypoints, extra_keypoint, unrounded, ties,
+//! frames_dict). tools/score/golden.py turns them into the golden results.
 
 use std::path::PathBuf;
 

@@ -1,18 +1,16 @@
-//! The parts of a Score Vision answer the keypoint score reads, parsed the way the
-//! validator's Python sees them (`evaluate_response` in `validator/evaluation/evaluation.py`).
+//! The parts of a Score Vision answer the keypoint score reads, as the validator's Python
+//! sees them: the stored form of the answer (`crate::rewrite`), filtered by
+//! `evaluate_response` (`validator/evaluation/evaluation.py`).
 //!
-//! The answer is kept close to the JSON: a frame's keypoints remember whether numpy would
-//! have made an integer array of them and how long the raw list was, because the
-//! validator's behaviour depends on both.
+//! A frame's keypoints remember how long the stored list was and whether it was all
+//! `[0.0, 0.0]`, because the validator's behaviour depends on both.
 
 use std::collections::HashMap;
-use std::fmt;
 
-use serde::Deserialize;
-use serde::de::{self, MapAccess, Visitor};
 use serde_json::Value;
 
 use crate::ScoreError;
+use crate::rewrite::{StoredFrame, StoredObject, optimize_response_data};
 
 /// An error the validator's Python would raise inside `validate_keypoints`, which catches
 /// everything and scores the answer 0.
@@ -30,8 +28,8 @@ impl Raise {
 pub struct Frame {
     /// `None` when the frame has no `keypoints` key.
     pub keypoints: Option<Keypoints>,
-    /// `None` when `objects` is present but not a list (the validator fails on it when used).
-    pub objects: Option<Vec<Object>>,
+    /// `frame.get("objects", [])`.
+    pub objects: Vec<Object>,
 }
 
 /// `np.array(frame["keypoints"]).reshape(-1, 2)` and what the validator reads of the raw list.
@@ -39,12 +37,9 @@ pub struct Frame {
 pub struct Keypoints {
     /// The `(N, 2)` array, or the reason numpy would fail to build it.
     pub points: Result<Vec<[f64; 2]>, Raise>,
-    /// numpy makes an int64 array when every number is a JSON integer; OpenCV's
-    /// `perspectiveTransform` then rejects it (see `scoring::estimate_homography_ransac`).
-    pub integer_dtype: bool,
-    /// `len(frame["keypoints"])`: pairs for the usual `[[x, y], ...]`, numbers for a flat list.
+    /// `len(frame["keypoints"])`: the number of entries (pairs, for the usual `[[x, y], ...]`).
     pub raw_len: usize,
-    /// `all(p == [0.0, 0.0] for p in keypoints)`: true for an empty list, false for a flat one.
+    /// `all(p == [0.0, 0.0] for p in keypoints)`: true for an empty list.
     pub all_zero_pairs: bool,
 }
 
@@ -139,78 +134,82 @@ impl Frames {
     }
 }
 
-/// A JSON object with its keys in document order (serde_json's own map sorts them unless
-/// the workspace-wide `preserve_order` feature is on, which this crate does not impose).
-struct OrderedMap(Vec<(String, Value)>);
-
-impl<'de> Deserialize<'de> for OrderedMap {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = OrderedMap;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OrderedMap, A::Error> {
-                let mut out = Vec::new();
-                while let Some((k, v)) = map.next_entry::<String, Value>()? {
-                    out.push((k, v));
-                }
-                Ok(OrderedMap(out))
-            }
+/// The frames the keypoint score sees, from the answer as the miner sent it: the stored
+/// form (`rewrite::optimize_response_data`), then `evaluate_response`'s
+/// `{str(k): v for k, v in frames.items() if int(k) in frames_to_validate}`. Also returns
+/// why the stored form is empty when the rewrite dropped the answer's frames.
+pub fn parse_answer(
+    json: &[u8],
+    frames_to_validate: &[i64],
+) -> Result<(Frames, Option<String>), ScoreError> {
+    let stored = optimize_response_data(json)?;
+    let wanted: std::collections::HashSet<i64> = frames_to_validate.iter().copied().collect();
+    let mut frames = Frames::default();
+    for (key, frame) in &stored.frames {
+        // int(k) runs outside validate_keypoints' try block: a key it rejects fails the
+        // evaluation of the whole response rather than scoring it 0.
+        let n = python_int_str(key).ok_or_else(|| {
+            ScoreError::Answer(format!(
+                "frame key {key:?} (str of its frame_number): the validator's \
+                 evaluate_response raises on int({key:?}) and scores nothing"
+            ))
+        })?;
+        if wanted.contains(&n) {
+            frames.insert(key.clone(), stored_frame(frame));
         }
-        d.deserialize_map(V)
+    }
+    Ok((frames, stored.dropped))
+}
+
+fn stored_frame(f: &StoredFrame) -> Result<Frame, Raise> {
+    Ok(Frame {
+        keypoints: f.keypoints.as_deref().map(keypoints),
+        // frame.get("objects", []): a stored frame without objects has none.
+        objects: f
+            .objects
+            .iter()
+            .flatten()
+            .map(object)
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+/// `np.array(keypoints).reshape(-1, 2)` of the stored (all-float) keypoints.
+fn keypoints(list: &[Vec<f64>]) -> Keypoints {
+    let all_zero_pairs = list
+        .iter()
+        .all(|p| p.len() == 2 && p[0] == 0.0 && p[1] == 0.0);
+    // np.array needs every entry of one length (numpy >= 1.24 raises on a ragged list).
+    let rectangular = list.windows(2).all(|w| w[0].len() == w[1].len());
+    let numbers: Vec<f64> = list.iter().flatten().copied().collect();
+    let points = if !rectangular {
+        Err(Raise::new(
+            "ValueError: keypoints of different lengths (an inhomogeneous array)",
+        ))
+    } else if !numbers.len().is_multiple_of(2) {
+        Err(Raise::new(
+            "ValueError: cannot reshape keypoints into (-1, 2)",
+        ))
+    } else {
+        Ok(numbers.chunks(2).map(|c| [c[0], c[1]]).collect())
+    };
+    Keypoints {
+        points,
+        raw_len: list.len(),
+        all_zero_pairs,
     }
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum FramesDoc {
-    List(Vec<Value>),
-    Map(OrderedMap),
-}
-
-#[derive(Deserialize)]
-struct AnswerDoc {
-    frames: Option<FramesDoc>,
-}
-
-/// A frame key of `temp_frames` before `str(k)`: `frame_number` can be any JSON value.
-#[derive(PartialEq)]
-enum TempKey {
-    Num(f64),
-    Str(String),
-}
-
-impl TempKey {
-    fn from_value(v: &Value) -> Result<Self, ScoreError> {
-        match v {
-            Value::Number(n) => Ok(Self::Num(n.as_f64().unwrap_or(f64::NAN))),
-            Value::String(s) => Ok(Self::Str(s.clone())),
-            other => Err(ScoreError::Answer(format!(
-                "frame_number {other} is not a number or string"
-            ))),
-        }
-    }
-
-    /// Python's `str(k)`.
-    fn python_str(&self, raw: &Value) -> String {
-        match (self, raw) {
-            (Self::Str(s), _) => s.clone(),
-            (Self::Num(_), Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
-            (Self::Num(x), _) => python_float_repr(*x),
-        }
-    }
-
-    /// Python's `int(k)`; the validator calls it outside its try block, so a key that is
-    /// not a number fails the whole response rather than scoring 0.
-    fn python_int(&self) -> Result<i64, ScoreError> {
-        match self {
-            Self::Num(x) if x.is_finite() => Ok(x.trunc() as i64),
-            Self::Num(x) => Err(ScoreError::Answer(format!("frame key {x} is not finite"))),
-            Self::Str(s) => python_int_str(s)
-                .ok_or_else(|| ScoreError::Answer(format!("invalid literal for int(): {s:?}"))),
-        }
+fn object(o: &StoredObject) -> Result<Object, Raise> {
+    match o {
+        StoredObject::Dict { fields, bbox } => Ok(Object {
+            class_id: fields.get("class_id").and_then(Value::as_f64),
+            id: fields.get("id").map(Value::to_string),
+            bbox: bbox.clone(),
+        }),
+        StoredObject::List(_) => Err(Raise::new(
+            "AttributeError: 'list' object has no attribute 'get' (an object is a list)",
+        )),
     }
 }
 
@@ -233,214 +232,71 @@ pub(crate) fn python_int_str(s: &str) -> Option<i64> {
     Some(if neg { -v } else { v })
 }
 
-fn python_float_repr(x: f64) -> String {
-    if x.fract() == 0.0 && x.abs() < 1e16 {
-        format!("{x:.1}")
-    } else {
-        format!("{x}")
-    }
-}
-
-/// Parse an answer and keep the frames the validator keeps: `response_data.get("frames", {})`,
-/// the legacy list converted by `frame_number` (or position), then
-/// `{str(k): v for k, v in frames.items() if int(k) in frames_to_validate}`.
-pub fn parse_answer(json: &[u8], frames_to_validate: &[i64]) -> Result<Frames, ScoreError> {
-    let doc: AnswerDoc =
-        serde_json::from_slice(json).map_err(|e| ScoreError::Answer(e.to_string()))?;
-    // Python dict semantics for `temp_frames`: keys compared by value (12 == 12.0).
-    let mut temp: Vec<(TempKey, Value, Value)> = Vec::new();
-    let mut put = |k: TempKey, raw: Value, v: Value| match temp.iter_mut().find(|(t, _, _)| *t == k)
-    {
-        Some(slot) => slot.2 = v,
-        None => temp.push((k, raw, v)),
-    };
-    match doc.frames {
-        None => {}
-        Some(FramesDoc::Map(m)) => {
-            for (k, v) in m.0 {
-                put(TempKey::Str(k.clone()), Value::String(k), v);
-            }
-        }
-        Some(FramesDoc::List(list)) => {
-            for (i, v) in list.into_iter().enumerate() {
-                // evaluate_response's legacy conversion keeps every entry under
-                // `frame.get('frame_number', str(i))`; a non-dict entry fails there,
-                // outside the try block that would score it 0.
-                let Some(o) = v.as_object() else {
-                    return Err(ScoreError::Answer(format!("frame {i} is not an object")));
-                };
-                let raw = o
-                    .get("frame_number")
-                    .cloned()
-                    .unwrap_or_else(|| Value::String(i.to_string()));
-                put(TempKey::from_value(&raw)?, raw, v);
-            }
-        }
-    }
-    let wanted: std::collections::HashSet<i64> = frames_to_validate.iter().copied().collect();
-    let mut frames = Frames::default();
-    for (k, raw, v) in temp {
-        if wanted.contains(&k.python_int()?) {
-            frames.insert(k.python_str(&raw), parse_frame(&v));
-        }
-    }
-    Ok(frames)
-}
-
-fn parse_frame(v: &Value) -> Result<Frame, Raise> {
-    let o = v
-        .as_object()
-        .ok_or_else(|| Raise::new("AttributeError: a frame is not a dict"))?;
-    let keypoints = o.get("keypoints").map(parse_keypoints);
-    let objects = match o.get("objects") {
-        None => Some(Vec::new()),
-        Some(Value::Array(a)) => Some(a.iter().map(parse_object).collect::<Result<_, _>>()?),
-        Some(_) => None,
-    };
-    Ok(Frame { keypoints, objects })
-}
-
-fn parse_keypoints(v: &Value) -> Keypoints {
-    let Value::Array(list) = v else {
-        return Keypoints {
-            points: Err(Raise::new("keypoints is not a list")),
-            integer_dtype: false,
-            raw_len: 0,
-            all_zero_pairs: false,
-        };
-    };
-    let all_zero_pairs = list.iter().all(|p| match p {
-        Value::Array(xy) => xy.len() == 2 && xy.iter().all(|c| c.as_f64() == Some(0.0)),
-        _ => false,
-    });
-    // np.array needs a rectangular array of numbers: all scalars, or all lists of one length.
-    let mut numbers: Vec<&Value> = Vec::new();
-    let mut shape_ok = true;
-    let nested = list.first().is_some_and(Value::is_array);
-    let inner_len = list.first().and_then(Value::as_array).map(Vec::len);
-    for p in list {
-        match (p, nested) {
-            (Value::Array(xy), true) if Some(xy.len()) == inner_len => numbers.extend(xy.iter()),
-            (Value::Number(_), false) => numbers.push(p),
-            _ => shape_ok = false,
-        }
-    }
-    let all_numbers = numbers.iter().all(|n| n.is_number());
-    let integer_dtype = numbers.iter().all(|n| n.is_i64() || n.is_u64());
-    let points = if !shape_ok || !all_numbers {
-        Err(Raise::new(
-            "keypoints are not a rectangular list of numbers",
-        ))
-    } else if !numbers.len().is_multiple_of(2) {
-        Err(Raise::new(
-            "ValueError: cannot reshape keypoints into (-1, 2)",
-        ))
-    } else {
-        Ok(numbers
-            .chunks(2)
-            .map(|c| {
-                [
-                    c[0].as_f64().unwrap_or(f64::NAN),
-                    c[1].as_f64().unwrap_or(f64::NAN),
-                ]
-            })
-            .collect())
-    };
-    Keypoints {
-        points,
-        integer_dtype,
-        raw_len: list.len(),
-        all_zero_pairs,
-    }
-}
-
-fn parse_object(v: &Value) -> Result<Object, Raise> {
-    let o = v
-        .as_object()
-        .ok_or_else(|| Raise::new("AttributeError: an object is not a dict"))?;
-    let bbox = match o.get("bbox") {
-        None => None,
-        Some(Value::Array(a)) => Some(
-            a.iter()
-                .map(|n| {
-                    n.as_f64()
-                        .ok_or_else(|| Raise::new("TypeError: bbox holds a non-number"))
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
-        Some(_) => return Err(Raise::new("TypeError: bbox is not a list")),
-    };
-    Ok(Object {
-        class_id: o.get("class_id").and_then(Value::as_f64),
-        id: o.get("id").map(Value::to_string),
-        bbox,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn legacy_list_keys_by_frame_number_and_filters() {
-        let json = br#"{"frames": [
-            {"frame_number": 0, "keypoints": [[1.5, 2], [0, 0]], "objects": []},
-            {"frame_number": 5, "keypoints": [[1, 2]]},
-            {"frame_number": 9, "keypoints": []}
-        ]}"#;
-        let f = parse_answer(json, &[0, 9]).unwrap();
-        let keys: Vec<_> = f.iter().map(|(k, _)| k.to_string()).collect();
-        assert_eq!(keys, ["0", "9"]);
-        let kp = f
-            .get("0")
+    fn kp(f: &Frames, key: &str) -> Keypoints {
+        f.get(key)
             .unwrap()
             .as_ref()
             .unwrap()
             .keypoints
             .clone()
-            .unwrap();
-        assert!(!kp.integer_dtype);
-        assert_eq!(kp.raw_len, 2);
-        assert_eq!(kp.points.unwrap(), vec![[1.5, 2.0], [0.0, 0.0]]);
-        let empty = f
-            .get("9")
             .unwrap()
-            .as_ref()
-            .unwrap()
-            .keypoints
-            .clone()
-            .unwrap();
-        assert!(empty.all_zero_pairs, "all() of an empty list is true");
     }
 
     #[test]
-    fn dict_form_keeps_document_order_and_integer_dtype() {
-        let json = br#"{"frames": {"3": {"keypoints": [[0, 0], [1, 1]]}, "1": {"keypoints": [1.0, 2.0]}}}"#;
-        let f = parse_answer(json, &[1, 3]).unwrap();
+    fn stored_frames_filtered_by_frames_to_validate() {
+        let json = br#"{"frames": [
+            {"frame_number": 0, "keypoints": [[1.5, 2], [0, 0]], "objects": []},
+            {"frame_number": 5, "keypoints": [[1, 2]]},
+            {"frame_number": " 9", "keypoints": []}
+        ]}"#;
+        let (f, dropped) = parse_answer(json, &[0, 9]).unwrap();
+        assert_eq!(dropped, None);
         let keys: Vec<_> = f.iter().map(|(k, _)| k.to_string()).collect();
-        assert_eq!(keys, ["3", "1"]);
-        let three = f
-            .get("3")
-            .unwrap()
-            .as_ref()
-            .unwrap()
-            .keypoints
-            .clone()
-            .unwrap();
-        assert!(three.integer_dtype);
-        let one = f
-            .get("1")
-            .unwrap()
-            .as_ref()
-            .unwrap()
-            .keypoints
-            .clone()
-            .unwrap();
-        assert!(
-            !one.all_zero_pairs,
-            "a flat list never compares equal to [0.0, 0.0]"
+        assert_eq!(
+            keys,
+            ["0", " 9"],
+            "str(frame_number) is the key, int(key) the filter"
         );
-        assert_eq!(one.raw_len, 2);
+        let zero = kp(&f, "0");
+        assert_eq!(zero.raw_len, 2);
+        assert_eq!(zero.points.unwrap(), vec![[1.5, 2.0], [0.0, 0.0]]);
+        assert!(
+            kp(&f, " 9").all_zero_pairs,
+            "all() of an empty list is true"
+        );
+    }
+
+    #[test]
+    fn integer_keypoints_are_floats_once_stored() {
+        let json = br#"{"frames": [{"frame_number": 3, "keypoints": [[0, 0], [10, 11]]}]}"#;
+        let (f, _) = parse_answer(json, &[3]).unwrap();
+        let three = kp(&f, "3");
+        assert!(!three.all_zero_pairs);
+        assert_eq!(three.points.unwrap(), vec![[0.0, 0.0], [10.0, 11.0]]);
+    }
+
+    #[test]
+    fn numpy_shapes() {
+        let json = br#"{"frames": [
+            {"frame_number": 1, "keypoints": [[1, 2], [3]]},
+            {"frame_number": 2, "keypoints": [[1, 2, 3]]},
+            {"frame_number": 3, "keypoints": [[1], [2]]}
+        ]}"#;
+        let (f, _) = parse_answer(json, &[1, 2, 3]).unwrap();
+        assert!(kp(&f, "1").points.is_err(), "ragged");
+        assert!(kp(&f, "2").points.is_err(), "3 numbers");
+        assert_eq!(kp(&f, "3").points.unwrap(), vec![[1.0, 2.0]]);
+    }
+
+    #[test]
+    fn a_key_int_rejects_fails_the_evaluation() {
+        let json = br#"{"frames": [{"frame_number": 1.0, "keypoints": []}]}"#;
+        let err = parse_answer(json, &[1]).unwrap_err().to_string();
+        assert!(err.contains("int(\"1.0\")"), "{err}");
     }
 
     #[test]

@@ -6,7 +6,10 @@
 //! `score-technologies/score-vision` (commit 1791fe198fe6f66a1c69100491017ed69cdb94e3,
 //! 2025-08-14), together with the few lines of `evaluation.py` / `evaluation_loop.py` that
 //! prepare its inputs (`evaluate_response`, `validate_keypoints`,
-//! `evaluate_pending_responses`). It runs on OpenCV's own functions where the Python does
+//! `evaluate_pending_responses`) and the rewrite `send_challenge.py` applies to every
+//! answer before storing it (`optimize_response_data`, [`rewrite`]): the validator scores
+//! the stored form, frames keyed by number and every coordinate rounded to 2 decimals, so
+//! Pitchside does too. It runs on OpenCV's own functions where the Python does
 //! (`findHomography` with RANSAC, `perspectiveTransform`, `pointPolygonTest`, the
 //! top-hat/Canny/`HoughLinesP` line detection), so the numbers agree to the digits that
 //! matter; `tools/score/golden.py` runs the Python on the same inputs and the tests compare.
@@ -21,10 +24,14 @@
 //! (`calculate_score.py`); [`KeypointScore::final_score`] is on the 0..100 scale of
 //! `calculate_final_score_keypoints`.
 
+pub mod analytics;
 pub mod answer;
 pub mod lines;
+pub mod radar;
+pub mod rewrite;
 pub mod scoring;
 pub mod synthetic;
+pub mod teams;
 pub mod template;
 
 use std::fmt;
@@ -50,6 +57,12 @@ pub enum ScoreError {
     Video(String),
     #[error("answer: {0}")]
     Answer(String),
+    /// `optimize_response_data` raises: the validator stores no response, so no score.
+    #[error(
+        "answer: the validator would not store this answer, so it gets no score: {0} \
+         (in send_challenge.py's optimize_response_data)"
+    )]
+    NotStored(String),
     #[error("reading {path}: {source}")]
     Io {
         path: String,
@@ -108,6 +121,12 @@ pub struct KeypointScore {
     pub scale_valid: f64,
     /// 0..100: `calculate_final_score_keypoints`.
     pub final_score: f64,
+    /// 0..1: `final_score / 100`, what the validator records (`keypoints_final_score`), half
+    /// of its quality score.
+    pub keypoints_final_score: f64,
+    /// Why the stored answer holds no frames although the answer has some (a `frames` that
+    /// is not a list): the answer then scores 0.
+    pub frames_dropped: Option<String>,
     /// Where the validator's code raises (and its `validate_keypoints` scores 0).
     pub validator_error: Option<String>,
     /// Fewer than [`MIN_VALID_FRAMES`] validated frames: the validator would skip the challenge.
@@ -127,22 +146,21 @@ pub struct FrameScore {
     pub frac_inside: f64,
     pub frac_on_line: f64,
     pub scale_ratio: f64,
-}
-
-impl KeypointScore {
-    /// The validator's `keypoints_final_score` (0..1), half of its quality score.
-    pub fn keypoints_final_score(&self) -> f64 {
-        self.final_score / 100.0
-    }
+    /// The frame's segment's share of plausible player moves (`player_plausibility`).
+    pub player_plausibility: f64,
+    /// The frame's segment's keypoint stability (`keypoint_stability`).
+    pub keypoint_stability: f64,
 }
 
 /// Score the answer file against the video.
 pub fn score_answer(video: &Path, answer: &Path) -> Result<KeypointScore, ScoreError> {
-    let evidence = VideoEvidence::from_video(video)?;
     let json = std::fs::read(answer).map_err(|source| ScoreError::Io {
         path: answer.display().to_string(),
         source,
     })?;
+    // An answer the validator would not store fails here, before the video is read.
+    rewrite::optimize_response_data(&json)?;
+    let evidence = VideoEvidence::from_video(video)?;
     score_answer_json(&evidence, &json, None)
 }
 
@@ -154,13 +172,14 @@ pub fn score_answer_json(
     frames: Option<&[i64]>,
 ) -> Result<KeypointScore, ScoreError> {
     let to_validate = frames.unwrap_or(&evidence.frames_to_validate);
-    let parsed = parse_answer(json, to_validate)?;
+    let (parsed, frames_dropped) = parse_answer(json, to_validate)?;
     let mut score = KeypointScore {
         video_width: evidence.width,
         video_height: evidence.height,
         frames_to_validate: to_validate.len(),
         answer_frames: parsed.len(),
         validator_would_skip: to_validate.len() < MIN_VALID_FRAMES,
+        frames_dropped,
         ..Default::default()
     };
     if let Err(Raise(msg)) = process_input_file(&parsed, evidence, to_validate, &mut score) {
@@ -172,9 +191,11 @@ pub fn score_answer_json(
             frames_to_validate: score.frames_to_validate,
             answer_frames: score.answer_frames,
             validator_would_skip: score.validator_would_skip,
+            frames_dropped: score.frames_dropped,
             ..Default::default()
         };
     }
+    score.keypoints_final_score = score.final_score / 100.0;
     Ok(score)
 }
 
@@ -205,7 +226,7 @@ fn process_input_file(
         let fit = estimate_homography_ransac(kp, w, h)?;
         let Some(hm) = fit.h else { continue };
         // `[obj['bbox'] for obj in objects]`: unused, but it raises on an object without one.
-        for o in frame.objects.as_deref().unwrap_or(&[]) {
+        for o in &frame.objects {
             o.bbox
                 .as_ref()
                 .ok_or_else(|| Raise::new("KeyError: 'bbox'"))?;
@@ -225,9 +246,11 @@ fn process_input_file(
             .find(|(k, _)| k == key)
             .map_or(0, |&(_, s)| s);
         let st = stability.get(&segment_id).copied();
-        kp_stab.push(st.map_or(1.0, |s| s.keypoint_stability));
+        let keypoint_stability = st.map_or(1.0, |s| s.keypoint_stability);
+        let player_plausibility = plausibility.get(&segment_id).copied().unwrap_or(1.0);
+        kp_stab.push(keypoint_stability);
         h_stab.push(st.map_or(1.0, |s| s.homography_stability));
-        plaus.push(plausibility.get(&segment_id).copied().unwrap_or(1.0));
+        plaus.push(player_plausibility);
         out.per_frame.push(FrameScore {
             frame: key.to_string(),
             inlier_ratio: fit.inlier_ratio,
@@ -237,6 +260,8 @@ fn process_input_file(
             frac_inside,
             frac_on_line,
             scale_ratio,
+            player_plausibility,
+            keypoint_stability,
         });
         total_inlier += fit.inlier_ratio;
         total_err += fit.avg_reprojection_error;
@@ -312,6 +337,9 @@ impl fmt::Display for KeypointScore {
             "keypoint score (Score Vision validator, {}x{}, {} frames validated, {} in the answer)",
             self.video_width, self.video_height, self.frames_to_validate, self.answer_frames
         )?;
+        if let Some(why) = &self.frames_dropped {
+            writeln!(f, "  {why}")?;
+        }
         if let Some(e) = &self.validator_error {
             writeln!(f, "  the validator's code raises on this answer: {e}")?;
             writeln!(f, "  final keypoint score           0.00 / 100")?;
@@ -373,7 +401,12 @@ impl fmt::Display for KeypointScore {
             ),
             (
                 "scene transitions",
-                format!("{} ({} segments)", self.transitions.len(), self.segments),
+                format!(
+                    "{} ({} segment{})",
+                    self.transitions.len(),
+                    self.segments,
+                    if self.segments == 1 { "" } else { "s" }
+                ),
                 "",
             ),
             (
@@ -402,7 +435,7 @@ impl fmt::Display for KeypointScore {
             ),
             (
                 "keypoints_final_score",
-                format!("{:.5}", self.keypoints_final_score()),
+                format!("{:.5}", self.keypoints_final_score),
                 "what the validator records (0..1)",
             ),
         ];

@@ -44,13 +44,6 @@ pub(crate) fn frame_of<'a>(frames: &'a Frames, key: &str) -> R<&'a Frame> {
     }
 }
 
-fn objects(frame: &Frame) -> R<&[Object]> {
-    frame
-        .objects
-        .as_deref()
-        .ok_or_else(|| Raise::new("TypeError: objects is not a list"))
-}
-
 fn keypoints(frame: &Frame) -> R<&Keypoints> {
     frame
         .keypoints
@@ -174,14 +167,6 @@ pub fn estimate_homography_ransac(
         .map(|&b| f64::from(b))
         .sum::<f64>();
     let inlier_ratio = inliers / total as f64;
-    // Quirk: numpy gives integer keypoints (every number a JSON integer) an int64 array,
-    // which cv2.perspectiveTransform rejects ("depth == CV_32F || depth == CV_64F"): the
-    // validator raises and the whole answer scores 0.
-    if kp.integer_dtype {
-        return Err(Raise::new(
-            "cv2.error: perspectiveTransform on int64 keypoints (all keypoint numbers are integers)",
-        ));
-    }
     let reproj = perspective_transform_d(&valid, &hm)?;
     let errors: Vec<f64> = reproj
         .iter()
@@ -233,14 +218,14 @@ pub fn detect_scene_transitions(frames: &Frames) -> R<(Vec<i64>, FrameSegments)>
         set_ordered(&mut frame_to_segment, key.clone(), current_segment);
         let frame = frame_of(frames, &key)?;
         if i == 0 {
-            for obj in objects(frame)?.iter().filter(|o| o.is_player()) {
+            for obj in frame.objects.iter().filter(|o| o.is_player()) {
                 player_positions.insert(obj.player_id()?, obj.center()?);
             }
             continue;
         }
         let (mut large_jumps, mut total_players) = (0usize, 0usize);
         let mut current: HashMap<&str, [f64; 2]> = HashMap::new();
-        for obj in objects(frame)?.iter().filter(|o| o.is_player()) {
+        for obj in frame.objects.iter().filter(|o| o.is_player()) {
             let pid = obj.player_id()?;
             let center = obj.center()?;
             current.insert(pid, center);
@@ -452,7 +437,7 @@ pub fn check_player_plausibility(
             let key = fid.to_string();
             let frame = frame_of(frames, &key)?;
             let mut current: HashMap<&str, [f64; 2]> = HashMap::new();
-            for obj in objects(frame)?.iter().filter(|o| o.is_player()) {
+            for obj in frame.objects.iter().filter(|o| o.is_player()) {
                 let pid = obj.player_id()?;
                 let center = obj.center()?;
                 current.insert(pid, center);
@@ -496,7 +481,7 @@ pub fn score_player_positions(frames: &Frames) -> R<PlayerPositions> {
     let mut tracks: Tracks = Vec::new();
     for (key, frame) in frames.iter() {
         let frame = frame.as_ref().map_err(Clone::clone)?;
-        for obj in objects(frame)?.iter().filter(|o| o.is_player()) {
+        for obj in frame.objects.iter().filter(|o| o.is_player()) {
             let center = obj.center()?;
             let pid = obj.player_id()?;
             let fid = crate::answer::python_int_str(key)
@@ -635,7 +620,7 @@ pub fn calculate_keypoint_to_player_scale_ratio(
         return Ok(1.0);
     }
     let mean_kp = mean_pairwise(&valid);
-    let centers: Vec<[f64; 2]> = filter_valid_bboxes(objects(frame)?, video_width)?
+    let centers: Vec<[f64; 2]> = filter_valid_bboxes(&frame.objects, video_width)?
         .iter()
         .map(|o| o.center())
         .collect::<R<_>>()?;
@@ -669,7 +654,7 @@ pub fn fraction_objects_inside(frame: &Frame, h: &Homography, video_width: f64) 
         .map(|&i| Point::new(verts[i][0] as f32 as i32, verts[i][1] as f32 as i32))
         .collect();
     let (mut inside, mut total) = (0usize, 0usize);
-    for obj in filter_valid_bboxes(objects(frame)?, video_width)? {
+    for obj in filter_valid_bboxes(&frame.objects, video_width)? {
         let [x0, y0, x1, y1] = obj.corners()?;
         let c = [((x0 + x1) / 2.0) as f32, ((y0 + y1) / 2.0) as f32];
         let p = perspective_transform_f(c, h)?;

@@ -6,7 +6,9 @@
 //! written losslessly so that any decoder returns exactly the rendered pixels.
 //!
 //! `answers` derives the test answers from the truth: exact, noisy, partially missing,
-//! wrongly ordered and all-zero.
+//! wrongly ordered, all-zero, and probes of the validator's quirks and of its rewrite
+//! before storing (integer keypoints, a 33rd keypoint, unrounded, ties, frames as a dict);
+//! `truth_positions` gives every mover's true pitch position and velocity (analytics).
 
 use std::path::Path;
 
@@ -193,6 +195,29 @@ impl Mover {
     }
 }
 
+/// Where every mover truly is at frame `t`, visible or not: (id, class_id, position on the
+/// pitch in metres, velocity in m/s), for the analytics' tests.
+pub fn truth_positions(t: usize) -> Vec<(u32, u32, [f64; 2], [f64; 2])> {
+    let tf = t as f64;
+    movers()
+        .iter()
+        .map(|m| {
+            let p = m.position(t);
+            // d/dt of Mover::position, per frame, in cm.
+            let v = [
+                m.velocity[0] + 120.0 * 0.07 * (0.07 * tf + m.phase).cos(),
+                m.velocity[1] - 80.0 * 0.05 * (0.05 * tf + 2.0 * m.phase).sin(),
+            ];
+            (
+                m.id,
+                m.class_id,
+                [p[0] / 100.0, p[1] / 100.0],
+                [v[0] / 100.0 * FPS, v[1] / 100.0 * FPS],
+            )
+        })
+        .collect()
+}
+
 fn movers() -> Vec<Mover> {
     let mut rng = Rng::new(0x5C0E_0001);
     let mut v = Vec::new();
@@ -226,36 +251,6 @@ fn movers() -> Vec<Mover> {
         height: 22.0,
     });
     v
-}
-
-/// The pitch markings as polylines in cm.
-fn markings() -> Vec<Vec<[f64; 2]>> {
-    let (l, w) = (PITCH_LENGTH, PITCH_WIDTH);
-    let rect =
-        |x0: f64, y0: f64, x1: f64, y1: f64| vec![[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]];
-    let arc = |cx: f64, cy: f64, r: f64, a0: f64, a1: f64| {
-        (0..=64)
-            .map(|i| {
-                let a = a0 + (a1 - a0) * f64::from(i) / 64.0;
-                [cx + r * a.cos(), cy + r * a.sin()]
-            })
-            .collect::<Vec<_>>()
-    };
-    let (pbw, pbl, gbw, gbl) = (4100.0, 2015.0, 1832.0, 550.0);
-    let pi = std::f64::consts::PI;
-    // The arc of each penalty area: radius 915 around the spot, outside the box.
-    let a = ((pbl - 1100.0) / 915.0_f64).acos();
-    vec![
-        rect(0.0, 0.0, l, w),
-        vec![[l / 2.0, 0.0], [l / 2.0, w]],
-        rect(0.0, (w - pbw) / 2.0, pbl, (w + pbw) / 2.0),
-        rect(l - pbl, (w - pbw) / 2.0, l, (w + pbw) / 2.0),
-        rect(0.0, (w - gbw) / 2.0, gbl, (w + gbw) / 2.0),
-        rect(l - gbl, (w - gbw) / 2.0, l, (w + gbw) / 2.0),
-        arc(l / 2.0, w / 2.0, 915.0, 0.0, 2.0 * pi),
-        arc(1100.0, w / 2.0, 915.0, -a, a),
-        arc(l - 1100.0, w / 2.0, 915.0, pi - a, pi + a),
-    ]
 }
 
 fn to_fixed(p: [f64; 2]) -> Point {
@@ -344,7 +339,7 @@ pub fn render_frame(t: usize) -> Result<(Mat, TruthFrame), ScoreError> {
 
     // Lines, 12 cm wide, in 25 cm pieces; wear fixed in pitch space (the same piece is worn
     // in every frame): brightness varies and some pieces are missing.
-    for (li, line) in markings().iter().enumerate() {
+    for (li, line) in template::markings().iter().enumerate() {
         let mut wear = Rng::new(0x5C0E_1000 + li as u64);
         for seg in line.windows(2) {
             let len = ((seg[1][0] - seg[0][0]).powi(2) + (seg[1][1] - seg[0][1]).powi(2)).sqrt();
@@ -551,8 +546,13 @@ fn kp_json(kps: &[Option<[f64; 2]>]) -> Vec<Value> {
 /// The test answers, by name: `exact` (the truth, rounded to 2 decimals like Pitchside's
 /// output), `noisy` (keypoints with 4 px Gaussian noise, boxes with 1.5 px), `partial`
 /// (every other visible keypoint dropped, every 7th frame missing), `wrong_order` (the
-/// keypoints in a shuffled vertex order), `all_zero` (32 × `[0, 0]`, true objects), and
-/// two quirk probes, `integer_keypoints` and `extra_keypoint` (33 keypoints).
+/// keypoints in a shuffled vertex order), `all_zero` (32 × `[0, 0]`, true objects), two
+/// quirk probes, `integer_keypoints` and `extra_keypoint` (33 keypoints), and three probes of
+/// the validator's rewrite before it stores an answer (`crate::rewrite`): `unrounded`
+/// (keypoints with 3 px noise and boxes with 1.5 px, every number at full precision),
+/// `ties` (the truth snapped to eighths of a pixel: the odd eighths are exact ties at two
+/// decimals, which Python rounds to even) and `frames_dict` (the exact answer with its
+/// frames as a dict keyed by frame number, which the rewrite drops).
 pub fn answers(truth: &[TruthFrame]) -> Vec<(&'static str, Value)> {
     let frame = |t: usize, kps: Vec<Value>, objects: Vec<Value>| json!({ "frame_number": t, "keypoints": kps, "objects": objects });
     let exact = truth
@@ -622,9 +622,9 @@ pub fn answers(truth: &[TruthFrame]) -> Vec<(&'static str, Value)> {
         })
         .collect();
 
-    // Two probes of validator quirks: every keypoint number a JSON integer (numpy makes an
-    // int64 array that cv2.perspectiveTransform rejects) and a 33rd keypoint (an index past
-    // the template).
+    // Two probes of validator quirks: every keypoint number a JSON integer (as sent, numpy
+    // would make an int64 array that cv2.perspectiveTransform rejects; the stored form has
+    // floats) and a 33rd keypoint (an index past the template).
     let integer = truth
         .iter()
         .enumerate()
@@ -651,6 +651,62 @@ pub fn answers(truth: &[TruthFrame]) -> Vec<(&'static str, Value)> {
         })
         .collect();
 
+    let mut rng = Rng::new(0x5C0E_0026);
+    let unrounded = truth
+        .iter()
+        .enumerate()
+        .map(|(t, f)| {
+            let kps: Vec<Value> = f
+                .keypoints
+                .iter()
+                .map(|k| {
+                    k.map_or(json!([0.0, 0.0]), |[x, y]| {
+                        json!([x + 3.0 * rng.normal(), y + 3.0 * rng.normal()])
+                    })
+                })
+                .collect();
+            let objs: Vec<Value> = f
+                .objects
+                .iter()
+                .map(|o| {
+                    let bbox: Vec<f64> = o.bbox.iter().map(|&v| v + 1.5 * rng.normal()).collect();
+                    json!({ "id": o.id, "bbox": bbox, "class_id": o.class_id })
+                })
+                .collect();
+            frame(t, kps, objs)
+        })
+        .collect();
+    let eighth = |v: f64| (v * 8.0).round() / 8.0;
+    let ties = truth
+        .iter()
+        .enumerate()
+        .map(|(t, f)| {
+            let kps: Vec<Value> = f
+                .keypoints
+                .iter()
+                .map(|k| k.map_or(json!([0.0, 0.0]), |[x, y]| json!([eighth(x), eighth(y)])))
+                .collect();
+            let objs: Vec<Value> = f
+                .objects
+                .iter()
+                .map(|o| {
+                    let bbox: Vec<f64> = o.bbox.iter().map(|&v| eighth(v)).collect();
+                    json!({ "id": o.id, "bbox": bbox, "class_id": o.class_id })
+                })
+                .collect();
+            frame(t, kps, objs)
+        })
+        .collect();
+    let mut by_number = serde_json::Map::new();
+    for (t, f) in truth.iter().enumerate() {
+        by_number.insert(
+            t.to_string(),
+            frame(t, kp_json(&f.keypoints), objects_json(&f.objects, None)),
+        );
+    }
+    let frames_dict =
+        json!({ "challenge_id": "synthetic", "frames": by_number, "processing_time": 1.0 });
+
     vec![
         ("exact", answer_json(exact)),
         ("noisy", answer_json(noisy)),
@@ -659,5 +715,8 @@ pub fn answers(truth: &[TruthFrame]) -> Vec<(&'static str, Value)> {
         ("all_zero", answer_json(zero)),
         ("integer_keypoints", answer_json(integer)),
         ("extra_keypoint", answer_json(extra)),
+        ("unrounded", answer_json(unrounded)),
+        ("ties", answer_json(ties)),
+        ("frames_dict", frames_dict),
     ]
 }

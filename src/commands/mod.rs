@@ -1,6 +1,7 @@
 //! One module per subcommand, each with its arguments and its `run`. A new command is a
 //! new module here plus a variant of `Command`.
 
+mod analyze;
 mod bench;
 mod config;
 mod detect;
@@ -34,6 +35,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// The Score Vision validator's keypoint score of an answer, computed locally.
     Score(score::ScoreArgs),
+    /// Pitch analytics of an answer: positions in metres, distances, top speeds (JSON/CSV).
+    Analyze(analyze::AnalyzeArgs),
     /// Run the Score Vision miner service.
     Serve(serve::ServeArgs),
     /// Run queued jobs from NATS JetStream on this machine's pipelines, until SIGTERM.
@@ -61,6 +64,7 @@ impl Command {
             Command::Run(args) => run::run(args),
             Command::Bench(args) => bench::run(args),
             Command::Score(args) => score::run(args),
+            Command::Analyze(args) => analyze::run(args),
             Command::Serve(args) => serve::run(args),
             Command::Tune(args) => tune::run(args),
             Command::Plugins { command } => plugins::run(command),

@@ -24,6 +24,10 @@ pub struct RunArgs {
     /// Also print the validator's keypoint score of the result (as `pitchside score`).
     #[arg(long)]
     pub score: bool,
+    /// Also write the pitch analytics of the result here (as `pitchside analyze`: JSON, or
+    /// CSV when the name ends in .csv, with the tracks beside it in NAME-tracks.csv).
+    #[arg(long)]
+    pub analytics: Option<PathBuf>,
     /// challenge_id to put in the response.
     #[arg(long, default_value = "local")]
     pub challenge_id: String,
@@ -47,6 +51,10 @@ pub fn run(args: RunArgs) -> Result<()> {
     // analysis runs (minutes): the input, and that the result can be written.
     let source = check_source(&args.source)?;
     crate::commands::score::check_available(args.score, "--score")?;
+    crate::commands::analyze::check_available(args.analytics.is_some())?;
+    if let Some(out) = &args.analytics {
+        check_writable(out)?;
+    }
     if args.annotate.is_some() && !pitchside_engine::media::CAN_DRAW {
         return Err(pitchside_engine::media::MediaError::NeedsOpenCv {
             what: "the annotated video (--annotate)",
@@ -149,6 +157,9 @@ pub fn run(args: RunArgs) -> Result<()> {
             "{}",
             crate::commands::score::of_response(&video, &response)?
         );
+    }
+    if let Some(out) = &args.analytics {
+        crate::commands::analyze::of_response(&video, &response, out)?;
     }
     if let Some(out) = &args.annotate {
         pitchside_engine::media::annotate_video(&video, &response.frames, out)?;

@@ -51,12 +51,25 @@ pub fn check_available(asked: bool, flag: &str) -> Result<()> {
     Ok(())
 }
 
+/// Which form of an answer is scored, for `score --help`.
+const STORED_FORM: &str = "\
+The answer is scored as the validator stores it, not as sent: the validator's
+send_challenge.py (optimize_response_data) rewrites every response before storing it, and
+later scores the stored form. The frames list becomes a dict keyed by frame_number, and every
+keypoint and bbox number becomes round(float(x), 2) (Python's rounding: ties to even on the
+binary value). So integer keypoints score normally, unrounded coordinates are scored at two
+decimals, a `frames` that is a dict (not a list) is dropped and scores 0, and an answer the
+rewrite fails on (a frame without frame_number, say) is never stored, so never scored.
+run --score and bench --score score their result the same way.";
+
 #[derive(clap::Args)]
+#[command(after_long_help = STORED_FORM)]
 pub struct ScoreArgs {
     /// The video the answer is for.
     #[arg(long)]
     pub video: PathBuf,
-    /// The answer (Score Vision JSON, as `run` writes it).
+    /// The answer (Score Vision JSON, as `run` writes it and a miner sends it), scored in
+    /// the form the validator stores it: coordinates rounded to 2 decimals (see --help).
     #[arg(long)]
     pub answer: PathBuf,
     /// Print every component as JSON instead of a table.
@@ -81,8 +94,9 @@ pub fn run(_args: ScoreArgs) -> Result<()> {
 }
 
 /// The keypoint score of a response just computed for `video`, scored as the validator
-/// would score its JSON (a bench limited to the first N frames is scored on those frames:
-/// the response holds only them).
+/// would score its JSON: through the rewrite it stores answers with, as `score` does (a
+/// bench limited to the first N frames is scored on those frames: the response holds only
+/// them).
 #[cfg(feature = "opencv")]
 pub fn of_response(video: &Path, response: &Response) -> Result<KeypointScore> {
     use pitchside_score::{VideoEvidence, score_answer_json};

@@ -215,10 +215,176 @@ fn score_prints_the_validators_keypoint_score_of_an_answer() {
         &[],
     ));
     let got: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let got = got["final_score"].as_f64().unwrap();
+    let score = got["final_score"].as_f64().unwrap();
     assert!(
-        (got - want).abs() < 1e-3,
-        "final_score {got}, validator {want}"
+        (score - want).abs() < 1e-4,
+        "final_score {score}, validator {want}"
+    );
+    let recorded = got["keypoints_final_score"].as_f64().unwrap();
+    assert!((recorded - want / 100.0).abs() < 1e-6, "{recorded}");
+    // Per frame, what the validator's per-frame results hold.
+    let frames = got["per_frame"].as_array().unwrap();
+    let golden_frames = &golden["answers"]["pitchside"]["per_frame"];
+    assert_eq!(frames.len(), golden_frames.as_object().unwrap().len());
+    for f in frames {
+        let g = &golden_frames[f["frame"].as_str().unwrap()];
+        for k in ["player_plausibility", "keypoint_stability"] {
+            let (a, b) = (f[k].as_f64().unwrap(), g[k].as_f64().unwrap());
+            assert!((a - b).abs() < 1e-6, "frame {}: {k} {a} vs {b}", f["frame"]);
+        }
+    }
+}
+
+/// `analyze` on a video without a pitch (vtest.avi, Pitchside's pose-model answer) says
+/// so and writes frames without positions, as JSON and as CSV (objects and tracks).
+#[test]
+fn analyze_says_when_there_is_no_pitch() {
+    let dir = tempfile::tempdir().unwrap();
+    let answer = root().join("score/tests/fixtures/vtest-answer.json");
+    let json = dir.path().join("a.json");
+    let o = pitchside(
+        &[
+            "analyze",
+            "--video",
+            "assets/vtest.avi",
+            "--answer",
+            answer.to_str().unwrap(),
+            "--out",
+            json.to_str().unwrap(),
+        ],
+        &[],
+    );
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no pitch in view"));
+    let a: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(a["frames_with_homography"], 0);
+    assert_eq!(a["video"]["width"], 768);
+    let frames = a["frames"].as_array().unwrap();
+    assert!(frames.len() > 700, "{}", frames.len());
+    assert!(
+        frames
+            .iter()
+            .flat_map(|f| f["objects"].as_array().unwrap())
+            .all(|o| o["x"].is_null())
+    );
+    let csv = dir.path().join("a.csv");
+    ok(&pitchside(
+        &[
+            "analyze",
+            "--video",
+            "assets/vtest.avi",
+            "--answer",
+            answer.to_str().unwrap(),
+            "--out",
+            csv.to_str().unwrap(),
+            "--format",
+            "csv",
+        ],
+        &[],
+    ));
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    assert!(
+        rows.starts_with("frame_number,shot,id,class_id,x_m,y_m,team\n"),
+        "{rows:.200}"
+    );
+    // No pitch, no radar: said, not drawn.
+    let o = pitchside(
+        &[
+            "analyze",
+            "--video",
+            "assets/vtest.avi",
+            "--answer",
+            answer.to_str().unwrap(),
+            "--out",
+            json.to_str().unwrap(),
+            "--radar",
+            dir.path().join("r.png").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no frame has a homography"));
+    let tracks = std::fs::read_to_string(dir.path().join("a-tracks.csv")).unwrap();
+    assert!(
+        tracks.starts_with("id,class_id,frames,seconds_on_screen"),
+        "{tracks:.200}"
+    );
+    assert!(tracks.lines().count() > 2);
+}
+
+/// `run --analytics FILE` writes the analytics of its result beside the Score Vision JSON
+/// (here with the built-in `null` detector: frames, no positions, and the note why).
+#[test]
+fn run_writes_the_analytics_of_its_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = quick_deployment(dir.path(), "");
+    let analytics = dir.path().join("analytics.json");
+    let out = ok(&pitchside(
+        &[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--analytics",
+            analytics.to_str().unwrap(),
+            "assets/vtest.avi",
+        ],
+        &[("FRAME_STRIDE", "4")],
+    ));
+    let response: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let a: serde_json::Value = serde_json::from_slice(&std::fs::read(&analytics).unwrap()).unwrap();
+    assert_eq!(
+        a["frames"].as_array().unwrap().len(),
+        response["frames"].as_array().unwrap().len()
+    );
+    assert!(a["note"].as_str().unwrap().contains("no pitch in view"));
+    // A name ending in .csv: CSV, the tracks beside it.
+    let csv = dir.path().join("analytics.csv");
+    ok(&pitchside(
+        &[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--analytics",
+            csv.to_str().unwrap(),
+            "assets/vtest.avi",
+        ],
+        &[("FRAME_STRIDE", "4")],
+    ));
+    assert!(
+        std::fs::read_to_string(&csv)
+            .unwrap()
+            .starts_with("frame_number,shot,")
+    );
+    assert!(dir.path().join("analytics-tracks.csv").is_file());
+}
+
+/// An answer the validator's rewrite fails on is never stored, so never scored: `score`
+/// says so and why, and fails (before reading the video).
+#[test]
+fn score_refuses_an_answer_the_validator_would_not_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let answer = dir.path().join("answer.json");
+    std::fs::write(
+        &answer,
+        r#"{"frames": [{"frame_number": 0, "keypoints": [[1, 2]]}, {"keypoints": []}]}"#,
+    )
+    .unwrap();
+    let o = pitchside(
+        &[
+            "score",
+            "--video",
+            "assets/vtest.avi",
+            "--answer",
+            answer.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("would not store this answer")
+            && stderr.contains("frame 1 has no 'frame_number'"),
+        "{stderr}"
     );
 }
 

@@ -1,0 +1,225 @@
+//! Two teams found without training, per video: each player's shirt colour from the torso
+//! part of the box with grass and shadow pixels left out, the colours clustered into two
+//! (k-means), each track's team the vote of its frames (a track does not flip team frame to
+//! frame). Referees (class 3) belong to no team and are not clustered; goalkeepers (class 1)
+//! wear their own colours and are given to a team by position (`analytics`). Where a model
+//! has no goalkeeper or referee classes, everything is a player and is clustered.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use opencv::core::{Mat, Rect, Vec3b};
+use opencv::imgproc;
+use opencv::prelude::*;
+use opencv::videoio::{self, VideoCapture};
+
+use crate::ScoreError;
+
+/// The class ids of the Score Vision answer.
+pub const BALL: f64 = 0.0;
+pub const GOALKEEPER: f64 = 1.0;
+pub const REFEREE: f64 = 3.0;
+
+/// Fewer shirt pixels than this in a box: no colour (a box mostly grass, or tiny).
+const MIN_PIXELS: usize = 12;
+
+/// One object to sample: its track key, and its box.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub track: String,
+    pub bbox: [f64; 4],
+}
+
+/// The mean BGR of the torso (the box's middle half across, 15–50 % down) without grass
+/// (green hue, saturated) and shadow (dark) pixels; `None` when too few remain.
+pub fn shirt_colour(img: &Mat, bbox: [f64; 4]) -> Result<Option<[f64; 3]>, ScoreError> {
+    let (w, h) = (bbox[2] - bbox[0], bbox[3] - bbox[1]);
+    let x0 = (bbox[0] + 0.25 * w).floor().max(0.0) as i32;
+    let x1 = (bbox[2] - 0.25 * w).ceil().min(f64::from(img.cols())) as i32;
+    let y0 = (bbox[1] + 0.15 * h).floor().max(0.0) as i32;
+    let y1 = (bbox[1] + 0.5 * h).ceil().min(f64::from(img.rows())) as i32;
+    if x1 - x0 < 2 || y1 - y0 < 2 {
+        return Ok(None);
+    }
+    let roi = Mat::roi(img, Rect::new(x0, y0, x1 - x0, y1 - y0))?.try_clone()?;
+    let mut hsv = Mat::default();
+    imgproc::cvt_color_def(&roi, &mut hsv, imgproc::COLOR_BGR2HSV)?;
+    let (mut sum, mut n) = ([0.0; 3], 0usize);
+    for r in 0..roi.rows() {
+        for c in 0..roi.cols() {
+            let p = hsv.at_2d::<Vec3b>(r, c)?;
+            let (hue, sat, val) = (p[0], p[1], p[2]);
+            let grass = (30..=90).contains(&hue) && sat > 50;
+            let shadow = val < 45;
+            if grass || shadow {
+                continue;
+            }
+            let bgr = roi.at_2d::<Vec3b>(r, c)?;
+            for (s, &v) in sum.iter_mut().zip(bgr.iter()) {
+                *s += f64::from(v);
+            }
+            n += 1;
+        }
+    }
+    Ok((n >= MIN_PIXELS).then(|| sum.map(|s| s / n as f64)))
+}
+
+/// Shirt colours of the given objects, frame by frame, read from the video (frames by
+/// number, in decoding order).
+pub fn sample_video(
+    path: &Path,
+    frames: &BTreeMap<i64, Vec<Sample>>,
+) -> Result<Vec<(String, [f64; 3])>, ScoreError> {
+    let mut cap = VideoCapture::from_file(path, videoio::CAP_ANY)?;
+    if !cap.is_opened()? {
+        return Err(ScoreError::Video(format!(
+            "{}: cannot open",
+            path.display()
+        )));
+    }
+    let last = frames.keys().next_back().copied().unwrap_or(-1);
+    let mut out = Vec::new();
+    let mut img = Mat::default();
+    let mut n = 0i64;
+    while n <= last && cap.read(&mut img)? {
+        if let Some(samples) = frames.get(&n) {
+            for s in samples {
+                if let Some(c) = shirt_colour(&img, s.bbox)? {
+                    out.push((s.track.clone(), c));
+                }
+            }
+        }
+        n += 1;
+    }
+    Ok(out)
+}
+
+fn d2(a: [f64; 3], b: [f64; 3]) -> f64 {
+    (0..3).map(|k| (a[k] - b[k]).powi(2)).sum()
+}
+
+/// Two clusters of colours (k-means, seeded by the colour farthest from the mean and the
+/// one farthest from it): the label of each colour.
+pub fn two_means(colours: &[[f64; 3]]) -> Vec<u8> {
+    if colours.len() < 2 {
+        return vec![0; colours.len()];
+    }
+    let mean = |v: &mut dyn Iterator<Item = [f64; 3]>| {
+        let (mut s, mut n) = ([0.0; 3], 0.0);
+        for c in v {
+            for k in 0..3 {
+                s[k] += c[k];
+            }
+            n += 1.0;
+        }
+        (n > 0.0).then(|| s.map(|x| x / n))
+    };
+    let all = mean(&mut colours.iter().copied()).unwrap_or([0.0; 3]);
+    let far = |from: [f64; 3]| {
+        colours
+            .iter()
+            .copied()
+            .max_by(|a, b| d2(*a, from).total_cmp(&d2(*b, from)))
+            .unwrap_or(from)
+    };
+    let c0 = far(all);
+    let mut centres = [c0, far(c0)];
+    let mut labels = vec![0u8; colours.len()];
+    for _ in 0..50 {
+        let next: Vec<u8> = colours
+            .iter()
+            .map(|&c| u8::from(d2(c, centres[1]) < d2(c, centres[0])))
+            .collect();
+        let changed = next != labels;
+        labels = next;
+        for (k, centre) in centres.iter_mut().enumerate() {
+            let members = colours
+                .iter()
+                .zip(&labels)
+                .filter(|(_, l)| usize::from(**l) == k)
+                .map(|(c, _)| *c);
+            if let Some(m) = mean(&mut { members }) {
+                *centre = m;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    labels
+}
+
+/// Each track's team: the majority of its frames' clusters (ties to team 0); and each
+/// team's shirt colour (BGR), the mean over its tracks' samples.
+pub fn teams_by_vote(
+    samples: &[(String, [f64; 3])],
+) -> (HashMap<String, u8>, [Option<[f64; 3]>; 2]) {
+    let colours: Vec<[f64; 3]> = samples.iter().map(|s| s.1).collect();
+    let labels = two_means(&colours);
+    let mut votes: HashMap<String, [usize; 2]> = HashMap::new();
+    for ((track, _), l) in samples.iter().zip(labels) {
+        votes.entry(track.clone()).or_default()[usize::from(l)] += 1;
+    }
+    let team: HashMap<String, u8> = votes
+        .into_iter()
+        .map(|(t, v)| (t, u8::from(v[1] > v[0])))
+        .collect();
+    let mut sums = [([0.0; 3], 0usize); 2];
+    for (track, c) in samples {
+        let s = &mut sums[usize::from(team[track])];
+        for (acc, v) in s.0.iter_mut().zip(c) {
+            *acc += v;
+        }
+        s.1 += 1;
+    }
+    let colours = sums.map(|(s, n)| (n > 0).then(|| s.map(|v| v / n as f64)));
+    (team, colours)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_means_splits_two_shirts() {
+        let mut colours = Vec::new();
+        for i in 0..20 {
+            let j = f64::from(i % 5);
+            colours.push([40.0 + j, 40.0, 200.0 - j]);
+            colours.push([230.0 - j, 230.0, 235.0]);
+        }
+        let l = two_means(&colours);
+        for pair in l.chunks(2) {
+            assert_ne!(pair[0], pair[1]);
+        }
+        assert!(l.iter().step_by(2).all(|&x| x == l[0]));
+    }
+
+    #[test]
+    fn the_torso_without_grass() {
+        // A green box with a red torso block.
+        let mut img = Mat::new_rows_cols_with_default(
+            100,
+            100,
+            opencv::core::CV_8UC3,
+            opencv::core::Scalar::new(40.0, 160.0, 40.0, 0.0),
+        )
+        .unwrap();
+        imgproc::rectangle(
+            &mut img,
+            Rect::new(40, 20, 20, 30),
+            opencv::core::Scalar::new(40.0, 40.0, 200.0, 0.0),
+            -1,
+            imgproc::LINE_8,
+            0,
+        )
+        .unwrap();
+        let c = shirt_colour(&img, [30.0, 10.0, 70.0, 90.0])
+            .unwrap()
+            .unwrap();
+        assert!(
+            (c[2] - 200.0).abs() < 1.0 && (c[1] - 40.0).abs() < 1.0,
+            "{c:?}"
+        );
+    }
+}
