@@ -36,6 +36,9 @@ use crate::device::DeviceRequest;
 /// The `service:` section (plain data; the service crate validates it).
 pub mod service;
 
+/// The largest deployment file read: a real one is a few KiB.
+pub const MAX_DEPLOYMENT_BYTES: u64 = 1 << 20;
+
 /// The deployment used when no `--config` is given. Its relative paths resolve against
 /// the working directory (the checkout, where `scripts/fetch-assets.sh` puts `assets/`).
 pub const DEFAULT_DEPLOYMENT_YAML: &str = include_str!("../../configs/default.yaml");
@@ -102,12 +105,10 @@ impl Deployment {
         )
     }
 
-    /// Reads and parses a deployment file; relative paths resolve against its directory.
+    /// Reads and parses a deployment file (a regular file of at most
+    /// [`MAX_DEPLOYMENT_BYTES`]); relative paths resolve against its directory.
     pub fn from_file(path: &Path) -> Result<Deployment, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::files::read_text_bounded(path, MAX_DEPLOYMENT_BYTES, "deployment")?;
         let base = path
             .parent()
             .map(Path::to_path_buf)

@@ -4,8 +4,11 @@
 //! The miner service (HTTP, downloads, validator signatures) is the `pitchside-service`
 //! crate, built on this one; nothing here depends on it.
 
+pub mod admission;
 pub mod config;
 pub mod device;
+pub mod files;
+pub mod load;
 
 pub use config::{Deployment, EffectiveConfig, EnvOverrides};
 pub use device::{Backend, DeviceRequest};

@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 use pitchside_plugin::{Detection, FrameRef, PluginError, Tracker};
 use serde::Serialize;
 
-use crate::config::{
-    Deployment, DeviceId, EffectiveConfig, FrameConversion, Profile, ProfileName, Role,
-};
+use crate::admission::{AdmissionError, AdmittedVideo};
+use crate::config::{Deployment, DeviceId, EffectiveConfig, FrameConversion, Profile, Role};
 use crate::device::Backend;
 use crate::plugin_host::{DetectorSlot, HostError, build_detectors_on, build_tracker};
 use crate::response::{BALL_CLASS, DEFAULT_KEYPOINTS, KEYPOINT_MIN_CONF, processing_time};
@@ -107,6 +106,14 @@ pub struct Pipeline {
     /// shape `pitchside tune` warmed must be the only one. On the CPU a padded frame costs
     /// as much as a real one and nothing is tuned: no padding.
     pad_batches: bool,
+    /// The device the models run on: decoding follows it ([`hardware_decoding`]).
+    device: DeviceId,
+}
+
+/// Whether videos for models on `device` are decoded on NVDEC (where FFmpeg and the driver
+/// offer it; software otherwise): a CUDA device, whatever the profile is called.
+pub fn hardware_decoding(device: DeviceId) -> bool {
+    device.backend == Backend::Cuda
 }
 
 /// One shape a detector runs at: GPU kernels are compiled and autotuned per input shape,
@@ -166,6 +173,7 @@ impl Pipeline {
             effective,
             detectors,
             pad_batches: device.backend != Backend::Cpu,
+            device,
         })
     }
 
@@ -277,10 +285,15 @@ impl Pipeline {
         Ok(start.elapsed())
     }
 
-    /// Runs a video file through the pipeline.
+    /// Admits a video to this pipeline: probed once, every bound of its profile checked.
+    pub fn admit(&self, path: &Path) -> Result<AdmittedVideo, AdmissionError> {
+        crate::admission::admit(&self.effective.profile, path)
+    }
+
+    /// Runs an admitted video through the pipeline.
     pub fn run(
         &mut self,
-        path: &Path,
+        video: &AdmittedVideo,
         opts: &RunOptions<'_>,
     ) -> Result<(Response, RunStats), PipelineError> {
         let start = Instant::now();
@@ -290,16 +303,16 @@ impl Pipeline {
         let decode = DecodeOptions {
             max_frames: opts.max_frames,
             threads: p.decode_threads,
-            // NVDEC is for the GPU hosts the cuda profile is for; it falls back to software.
-            hardware: self.effective.profile_name == ProfileName::Cuda,
+            hardware: hardware_decoding(self.device),
             segmenting: opts.segmenting,
+            max_frame_pixels: p.max_frame_pixels,
             ..DecodeOptions::new(stride, p.prefetch_frames as usize)
         };
         // Which decoder output each detector reads (index into the outputs).
         let mut inputs: Vec<usize> = Vec::new();
         let conversion = p.frame_conversion;
         let detectors = &self.detectors;
-        let decoder = Decoder::start_with(path, &decode, |info| {
+        let decoder = Decoder::start_admitted(video, &decode, |info| {
             let (outputs, which) = decoder_outputs(detectors, conversion, info);
             inputs = which;
             outputs
@@ -676,7 +689,7 @@ impl Pipeline {
     /// `exact` changes in the detections.
     pub fn conversion_parity(
         &mut self,
-        path: &Path,
+        video: &AdmittedVideo,
         stride: u32,
         max_frames: Option<u64>,
     ) -> Result<Vec<ConversionParity>, PipelineError> {
@@ -689,7 +702,7 @@ impl Pipeline {
         let mut inputs = Vec::new();
         let mut full = 0;
         let detectors = &self.detectors;
-        let decoder = Decoder::start_with(path, &decode, |info| {
+        let decoder = Decoder::start_admitted(video, &decode, |info| {
             let (mut outputs, which) = decoder_outputs(detectors, FrameConversion::ModelSize, info);
             full = match outputs.iter().position(|o| *o == Output::Full) {
                 Some(k) => k,
@@ -1117,6 +1130,16 @@ mod tests {
         assert_eq!(players[1][0].score, 1.0);
         assert_eq!(out[1].1.as_ref().unwrap().len(), 3);
         assert!(out[2].1.is_err());
+    }
+
+    #[test]
+    fn hardware_decoding_follows_the_device_not_the_profile_name() {
+        // A CUDA device decodes on NVDEC whatever its profile is called (`profile: cpu`
+        // pinned on a CUDA host, a custom profile); the CPU and WGPU never ask for it.
+        assert!(hardware_decoding(DeviceId::new(Backend::Cuda, 0)));
+        assert!(hardware_decoding(DeviceId::new(Backend::Cuda, 3)));
+        assert!(!hardware_decoding(DeviceId::new(Backend::Cpu, 0)));
+        assert!(!hardware_decoding(DeviceId::new(Backend::Wgpu, 0)));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::admission::{AdmissionError, AdmittedVideo};
 use crate::config::{Deployment, DeviceId, DeviceList, EffectiveConfig, Profile};
 use crate::device::{Backend, DeviceProbe, ProbeResult};
 use crate::pipeline::{Pipeline, PipelineError, Response, RunOptions, RunStats};
@@ -195,6 +196,9 @@ struct PoolState {
 /// Loaded pipelines, handed out one run at a time.
 pub struct PipelinePool {
     slots: Vec<Slot>,
+    /// The pipelines' profile (one deployment, one profile), for [`PipelinePool::admit`]
+    /// without waiting for a pipeline.
+    profile: Profile,
     state: Mutex<PoolState>,
     freed: Condvar,
 }
@@ -244,6 +248,7 @@ impl PipelinePool {
         }
         let n = slots.len();
         Ok(PipelinePool {
+            profile: effective.profile.clone(),
             state: Mutex::new(PoolState {
                 free: (0..n).rev().collect(),
                 busy: vec![false; n],
@@ -265,6 +270,7 @@ impl PipelinePool {
             threads: None,
         };
         PipelinePool {
+            profile: pipeline.profile().clone(),
             slots: vec![Slot {
                 label: spec.label(1),
                 spec,
@@ -285,6 +291,30 @@ impl PipelinePool {
 
     fn state(&self) -> MutexGuard<'_, PoolState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Admits a video to this pool's pipelines (see [`crate::admission::admit`]).
+    pub fn admit(&self, path: &Path) -> Result<AdmittedVideo, AdmissionError> {
+        crate::admission::admit(&self.profile, path)
+    }
+
+    /// The pipelines' profile.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// The pipeline of a pool of one (what [`crate::load::Slots::One`] loads); `None` for
+    /// a pool of several.
+    pub fn into_pipeline(mut self) -> Option<Pipeline> {
+        if self.slots.len() != 1 {
+            return None;
+        }
+        let slot = self.slots.pop()?;
+        Some(
+            slot.pipeline
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
     }
 
     /// How many pipelines the pool has.
@@ -430,13 +460,13 @@ impl Lease<'_> {
         &self.pool.slots[self.index].label
     }
 
-    /// Runs a video on this pipeline, on its slot's threads.
+    /// Runs an admitted video on this pipeline, on its slot's threads.
     pub fn run(
         &mut self,
-        path: &Path,
+        video: &AdmittedVideo,
         opts: &RunOptions<'_>,
     ) -> Result<(Response, RunStats), PipelineError> {
-        let r = self.with_pipeline(|p| p.run(path, opts));
+        let r = self.with_pipeline(|p| p.run(video, opts));
         self.failed |= r.is_err();
         r
     }

@@ -281,6 +281,16 @@ mod tests {
     }
 
     #[test]
+    fn a_bf16_cpu_profile_has_no_kernel_cache_either() {
+        // `half: true` on the CPU is bf16 operands: no GPU, no "unknown GPU" cache.
+        let root = std::env::temp_dir().join(format!("pitchside-kc-bf16-{}", std::process::id()));
+        assert!(pin(Some(&root), ModelDevice::CpuBf16).unwrap().is_none());
+        assert!(!root.exists(), "{} was created", root.display());
+        assert!(!ModelDevice::CpuBf16.uses_kernel_cache());
+        assert!(ModelDevice::Wgpu.uses_kernel_cache());
+    }
+
+    #[test]
     fn autotune_entries_count_lines_of_the_logs() {
         let dir = std::env::temp_dir().join(format!("pitchside-kc-{}", std::process::id()));
         let logs = dir.join("autotune/0.10.0/device-0-0-wgpu");

@@ -154,14 +154,44 @@ pub struct FrameScore {
 
 /// Score the answer file against the video.
 pub fn score_answer(video: &Path, answer: &Path) -> Result<KeypointScore, ScoreError> {
-    let json = std::fs::read(answer).map_err(|source| ScoreError::Io {
-        path: answer.display().to_string(),
-        source,
-    })?;
+    let json = read_answer(answer)?;
     // An answer the validator would not store fails here, before the video is read.
     rewrite::optimize_response_data(&json)?;
     let evidence = VideoEvidence::from_video(video)?;
     score_answer_json(&evidence, &json, None)
+}
+
+/// The largest answer file read: a 30 s challenge's answer is a few MB.
+pub const MAX_ANSWER_BYTES: u64 = 256 << 20;
+
+/// Reads an answer file: a regular file (a FIFO or a device is refused by its kind, not
+/// waited on or read without end) of at most [`MAX_ANSWER_BYTES`].
+fn read_answer(answer: &Path) -> Result<Vec<u8>, ScoreError> {
+    use std::io::Read;
+    let io = |source| ScoreError::Io {
+        path: answer.display().to_string(),
+        source,
+    };
+    let meta = std::fs::metadata(answer).map_err(io)?;
+    if !meta.is_file() {
+        return Err(ScoreError::Answer(format!(
+            "{} is not a regular file (a directory, FIFO or device)",
+            answer.display()
+        )));
+    }
+    let mut json = Vec::new();
+    std::fs::File::open(answer)
+        .map_err(io)?
+        .take(MAX_ANSWER_BYTES + 1)
+        .read_to_end(&mut json)
+        .map_err(io)?;
+    if json.len() as u64 > MAX_ANSWER_BYTES {
+        return Err(ScoreError::Answer(format!(
+            "{} is larger than {MAX_ANSWER_BYTES} bytes",
+            answer.display()
+        )));
+    }
+    Ok(json)
 }
 
 /// Score an answer (JSON bytes) against evidence already taken from the video; `frames`
@@ -449,5 +479,22 @@ impl fmt::Display for KeypointScore {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod read_tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_must_be_a_regular_file_of_bounded_size() {
+        let e = read_answer(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let e = read_answer(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        let f = dir.path().join("a.json");
+        std::fs::write(&f, "{}").unwrap();
+        assert_eq!(read_answer(&f).unwrap(), b"{}");
     }
 }

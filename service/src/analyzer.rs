@@ -5,11 +5,11 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use pitchside_engine::config::{DeviceId, Profile, ProfileName, VideoTooLarge};
+use pitchside_engine::admission::{self, AdmissionError, AdmittedVideo};
+use pitchside_engine::config::{DeviceId, Profile, ProfileName};
 use pitchside_engine::pipeline::{Pipeline, PipelineError, RunOptions};
 use pitchside_engine::pool::PipelinePool;
 use pitchside_engine::response::Response;
-use pitchside_engine::video::VideoInfo;
 
 use crate::metrics::{Histogram, PipelineGauge, PipelineGauges};
 
@@ -23,17 +23,16 @@ pub trait Analyzer: Send + Sync + 'static {
     /// results).
     fn analyze(
         &self,
-        video: &Path,
+        video: &AdmittedVideo,
         challenge_id: &str,
         cancel: &AtomicBool,
     ) -> Result<Response, AnalyzeError>;
 
-    /// Whether a video is within the bounds of what this analyzer takes (the profile's
-    /// `max_frame_pixels` and `max_video_frames`): the service asks on the probe, before
-    /// [`Analyzer::analyze`] decodes anything, and answers 422 when not. The default is the
-    /// default profile's bounds.
-    fn admit(&self, video: &VideoInfo) -> Result<(), VideoTooLarge> {
-        Profile::defaults(ProfileName::Cpu).check_video(video)
+    /// The engine's admission of a downloaded video to this analyzer (blocking: one probe,
+    /// every bound of the profile checked), before [`Analyzer::analyze`] decodes anything:
+    /// the service answers 422 when it fails. The default holds it to the default profile.
+    fn admit(&self, video: &Path) -> Result<AdmittedVideo, AdmissionError> {
+        admission::admit(&Profile::defaults(ProfileName::Cpu), video)
     }
 
     /// Pipelines free now; `None` when the analyzer has no such limit (the stand-ins). The
@@ -72,8 +71,6 @@ pub struct PipelineAnalyzer {
     pool: Arc<PipelinePool>,
     /// Analysis time per pipeline, in slot order.
     latency: Mutex<Vec<Histogram>>,
-    /// The pipelines' profile, for [`Analyzer::admit`] without waiting for a pipeline.
-    profile: Profile,
 }
 
 impl PipelineAnalyzer {
@@ -85,17 +82,7 @@ impl PipelineAnalyzer {
 
     pub fn with_pool(pool: Arc<PipelinePool>) -> PipelineAnalyzer {
         let latency = Mutex::new(vec![Histogram::default(); pool.len()]);
-        // Every pipeline of a pool is loaded from one deployment: one profile.
-        let profile = pool
-            .each_pipeline(|p| p.profile().clone())
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| Profile::defaults(ProfileName::Cpu));
-        PipelineAnalyzer {
-            pool,
-            latency,
-            profile,
-        }
+        PipelineAnalyzer { pool, latency }
     }
 
     pub fn pool(&self) -> &Arc<PipelinePool> {
@@ -104,13 +91,13 @@ impl PipelineAnalyzer {
 }
 
 impl Analyzer for PipelineAnalyzer {
-    fn admit(&self, video: &VideoInfo) -> Result<(), VideoTooLarge> {
-        self.profile.check_video(video)
+    fn admit(&self, video: &Path) -> Result<AdmittedVideo, AdmissionError> {
+        self.pool.admit(video)
     }
 
     fn analyze(
         &self,
-        video: &Path,
+        video: &AdmittedVideo,
         challenge_id: &str,
         cancel: &AtomicBool,
     ) -> Result<Response, AnalyzeError> {

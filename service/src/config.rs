@@ -66,6 +66,13 @@ pub fn validate(cfg: &ServiceConfig) -> Result<(), ServiceConfigError> {
     if !(1..=65536).contains(&cfg.max_connections) {
         return Err(err("max_connections", "must be between 1 and 65536"));
     }
+    // Above max_connections it is max_connections (the peer's share cannot be more).
+    if !(1..=65536).contains(&cfg.max_connections_per_peer) {
+        return Err(err(
+            "max_connections_per_peer",
+            "must be between 1 and 65536",
+        ));
+    }
     if let Some([w, h]) = cfg.warm_up_frame
         && (w == 0 || h == 0 || w > 8192 || h > 8192)
     {
@@ -168,7 +175,7 @@ mod tests {
     #[test]
     fn counts_and_sizes_have_upper_bounds_named_in_the_message() {
         type Case = (&'static str, fn(&mut ServiceConfig), &'static str);
-        let cases: [Case; 6] = [
+        let cases: [Case; 7] = [
             (
                 "max_concurrent_challenges",
                 |c| c.max_concurrent_challenges = 100_000,
@@ -181,6 +188,11 @@ mod tests {
             ),
             ("retry_after_s", |c| c.retry_after_s = u64::MAX, "3600"),
             ("max_connections", |c| c.max_connections = 0, "65536"),
+            (
+                "max_connections_per_peer",
+                |c| c.max_connections_per_peer = 0,
+                "65536",
+            ),
             (
                 "download.max_bytes",
                 |c| c.download.max_bytes = u64::MAX,

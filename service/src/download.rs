@@ -6,7 +6,7 @@
 //! after a 4xx. One total timeout covers all attempts. Internal addresses are refused (see
 //! [`crate::netguard`]). Google Drive share links go through [`crate::gdrive`].
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,8 +15,6 @@ use reqwest::{StatusCode, Url};
 use tempfile::NamedTempFile;
 use tokio::io::AsyncWriteExt;
 use tokio::time::timeout;
-
-use pitchside_engine::video::{self, VideoError, VideoInfo};
 
 use crate::config::DownloadConfig;
 use crate::gdrive;
@@ -148,16 +146,6 @@ pub struct Downloaded {
     pub bytes: u64,
     pub elapsed: Duration,
     pub attempts: u32,
-}
-
-/// The content check: the file must open as the pipeline's decoder will open it and yield a
-/// frame (blocking). The message says why not, without the temporary file's name.
-pub fn check_video(path: &Path) -> Result<VideoInfo, String> {
-    video::probe(path).map_err(|e| match e {
-        VideoError::NotAVideo { detail, .. } => detail,
-        VideoError::NoFrames { .. } => "it has no decodable frame".into(),
-        other => other.to_string(),
-    })
 }
 
 /// Downloads challenge videos; one per service, sharing its connection pool.
@@ -564,24 +552,5 @@ mod tests {
             "GET u: HTTP 503 Service Unavailable (after 4 attempts)"
         );
         assert_eq!(s(404).to_string(), "GET u: HTTP 404 Not Found");
-    }
-
-    #[test]
-    fn the_check_refuses_a_non_video_without_naming_the_file() {
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        std::io::Write::write_all(&mut f, &[b'x'; 10_000]).unwrap();
-        let e = check_video(f.path()).unwrap_err();
-        let name = f.path().file_name().unwrap().to_string_lossy();
-        assert!(!e.contains(&*name), "{e}");
-    }
-
-    /// The check opens the video as the decoder does: same size, rate and frame count.
-    #[test]
-    fn the_check_sees_what_the_decoder_sees() {
-        let clip = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/vtest.avi");
-        let info = check_video(&clip).expect("assets/vtest.avi (scripts/fetch-assets.sh)");
-        let decoder = video::Decoder::start(&clip, 1, 8).unwrap();
-        assert_eq!(info, decoder.info);
-        assert_eq!((info.width, info.height, info.frame_count), (768, 576, 795));
     }
 }

@@ -19,6 +19,7 @@
 pub mod analyzer;
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod download;
 pub mod gdrive;
 pub mod metrics;

@@ -15,18 +15,39 @@ pub fn forbidden_reason(ip: IpAddr) -> Option<&'static str> {
     }
 }
 
+/// The IPv4 special-purpose registry (IANA, RFC 6890 and updates): every block whose
+/// addresses are not globally reachable, plus multicast and broadcast.
 fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
     let o = ip.octets();
+    let within = |net: [u8; 4], bits: u32| {
+        let mask = if bits == 0 {
+            0
+        } else {
+            u32::MAX << (32 - bits)
+        };
+        (u32::from(ip) & mask) == (u32::from_be_bytes(net) & mask)
+    };
     if ip.is_unspecified() || o[0] == 0 {
         Some("an unspecified (0.0.0.0/8) address")
     } else if ip.is_loopback() {
         Some("a loopback address")
     } else if ip.is_private() {
         Some("a private address")
-    } else if o[0] == 100 && (o[1] & 0xc0) == 64 {
+    } else if within([100, 64, 0, 0], 10) {
         Some("a shared (carrier-grade NAT) address")
     } else if ip.is_link_local() {
         Some("a link-local address")
+    } else if within([192, 0, 0, 0], 24) {
+        Some("an IETF protocol assignment (192.0.0.0/24)")
+    } else if within([192, 0, 2, 0], 24)
+        || within([198, 51, 100, 0], 24)
+        || within([203, 0, 113, 0], 24)
+    {
+        Some("a documentation (TEST-NET) address")
+    } else if within([198, 18, 0, 0], 15) {
+        Some("a benchmarking (198.18.0.0/15) address")
+    } else if within([192, 88, 99, 0], 24) {
+        Some("a 6to4 relay anycast (192.88.99.0/24) address")
     } else if ip.is_multicast() {
         Some("a multicast address")
     } else if ip.is_broadcast() || o[0] >= 240 {
@@ -36,10 +57,21 @@ fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
     }
 }
 
+/// The IPv6 special-purpose registry: addresses that embed an IPv4 address (mapped,
+/// compatible, NAT64, 6to4, Teredo) are judged by the address they embed; everything
+/// outside global unicast (2000::/3) is refused, and within it the blocks that are not
+/// globally reachable.
 fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
     let s = ip.segments();
-    // Addresses that embed an IPv4 address are judged by it: ::ffff:a.b.c.d (mapped),
-    // ::a.b.c.d (deprecated compatible) and 64:ff9b::a.b.c.d (NAT64).
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from(((hi as u32) << 16) | lo as u32);
+    let within = |net: [u16; 8], bits: u32| {
+        let mask = if bits == 0 {
+            0
+        } else {
+            u128::MAX << (128 - bits)
+        };
+        (u128::from(ip) & mask) == (u128::from(Ipv6Addr::from(net)) & mask)
+    };
     if let Some(v4) = ip.to_ipv4_mapped() {
         return forbidden_v4(v4);
     }
@@ -49,11 +81,41 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
     if ip.is_loopback() {
         return Some("a loopback address");
     }
+    // ::a.b.c.d (deprecated IPv4-compatible) and 64:ff9b::a.b.c.d (NAT64): the last 32 bits.
     if s[..6] == [0, 0, 0, 0, 0, 0] || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        // The embedded IPv4 address is the last 32 bits.
-        return forbidden_v4(Ipv4Addr::from(((s[6] as u32) << 16) | s[7] as u32));
+        return forbidden_v4(v4(s[6], s[7]));
     }
-    if (s[0] & 0xffc0) == 0xfe80 {
+    // 6to4 (2002::/16): the IPv4 address is bits 16..48.
+    if s[0] == 0x2002 {
+        return forbidden_v4(v4(s[1], s[2])).map(|_| "a 6to4 address of a non-public IPv4 address");
+    }
+    // Teredo (2001::/32): the server's IPv4 address in bits 32..64, the client's inverted in
+    // the last 32 bits; either one internal refuses it.
+    if s[0] == 0x2001 && s[1] == 0 {
+        let client = v4(!s[6], !s[7]);
+        let server = v4(s[2], s[3]);
+        return (forbidden_v4(client).is_some() || forbidden_v4(server).is_some())
+            .then_some("a Teredo address of a non-public IPv4 address");
+    }
+    if within([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48) {
+        Some("a local-use NAT64 (64:ff9b:1::/48) address")
+    } else if within([0x100, 0, 0, 0, 0, 0, 0, 0], 64) {
+        Some("a discard-only (100::/64) address")
+    } else if within([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32)
+        || within([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20)
+    {
+        Some("a documentation address")
+    } else if within([0x2001, 0, 0, 0, 0, 0, 0, 0], 23)
+        // The globally reachable ones of 2001::/23: PCP and TURN anycast, AMT, AS112,
+        // ORCHIDv2.
+        && !(within([0x2001, 1, 0, 0, 0, 0, 0, 1], 128)
+            || within([0x2001, 1, 0, 0, 0, 0, 0, 2], 128)
+            || within([0x2001, 3, 0, 0, 0, 0, 0, 0], 32)
+            || within([0x2001, 4, 0x112, 0, 0, 0, 0, 0], 48)
+            || within([0x2001, 0x20, 0, 0, 0, 0, 0, 0], 28))
+    {
+        Some("an IETF protocol assignment (2001::/23)")
+    } else if (s[0] & 0xffc0) == 0xfe80 {
         Some("a link-local address")
     } else if (s[0] & 0xffc0) == 0xfec0 {
         Some("a site-local address")
@@ -61,6 +123,10 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
         Some("a private (unique local) address")
     } else if ip.is_multicast() {
         Some("a multicast address")
+    } else if within([0x5f00, 0, 0, 0, 0, 0, 0, 0], 16) {
+        Some("a segment routing (5f00::/16) address")
+    } else if (s[0] & 0xe000) != 0x2000 {
+        Some("a reserved address (not global unicast, 2000::/3)")
     } else {
         None
     }
@@ -194,6 +260,29 @@ mod tests {
             "::ffff:169.254.169.254",
             "::127.0.0.1",
             "64:ff9b::10.0.0.1",
+            // The IANA special-purpose registries.
+            "198.18.0.1",
+            "198.19.255.255",
+            "192.0.2.1",
+            "198.51.100.7",
+            "203.0.113.200",
+            "192.0.0.8",
+            "192.88.99.1",
+            "2001:db8::1",
+            "3fff::1",
+            "100::1",
+            "64:ff9b:1::a00:1",
+            "2001:2::1",
+            "5f00::1",
+            "4000::1",
+            // 6to4 and Teredo forms of internal IPv4 addresses.
+            "2002:7f00:1::",
+            "2002:a00:1::1",
+            "2002:a9fe:a9fe::1",
+            // Teredo: server 65.54.227.120, client 127.0.0.1 (inverted: 80ff:fffe).
+            "2001:0:4136:e378:8000:63bf:80ff:fffe",
+            // Teredo: server 10.0.0.1, client 8.8.8.8.
+            "2001:0:a00:1:8000:63bf:f7f7:f7f7",
         ] {
             assert!(bad(s), "{s} should be refused");
         }
@@ -207,6 +296,13 @@ mod tests {
             "2a00:1450:4001:80b::200e",
             "::ffff:8.8.8.8",
             "64:ff9b::8.8.8.8",
+            "192.31.196.1",
+            "192.175.48.1",
+            "2002:808:808::1",
+            // Teredo: server 65.54.227.120, client 8.8.8.8 (inverted: f7f7:f7f7).
+            "2001:0:4136:e378:8000:63bf:f7f7:f7f7",
+            "2001:3::1",
+            "2620:4f:8000::1",
         ] {
             assert!(!bad(s), "{s} should be allowed");
         }

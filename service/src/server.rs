@@ -27,12 +27,14 @@ use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
+use pitchside_engine::admission::AdmissionError;
 use pitchside_engine::response::{ChallengeId, Response as Answer};
 
 use crate::analyzer::Analyzer;
 use crate::auth::{self, AuthError, Authenticator};
 use crate::config::{self, AuthMode, ServiceConfig, ServiceConfigError};
-use crate::download::{self, DownloadError, Downloader};
+use crate::connections::{Busy, Connections};
+use crate::download::{DownloadError, Downloader};
 use crate::metrics::{Gauges, Metrics};
 
 /// Why the service could not start or stopped with an error.
@@ -407,41 +409,43 @@ async fn challenge_stages(
         downloaded.attempts
     );
 
-    // Content check: the file must open as a video and yield a frame.
+    // The engine's admission: the file must open as a video of an allowed format, yield a
+    // frame and be within the profile's bounds (one probe, which the decoder reuses).
     let t = Instant::now();
     let bytes = downloaded.bytes;
     let file = downloaded.file;
+    let analyzer = state.analyzer.clone();
     let checked = tokio::task::spawn_blocking(move || {
-        let r = download::check_video(file.path());
+        let r = analyzer.admit(file.path());
         (file, r)
     })
     .await;
     m.stage("check", t.elapsed());
-    let file = match checked {
+    let (file, video) = match checked {
         Ok((file, Ok(v))) => {
+            let i = v.info();
             tracing::info!(
                 "video {}x{}, {:.2} fps, {} frames (container)",
-                v.width,
-                v.height,
-                v.fps,
-                v.frame_count
+                i.width,
+                i.height,
+                i.fps,
+                i.frame_count
             );
-            // Within the profile's bounds, or refused before a frame more is decoded.
-            if let Err(e) = state.analyzer.admit(&v) {
-                return fail(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_video",
-                    "video_too_large".into(),
-                    format!("{}: {e}", req.video_url),
-                );
-            }
-            file
+            (file, v)
         }
-        Ok((_file, Err(message))) => {
+        Ok((_file, Err(e @ AdmissionError::TooLarge { .. }))) => {
+            return fail(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_video",
+                "video_too_large".into(),
+                format!("{}: {}", req.video_url, e.without_path()),
+            );
+        }
+        Ok((_file, Err(e))) => {
             let e = DownloadError::NotVideo {
                 url: req.video_url.clone(),
                 bytes,
-                message,
+                message: e.without_path(),
             };
             return fail(
                 e.response_status(),
@@ -467,7 +471,7 @@ async fn challenge_stages(
     let flag = cancel.clone();
     let aid = id.to_string();
     let analysed = tokio::task::spawn_blocking(move || {
-        let r = analyzer.analyze(file.path(), &aid, &flag);
+        let r = analyzer.analyze(&video, &aid, &flag);
         drop(file);
         drop(slot);
         r
@@ -537,7 +541,8 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
             "in_flight": state.in_flight(),
             "capacity": state.capacity(),
             "auth": state.cfg.auth,
-            "accepting_challenges": state.refusal.is_none(),
+            // Not while draining: a challenge sent now would get 503.
+            "accepting_challenges": state.refusal.is_none() && !draining,
             "version": env!("CARGO_PKG_VERSION"),
         }),
     )
@@ -666,11 +671,12 @@ impl Server {
 }
 
 /// What one connection may cost: the time its headers may take, and how many connections
-/// may be open at once.
+/// may be open at once, in all and per peer.
 #[derive(Clone, Copy)]
 struct ConnectionLimits {
     header_read_timeout: Duration,
     max_connections: usize,
+    max_connections_per_peer: usize,
 }
 
 impl ConnectionLimits {
@@ -678,6 +684,7 @@ impl ConnectionLimits {
         ConnectionLimits {
             header_read_timeout: Duration::from_secs_f64(cfg.header_read_timeout_s),
             max_connections: cfg.max_connections,
+            max_connections_per_peer: cfg.max_connections_per_peer,
         }
     }
 }
@@ -686,8 +693,10 @@ impl ConnectionLimits {
 /// its current request and returns once all have. Hyper's HTTP/1 server with a timer closes
 /// a connection whose headers have not all arrived `header_read_timeout` after it opened (or
 /// after the previous answer): a slow-loris client holds a connection for that long at most,
-/// and never a challenge slot (the handler only runs once the headers are in). Past
-/// `max_connections`, a new connection is closed at once.
+/// and never a challenge slot (the handler only runs once the headers are in). At
+/// `max_connections`, or a peer's `max_connections_per_peer`, the oldest idle connection
+/// is closed for the new one; a new one is refused only when all are working
+/// ([`crate::connections`]).
 async fn accept_loop(
     listener: tokio::net::TcpListener,
     app: Router,
@@ -698,7 +707,7 @@ async fn accept_loop(
     // Each connection task holds a receiver; `closed()` on the sender completes once all of
     // them are gone.
     let (close_tx, close_rx) = tokio::sync::watch::channel(());
-    let open = Arc::new(Semaphore::new(limits.max_connections));
+    let open = Connections::new(limits.max_connections, limits.max_connections_per_peer);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -713,18 +722,27 @@ async fn accept_loop(
                 }
             },
         };
-        let Ok(permit) = open.clone().try_acquire_owned() else {
-            tracing::warn!(
-                "closing a connection from {peer}: {} already open (service.max_connections)",
-                limits.max_connections
-            );
+        // Refusals are logged by `Connections`, a line per few seconds at most.
+        let Ok(ticket) = open.admit(peer.ip()) else {
             drop(stream);
             continue;
         };
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let router = hyper_util::service::TowerToHyperService::new(app.clone());
+        let busy = ticket.busy.clone();
+        // A request in progress makes the connection busy: not closed for a newer one.
+        let service = hyper::service::service_fn(move |req| {
+            let working = Busy::enter(&busy);
+            let answer = hyper::service::Service::call(&router, req);
+            async move {
+                let r = answer.await;
+                drop(working);
+                r
+            }
+        });
         let mut close = close_rx.clone();
         tokio::spawn(async move {
-            let _permit = permit;
+            let evicted = ticket.evicted.clone();
+            let _ticket = ticket;
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)
@@ -732,6 +750,8 @@ async fn accept_loop(
             tokio::pin!(conn);
             let result = tokio::select! {
                 r = conn.as_mut() => r,
+                // Idle, and its place given to a newer connection: closed at once.
+                () = evicted.notified() => Ok(()),
                 _ = close.changed() => {
                     conn.as_mut().graceful_shutdown();
                     conn.await

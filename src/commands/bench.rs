@@ -107,10 +107,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
         return bench_model(model, &args);
     }
     crate::commands::score::check_available(args.score, "--score")?;
-    let mut pipeline = args.deployment.resolve()?.into_pipeline()?;
+    let mut pipeline = crate::deployment::load_pipeline(args.deployment.resolve()?)?;
+    let video = pipeline.admit(&args.source)?;
     if args.conversion_parity {
         let stride = pipeline.profile().frame_stride;
-        let report = pipeline.conversion_parity(&args.source, stride, args.frames)?;
+        let report = pipeline.conversion_parity(&video, stride, args.frames)?;
         for r in &report {
             eprintln!(
                 "{}: input {:?}, {} frames: {} exact / {} model-size detections, {} matched (IoU >= 0.5), IoU mean {:.4} min {:.4}, |score delta| mean {:.4} max {:.4}, keypoints {:.2} px apart",
@@ -152,7 +153,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     } else {
         None
     };
-    let (response, stats) = pipeline.run(&args.source, &opts)?;
+    let (response, stats) = pipeline.run(&video, &opts)?;
     let ffmpeg_after = if args.vs_ffmpeg {
         Some(ffmpeg_decode_fps(
             &args.source,

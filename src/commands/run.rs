@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use pitchside_engine::pipeline::RunOptions;
-use pitchside_engine::video::VideoInfo;
 
 use crate::deployment::DeploymentArgs;
 
@@ -40,8 +39,8 @@ pub struct RunArgs {
 
 /// Where the video comes from.
 enum Source {
-    /// A local file, probed.
-    File(PathBuf, VideoInfo),
+    /// A local file.
+    File(PathBuf),
     /// An http(s) URL, fetched once the deployment is known.
     Url(String),
 }
@@ -76,26 +75,27 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     // Kept until the end of `run`: dropping it (on success or on any error) deletes the file.
     let mut download = None;
-    let (video, info) = match source {
-        Source::File(path, info) => (path, info),
+    let profile = resolved.effective()?.profile;
+    // The engine's admission (the profile's bounds, as `serve` checks them, with the same
+    // message), before the models load.
+    let video = match source {
+        Source::File(path) => pitchside_engine::admission::admit(&profile, &path)?,
         Source::Url(url) => {
-            let Some((downloaded, info)) = fetch(&url, &resolved, &interrupted)? else {
+            let Some(downloaded) = fetch(&url, &resolved, &interrupted)? else {
                 // The unfinished download (and its temporary file) is dropped already.
                 eprintln!("interrupted during the download of {url}");
                 std::process::exit(130);
             };
-            let path = downloaded.file.path().to_path_buf();
+            let admitted = pitchside_engine::admission::admit(&profile, downloaded.file.path())
+                .map_err(|e| {
+                    // As `serve` says it: the URL, not the temporary file's name.
+                    anyhow::anyhow!("{url}: {}", e.without_path())
+                })?;
             download = Some(downloaded);
-            (path, info)
+            admitted
         }
     };
-    // The profile's bounds on the video (as `serve` checks them, with the same message).
-    resolved
-        .effective()?
-        .profile
-        .check_video(&info)
-        .with_context(|| format!("{}", args.source.display()))?;
-    let mut pipeline = resolved.into_pipeline()?;
+    let mut pipeline = crate::deployment::load_pipeline(resolved)?;
     if interrupted.load(Ordering::Relaxed) {
         drop(download);
         eprintln!("interrupted before the analysis");
@@ -126,6 +126,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         ..Default::default()
     };
     let (response, stats) = pipeline.run(&video, &opts)?;
+    let video = video.path();
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -173,19 +174,28 @@ pub fn run(args: RunArgs) -> Result<()> {
         // 128 + SIGINT, as a shell reports an interrupted command; the output is written.
         std::process::exit(130);
     }
+    if response.partial {
+        // Written, but not the whole video (a truncated file, a frame over the bounds, a
+        // detector failure): scripts tell it from a complete result by the exit code.
+        std::process::exit(EXIT_PARTIAL);
+    }
     Ok(())
 }
 
+/// `run`'s exit code when the result was written but is partial (`"partial": true`, with
+/// the reason in `"error"`): 0 is a complete result, 1 an error with no result, 130 an
+/// interrupted run.
+pub const EXIT_PARTIAL: i32 = 3;
+
 /// Downloads `url` as `serve` does (the deployment's `service.download` and `temp_dir`),
-/// private addresses allowed, and checks that the file is a video.
-/// Downloads `url` as `serve` does and probes it; `None` if `interrupted` was set first (the
-/// unfinished download is dropped, which removes its file).
+/// private addresses allowed; `None` if `interrupted` was set first (the unfinished
+/// download is dropped, which removes its file).
 fn fetch(
     url: &str,
     resolved: &crate::deployment::Resolved,
     interrupted: &AtomicBool,
-) -> Result<Option<(pitchside_service::download::Downloaded, VideoInfo)>> {
-    use pitchside_service::download::{self, DownloadError, Downloader};
+) -> Result<Option<pitchside_service::download::Downloaded>> {
+    use pitchside_service::download::Downloader;
     let mut cfg = resolved.deployment.file.service.clone().unwrap_or_default();
     cfg.resolve_paths(&resolved.deployment.base_dir);
     // The timeouts and caps are used as durations and sizes: checked as `serve` checks them.
@@ -222,20 +232,11 @@ fn fetch(
         attempts = downloaded.attempts,
         "downloaded"
     );
-    // As `serve` says it: the URL, not the temporary file's name.
-    let info = download::check_video(downloaded.file.path()).map_err(|message| {
-        DownloadError::NotVideo {
-            url: url.to_owned(),
-            bytes: downloaded.bytes,
-            message,
-        }
-    })?;
-    Ok(Some((downloaded, info)))
+    Ok(Some(downloaded))
 }
 
 /// An http(s) URL, or a local path; another scheme is refused, saying it is a URL. A path
-/// is then probed (opened and a frame decoded, as the decoder will): a directory, a
-/// missing file, a file that is not a video each say so.
+/// is admitted (probed, bounds checked) once the deployment is known.
 fn check_source(source: &Path) -> Result<Source> {
     let s = source.to_string_lossy();
     if let Some((scheme, _)) = s.split_once("://")
@@ -249,8 +250,7 @@ fn check_source(source: &Path) -> Result<Source> {
         }
         bail!("{s} is a URL: `run` fetches only http and https URLs; download it first");
     }
-    let info = pitchside_engine::video::probe(source)?;
-    Ok(Source::File(source.to_path_buf(), info))
+    Ok(Source::File(source.to_path_buf()))
 }
 
 /// Fails when `out` cannot be created or written; leaves an existing file as it is.

@@ -34,7 +34,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
             source,
         }
     })?);
-    let pool = Arc::new(resolved.into_pool()?);
+    let pool = Arc::new(resolved.load(crate::deployment::Slots::Deployment)?);
     if cfg.max_concurrent_challenges < pool.len() {
         tracing::warn!(
             "{} pipelines but service.max_concurrent_challenges is {}: only that many run at once",

@@ -54,7 +54,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
         .and_then(|s| s.warm_up_frame);
     let frames = frame_sizes(&args, service_frame);
     let pipeline_start = Instant::now();
-    let mut pipeline = resolved.into_pipeline()?;
+    let mut pipeline = crate::deployment::load_pipeline(resolved)?;
     let load_s = pipeline_start.elapsed().as_secs_f64();
     let shapes = pipeline.warm_up_shapes(&frames);
     let cache = kernel_cache::current();

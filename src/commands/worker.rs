@@ -136,7 +136,7 @@ pub fn run(args: WorkerArgs) -> Result<()> {
     // listens, so the first job does not pay for GPU autotuning inside its ack deadline).
     let service = resolved.deployment.file.service.clone().unwrap_or_default();
     pitchside_service::config::validate(&service)?;
-    let pool = Arc::new(resolved.into_pool()?);
+    let pool = Arc::new(resolved.load(crate::deployment::Slots::Deployment)?);
     if let Some(frame) = service.warm_up_frame {
         super::serve::warm_up(&pool, frame)?;
     }

@@ -518,6 +518,76 @@ fn quick_deployment(dir: &std::path::Path, service: &str) -> std::path::PathBuf 
     path
 }
 
+/// A FIFO or a device as the deployment or the video is named as such at once: it used to
+/// read `/dev/zero` as YAML until memory ran out, and report a FIFO video as missing.
+#[test]
+fn fifos_and_devices_are_named_and_never_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("deployment.yaml");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let fifo = fifo.to_str().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["run", "--config", "/dev/zero", "assets/vtest.avi"],
+            "deployment /dev/zero is a character device, not a regular file",
+        ),
+        (
+            &["run", "--config", fifo, "assets/vtest.avi"],
+            "is a FIFO (named pipe), not a regular file",
+        ),
+        (
+            &["run", "/dev/zero"],
+            "/dev/zero is a character device, not a regular file",
+        ),
+        (&["run", fifo], "is a FIFO (named pipe), not a regular file"),
+    ];
+    for (args, says) in cases {
+        let o = pitchside(args, &[]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!err.contains("no such file"), "{args:?}: {err}");
+    }
+}
+
+/// A partial result is written and told apart by the exit code (3, README): here a stream
+/// that grows past `max_frame_pixels` after 12 frames.
+#[test]
+fn a_partial_result_is_written_and_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = quick_deployment(
+        dir.path(),
+        "profiles:\n  cpu:\n    max_frame_pixels: 307200\n",
+    );
+    let o = pitchside(
+        &[
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "tests/fixtures/hostile/size-change.h264",
+        ],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["partial"], true);
+    assert_eq!(v["frames"].as_array().unwrap().len(), 12);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("frame 12 is 1280x720 (921600 pixels), above the profile's max_frame_pixels"),
+        "{v}"
+    );
+}
+
 fn temp_files_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(dir)
         .unwrap()

@@ -31,7 +31,8 @@ fn run(p: &mut Pipeline, video: &Path) -> Response {
         challenge_id: "test-challenge".into(),
         ..Default::default()
     };
-    p.run(video, &opts).unwrap().0
+    let video = p.admit(video).unwrap();
+    p.run(&video, &opts).unwrap().0
 }
 
 /// Checks the Score Vision schema on the serialized JSON.
@@ -279,12 +280,8 @@ fn non_video_and_empty_files_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let text = dir.path().join("readme.mp4");
     std::fs::write(&text, "not a video\n".repeat(100)).unwrap();
-    let mut p = pipeline(&[], "");
-    let e = p
-        .run(&text, &RunOptions::default())
-        .err()
-        .unwrap()
-        .to_string();
+    let p = pipeline(&[], "");
+    let e = p.admit(&text).err().unwrap().to_string();
     assert!(
         e.contains("readme.mp4") && (e.contains("not a video") || e.contains("no decodable")),
         "{e}"
@@ -305,11 +302,7 @@ fn non_video_and_empty_files_are_clear_errors() {
         .unwrap();
         w.release().unwrap();
     }
-    let e = p
-        .run(&empty, &RunOptions::default())
-        .err()
-        .unwrap()
-        .to_string();
+    let e = p.admit(&empty).err().unwrap().to_string();
     assert!(e.contains("empty.avi"), "{e}");
     assert!(
         e.contains("no decodable frame") || e.contains("not a video"),
@@ -317,7 +310,7 @@ fn non_video_and_empty_files_are_clear_errors() {
     );
 
     let e = p
-        .run(Path::new("/no/such/video.mp4"), &RunOptions::default())
+        .admit(Path::new("/no/such/video.mp4"))
         .err()
         .unwrap()
         .to_string();
@@ -334,9 +327,10 @@ fn warm_up_runs_every_model_and_leaves_the_next_run_unchanged() {
         max_frames: Some(12),
         ..Default::default()
     };
-    let (warm, stats) = p.run(&vtest(), &opts).unwrap();
+    let video = p.admit(&vtest()).unwrap();
+    let (warm, stats) = p.run(&video, &opts).unwrap();
     let mut cold = pipeline(&[], "");
-    let (fresh, _) = cold.run(&vtest(), &opts).unwrap();
+    let (fresh, _) = cold.run(&video, &opts).unwrap();
     // Same answers, and the warm-up's model time is not billed to the run.
     assert_eq!(
         serde_json::to_value(&warm.frames).unwrap(),
@@ -348,4 +342,23 @@ fn warm_up_runs_every_model_and_leaves_the_next_run_unchanged() {
         forward <= calls + 1e-6,
         "forward {forward} s > calls {calls} s"
     );
+}
+
+/// A stream that grows past `max_frame_pixels` mid-way (raw H.264: 12 frames at 320x240,
+/// then 1280x720) passes the admission, which sees the first frames, and ends the run at
+/// the first frame over the bound: a partial result with the frames before it and the
+/// reason. `run`, `serve` and `worker` all run this pipeline. It used to be analysed to the
+/// end at whatever size it grew to.
+#[test]
+fn a_stream_that_grows_past_max_frame_pixels_ends_there_partial() {
+    let mut p = pipeline(&[], "    max_frame_pixels: 307200\n");
+    let clip = root().join("tests/fixtures/hostile/size-change.h264");
+    let r = run(&mut p, &clip);
+    assert!(r.partial);
+    let error = r.error.as_deref().unwrap();
+    assert!(
+        error.contains("frame 12 is 1280x720 (921600 pixels), above the profile's max_frame_pixels, 307200; stopped there"),
+        "{error}"
+    );
+    assert_eq!(r.frames.len(), 12);
 }

@@ -62,6 +62,7 @@ fn a_shared_library_detector_runs_a_clip_via_yaml() {
     d.check_files().unwrap();
     let e = d.effective(Backend::Cpu, &EnvOverrides::default()).unwrap();
     let mut p = Pipeline::load(d, e, Backend::Cpu).unwrap();
+    let clip = p.admit(&clip).unwrap();
     let (r, _) = p.run(&clip, &RunOptions::default()).unwrap();
     assert!(!r.partial, "{:?}", r.error);
     assert_eq!(r.frames.len(), 12);

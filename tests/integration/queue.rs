@@ -122,11 +122,15 @@ struct Worker {
 
 impl Worker {
     fn start(nats: &Nats, name: &str, dir: &Path) -> Worker {
-        let log = dir.join(format!("{name}.log"));
         let config = root().join("tests/fixtures/deployments/vtest-320.yaml");
+        Worker::start_with(nats, name, dir, &config)
+    }
+
+    fn start_with(nats: &Nats, name: &str, dir: &Path, config: &Path) -> Worker {
+        let log = dir.join(format!("{name}.log"));
         let child = pitchside(&["worker", "--nats", &nats.url(), "--name", name])
             .arg("--config")
-            .arg(&config)
+            .arg(config)
             .args(["--ack-wait", "2", "--max-deliver", "3"])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -455,4 +459,50 @@ fn a_worker_drains_on_sigterm() {
     // It warmed its pipeline up (service.warm_up_frame, 1920x1080 by default) before the
     // first job, as `serve` does before it listens.
     assert!(w.log().contains("warm-up done"), "{}", w.log());
+}
+
+/// A queued job is admitted as `run` and `serve` admit a video: one over the profile's
+/// `max_frame_pixels` (vtest.avi's 768x576 against 400,000 here) is refused before a frame
+/// is analysed, and dead-lettered at once (no retry can make it smaller). The worker used
+/// to analyse it to the end and mark it done.
+#[test]
+fn a_worker_refuses_a_video_over_the_profiles_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fixture = root().join("tests/fixtures/deployments/vtest-320.yaml");
+    let yaml = std::fs::read_to_string(&fixture)
+        .unwrap()
+        .replace("../../../assets/", &format!("{}/assets/", root().display()))
+        + "    max_frame_pixels: 400000\n";
+    let config = d.join("small-frames.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    let nats = Nats::start(d);
+    let w = Worker::start_with(&nats, "worker-bounds", d, &config);
+    ok(
+        &pitchside(&["submit", "--nats", &nats.url(), "--id", "too-large"])
+            .arg(vtest())
+            .output()
+            .unwrap(),
+    );
+    let r = wait_for(
+        &nats,
+        &[&w],
+        Duration::from_secs(120),
+        "the oversized job failed",
+        |r| {
+            r.get("too-large")
+                .is_some_and(|rec| rec.state == State::Failed)
+        },
+    );
+    let rec = &r["too-large"];
+    assert_eq!(rec.attempt, 1, "{rec:#?}");
+    let error = rec.error.clone().unwrap_or_default();
+    assert!(
+        error.contains(
+            "the video is 768x576 (442368 pixels a frame), above the profile's \
+             max_frame_pixels, 400000"
+        ),
+        "{error}"
+    );
+    assert!(!w.log().contains("job done"), "{}", w.log());
 }

@@ -95,11 +95,14 @@ struct ManifestEntry {
     id: Option<String>,
 }
 
-/// Reads a manifest: one job per line, a path or URL or a JSON object; blank lines and
+/// The largest manifest read: a million jobs of ~60 bytes.
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+
+/// Reads a manifest (a regular file of at most [`MAX_MANIFEST_BYTES`]): one job per line, a path or URL or a JSON object; blank lines and
 /// lines starting with `#` are skipped. Relative paths are relative to the manifest.
 pub fn read_manifest(path: &Path) -> Result<Vec<Job>, WorkerError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| WorkerError::Job(format!("manifest {}: {e}", path.display())))?;
+    let text = pitchside_engine::files::read_text_bounded(path, MAX_MANIFEST_BYTES, "manifest")
+        .map_err(|e| WorkerError::Job(e.to_string()))?;
     let base = path.parent().map(PathBuf::from).unwrap_or_default();
     let mut jobs = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -217,5 +220,13 @@ mod tests {
         std::fs::write(&m, "a.avi\n{\"src\": 1}\n").unwrap();
         let e = read_manifest(&m).unwrap_err().to_string();
         assert!(e.contains("jobs.txt:2"), "{e}");
+        // A device is refused at once (it was read until memory ran out).
+        let e = read_manifest(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("manifest /dev/zero is a character device"),
+            "{e}"
+        );
     }
 }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind};
 use futures_util::StreamExt;
+use pitchside_engine::admission::AdmissionError;
 use pitchside_engine::pipeline::RunOptions;
 use pitchside_engine::pool::PipelinePool;
 use pitchside_service::{DownloadConfig, download::Downloader};
@@ -78,6 +79,9 @@ enum Failure {
     Stopped,
     /// An error: retry, or dead-letter on the last attempt.
     Error(String),
+    /// The video is over the profile's bounds: no attempt can succeed, so it is
+    /// dead-lettered at once.
+    Refused(String),
 }
 
 /// Blocking entry point for `pitchside worker`: connects, runs jobs until SIGTERM or
@@ -293,6 +297,7 @@ async fn handle(shared: &Shared, msg: jetstream::Message) {
     });
     let started = Instant::now();
     let outcome = run_job(shared, &job).await;
+    let refused = matches!(outcome, Err(Failure::Refused(_)));
     if let Some(p) = progress {
         p.abort();
     }
@@ -338,7 +343,9 @@ async fn handle(shared: &Shared, msg: jetstream::Message) {
             c.handed_back.fetch_add(1, Ordering::SeqCst);
             tracing::info!(job = id, "job stopped by the shutdown; handed back");
         }
-        Err(Failure::Error(error)) if delivered >= shared.opts.max_deliver.max(1) as u64 => {
+        Err(Failure::Error(error) | Failure::Refused(error))
+            if refused || delivered >= shared.opts.max_deliver.max(1) as u64 =>
+        {
             tracing::warn!(
                 job = id,
                 attempt = delivered,
@@ -367,7 +374,7 @@ async fn handle(shared: &Shared, msg: jetstream::Message) {
             let _ = msg.double_ack().await;
             c.failed.fetch_add(1, Ordering::SeqCst);
         }
-        Err(Failure::Error(error)) => {
+        Err(Failure::Error(error) | Failure::Refused(error)) => {
             tracing::warn!(
                 job = id,
                 attempt = delivered,
@@ -409,6 +416,13 @@ async fn run_job(shared: &Shared, job: &Job) -> Result<(Vec<u8>, bool), Failure>
     let cancel = shared.cancel.clone();
     let id = job.id.clone();
     let run = tokio::task::spawn_blocking(move || {
+        // The engine's admission, as `run` and `serve` have it: one probe, every bound of
+        // the profile (a queued 8K video is refused here, not analysed). No retry helps.
+        let video = pool.admit(&path).map_err(|e| match e {
+            AdmissionError::TooLarge { .. } => Failure::Refused(e.to_string()),
+            // A file not there yet (a shared folder), a download cut short: retried.
+            AdmissionError::Video(_) => Failure::Error(e.to_string()),
+        })?;
         let Some(mut lease) = pool.acquire(Some(&cancel)) else {
             return Err(Failure::Stopped);
         };
@@ -420,7 +434,7 @@ async fn run_job(shared: &Shared, job: &Job) -> Result<(Vec<u8>, bool), Failure>
             ..Default::default()
         };
         let (response, _stats) = lease
-            .run(&path, &opts)
+            .run(&video, &opts)
             .map_err(|e| Failure::Error(e.to_string()))?;
         if cancel.load(Ordering::SeqCst) && response.partial {
             return Err(Failure::Stopped);

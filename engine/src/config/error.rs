@@ -21,11 +21,9 @@ impl fmt::Display for ConfigSource {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// Missing, not a regular file, over [`super::MAX_DEPLOYMENT_BYTES`], unreadable.
+    #[error(transparent)]
+    Read(#[from] crate::files::ReadError),
     /// Syntax errors, unknown keys and wrong types, as the YAML parser reports them.
     #[error("{source_name}:{line}:{column}: {message}")]
     Yaml {

@@ -48,8 +48,12 @@ pub struct ServiceConfig {
     /// previous answer on a kept-alive connection (a client that trickles its headers, or
     /// idles, must not hold a connection).
     pub header_read_timeout_s: f64,
-    /// Open connections at once; one more is closed as soon as it is accepted.
+    /// Open connections at once. At the cap a new connection takes the place of the oldest
+    /// idle one (no request in progress); it is closed at once only when all are working.
     pub max_connections: usize,
+    /// Open connections of one peer (an IPv4 address, an IPv6 /64) at once, with the same
+    /// rule: one client's idle sockets cannot fill `max_connections`.
+    pub max_connections_per_peer: usize,
     /// `Retry-After` (seconds) sent with 503 when busy or shutting down.
     pub retry_after_s: u64,
     /// On SIGTERM, how long to wait for running challenges before asking them to stop.
@@ -76,6 +80,7 @@ impl Default for ServiceConfig {
             request_body_timeout_s: 10.0,
             header_read_timeout_s: 10.0,
             max_connections: 256,
+            max_connections_per_peer: 32,
             retry_after_s: 5,
             drain_timeout_s: 600.0,
             temp_dir: None,

@@ -47,13 +47,52 @@ pub(super) struct Input {
     pub closed_keyframes: bool,
 }
 
+/// The demuxers Pitchside opens (FFmpeg's names; a demuxer whose name lists several, as
+/// `mov,mp4,m4a,3gp,3g2,mj2` does, is allowed when one of them is here): what cameras,
+/// phones, editors and streaming tools write. Every other demuxer of the system FFmpeg stays
+/// shut: game-music emulators that inflate gzip data without bound, playlists and
+/// concatenation scripts that open other files and URLs, image sequences.
+pub const ALLOWED_FORMATS: &str = "mov,mp4,matroska,webm,avi,mpegts,flv,h264,hevc";
+
+/// For messages: the allow-list as people name the formats.
+pub const ALLOWED_FORMATS_DESCRIBED: &str =
+    "MP4/MOV, Matroska/WebM, AVI, MPEG-TS, FLV, raw H.264 or HEVC";
+
+/// Bytes FFmpeg may read to recognise the format and find the video stream (its default);
+/// set explicitly so that a build with another default cannot read more.
+const PROBE_SIZE: &str = "5000000";
+/// Microseconds of stream FFmpeg may analyse for the stream parameters (its default).
+const ANALYZE_DURATION: &str = "5000000";
+
+/// Opens `path` through FFmpeg's `file` protocol only (a name such as `concat:a|b` or
+/// `http://x` is a file name here, never a protocol), with the demuxers of
+/// [`ALLOWED_FORMATS`] only (nested opens inherit both lists), and bounded probing.
 pub(super) fn open_input(path: &Path) -> Result<Input, VideoError> {
     init();
     let not_video = |detail: String| VideoError::NotAVideo {
         path: path.to_path_buf(),
         detail,
     };
-    let input = ff::format::input(&path).map_err(|e| not_video(e.to_string()))?;
+    let Some(name) = path.to_str() else {
+        return Err(not_video(
+            "its name is not valid UTF-8, which FFmpeg cannot be given".into(),
+        ));
+    };
+    let mut options = ff::Dictionary::new();
+    options.set("format_whitelist", ALLOWED_FORMATS);
+    options.set("protocol_whitelist", "file");
+    options.set("probesize", PROBE_SIZE);
+    options.set("analyzeduration", ANALYZE_DURATION);
+    let url = format!("file:{name}");
+    let input =
+        ff::format::input_with_dictionary(&url, options).map_err(|e| {
+            match detected_format(path) {
+                Some((short, long)) if !format_allowed(&short) => not_video(format!(
+                    "its format is {long} ({short}); Pitchside reads {ALLOWED_FORMATS_DESCRIBED}"
+                )),
+                _ => not_video(e.to_string()),
+            }
+        })?;
     let stream = input
         .streams()
         .best(ff::media::Type::Video)
@@ -125,6 +164,48 @@ pub(super) fn open_input(path: &Path) -> Result<Input, VideoError> {
         params,
         keyframes,
     })
+}
+
+/// Whether FFmpeg's demuxer name `name` (comma-separated aliases) is on the allow-list.
+pub fn format_allowed(name: &str) -> bool {
+    name.split(',')
+        .any(|n| ALLOWED_FORMATS.split(',').any(|a| a == n))
+}
+
+/// The demuxer FFmpeg would pick for the first 64 KiB of `path` (short and long name), for
+/// the message when the allow-list refused it. Reads the bytes itself (bounded, regular
+/// files only): nothing of the file is interpreted by a demuxer.
+fn detected_format(path: &Path) -> Option<(String, String)> {
+    use std::io::Read;
+    const PEEK: usize = 64 * 1024;
+    let file = std::fs::File::open(path).ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut buf = Vec::with_capacity(PEEK + ffi::AVPROBE_PADDING_SIZE as usize);
+    file.take(PEEK as u64).read_to_end(&mut buf).ok()?;
+    let len = buf.len();
+    // FFmpeg's probes may read this far past the data: zeros.
+    buf.resize(len + ffi::AVPROBE_PADDING_SIZE as usize, 0);
+    let filename = std::ffi::CString::new(path.to_str()?).ok()?;
+    unsafe {
+        let pd = ffi::AVProbeData {
+            filename: filename.as_ptr(),
+            buf: buf.as_mut_ptr(),
+            buf_size: len as i32,
+            mime_type: ptr::null(),
+        };
+        let fmt = ffi::av_probe_input_format(&pd, 1);
+        if fmt.is_null() {
+            return None;
+        }
+        let text = |p: *const std::os::raw::c_char| {
+            (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
+        };
+        let short = text((*fmt).name)?;
+        let long = text((*fmt).long_name).unwrap_or_else(|| short.clone());
+        Some((short, long))
+    }
 }
 
 /// How frames get decoded, for the log and for `pitchside bench`.

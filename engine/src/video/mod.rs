@@ -35,6 +35,8 @@ pub enum VideoError {
     NotFound { path: PathBuf },
     #[error("{path} is a directory, not a video file")]
     IsDirectory { path: PathBuf },
+    #[error("{path} is {kind}, not a regular file: give a video file")]
+    NotAFile { path: PathBuf, kind: &'static str },
     #[error("{path}: not a video FFmpeg can open ({detail})")]
     NotAVideo { path: PathBuf, detail: String },
     #[error("{path}: the video has no decodable frame")]
@@ -116,6 +118,8 @@ pub struct DecodeOptions {
     /// Try NVDEC first.
     pub hardware: bool,
     pub segmenting: Segmenting,
+    /// Stop (with the reason) at the first decoded frame with more pixels than this.
+    pub max_frame_pixels: u64,
 }
 
 impl DecodeOptions {
@@ -127,6 +131,7 @@ impl DecodeOptions {
             threads: 0,
             hardware: false,
             segmenting: Segmenting::Auto,
+            max_frame_pixels: u64::MAX,
         }
     }
 
@@ -139,14 +144,24 @@ impl DecodeOptions {
 }
 
 fn check_path(path: &Path) -> Result<(), VideoError> {
-    if path.is_dir() {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(_) => {
+            return Err(VideoError::NotFound {
+                path: path.to_path_buf(),
+            });
+        }
+    };
+    if meta.is_dir() {
         return Err(VideoError::IsDirectory {
             path: path.to_path_buf(),
         });
     }
-    if !path.is_file() {
-        return Err(VideoError::NotFound {
+    if !meta.is_file() {
+        // A FIFO would block the probe until a writer comes; a device may never end.
+        return Err(VideoError::NotAFile {
             path: path.to_path_buf(),
+            kind: crate::files::kind_of(&meta),
         });
     }
     Ok(())
@@ -269,19 +284,44 @@ impl Decoder {
     }
 
     /// Starts decoding with `opts`; `outputs` says, from the video's geometry, what each
-    /// yielded frame is converted to (none: full-size BGR).
+    /// yielded frame is converted to (none: full-size BGR). Probes `path` first (tests and
+    /// benchmarks of the decoder alone; the pipeline runs [`Decoder::start_admitted`]).
     pub fn start_with(
         path: &Path,
         opts: &DecodeOptions,
         outputs: impl FnOnce(&VideoInfo) -> Vec<Output>,
     ) -> Result<Decoder, VideoError> {
         let t0 = Instant::now();
-        let (info, acceleration) = open_at_first_frame(path, opts.hardware)?;
+        let info = probe(path)?;
+        Self::start_probed(path, info, t0.elapsed(), opts, outputs)
+    }
+
+    /// Starts decoding an admitted video: its probe is reused (the file is opened once
+    /// more, to decode), and every decoded frame is held to its `max_frame_pixels` (and
+    /// to `opts.max_frame_pixels`, when lower).
+    pub fn start_admitted(
+        video: &crate::admission::AdmittedVideo,
+        opts: &DecodeOptions,
+        outputs: impl FnOnce(&VideoInfo) -> Vec<Output>,
+    ) -> Result<Decoder, VideoError> {
+        let opts = DecodeOptions {
+            max_frame_pixels: opts.max_frame_pixels.min(video.max_frame_pixels()),
+            ..opts.clone()
+        };
+        Self::start_probed(video.path(), *video.info(), Duration::ZERO, &opts, outputs)
+    }
+
+    fn start_probed(
+        path: &Path,
+        info: VideoInfo,
+        check_time: Duration,
+        opts: &DecodeOptions,
+        outputs: impl FnOnce(&VideoInfo) -> Vec<Output>,
+    ) -> Result<Decoder, VideoError> {
         let mut outputs = outputs(&info);
         if outputs.is_empty() {
             outputs.push(Output::Full);
         }
-        // The decoding proper reads the file again from the start.
         let input = av::open_input(path)?;
         let threads = opts.thread_count();
         let stride = opts.stride.max(1) as u64;
@@ -293,8 +333,23 @@ impl Decoder {
             expected: info.frame_count.min(limit),
             prefetch: opts.prefetch.max(1),
             outputs,
-            check_time: t0.elapsed(),
+            check_time,
+            max_frame_pixels: opts.max_frame_pixels,
         };
+        let not_video = |detail: String| VideoError::NotAVideo {
+            path: path.to_path_buf(),
+            detail,
+        };
+        // The one-decoder path's decoder, made first when NVDEC is asked for: whether it
+        // got NVDEC decides between it and segments (software only).
+        let mut dec = if opts.hardware {
+            Some(av::FrameDecoder::new(&input.params, threads, true).map_err(not_video)?)
+        } else {
+            None
+        };
+        let acceleration = dec
+            .as_ref()
+            .map_or(Acceleration::Software, |d| d.acceleration.clone());
         let segmented = opts.segmenting == Segmenting::Auto
             && acceleration == Acceleration::Software
             && threads >= 2
@@ -303,17 +358,16 @@ impl Decoder {
         let (tx, rx) = sync_channel(plan.prefetch);
         let stop = Arc::new(AtomicBool::new(false));
         let pool = av::Pool::default();
-        let not_video = |detail: String| VideoError::NotAVideo {
-            path: path.to_path_buf(),
-            detail,
-        };
         let (handles, segment_decoders) = if segmented {
+            drop(dec.take());
             let handles = parallel::spawn(input, plan, threads, tx, stop.clone(), pool.clone())
                 .map_err(not_video)?;
             (handles, threads)
         } else {
-            let dec =
-                av::FrameDecoder::new(&input.params, threads, opts.hardware).map_err(not_video)?;
+            let dec = match dec {
+                Some(d) => d,
+                None => av::FrameDecoder::new(&input.params, threads, false).map_err(not_video)?,
+            };
             let conv = av::Converter::new(plan.outputs.clone(), pool.clone());
             let stop2 = stop.clone();
             let h = std::thread::Builder::new()
@@ -395,9 +449,26 @@ struct Plan {
     outputs: Vec<Output>,
     /// Time spent opening and checking the first frame (counted as decoding).
     check_time: Duration,
+    /// The largest decoded frame (pixels) a run goes on after.
+    max_frame_pixels: u64,
 }
 
 impl Plan {
+    /// Why decoded frame `n` ends the run when it is larger than `max_frame_pixels` (a
+    /// stream that changes size mid-way): checked on every decoded frame, converted or not.
+    fn oversized(&self, frame: &ffmpeg_next::frame::Video, n: u64) -> Option<String> {
+        let pixels = frame.width() as u64 * frame.height() as u64;
+        (pixels > self.max_frame_pixels).then(|| {
+            format!(
+                "frame {n} is {}x{} ({pixels} pixels), above the profile's max_frame_pixels, \
+                 {}; stopped there",
+                frame.width(),
+                frame.height(),
+                self.max_frame_pixels
+            )
+        })
+    }
+
     /// The `End` of a run that read `n` frames.
     fn end(
         &self,
@@ -444,6 +515,9 @@ fn emit(
     busy: &mut Duration,
     since: &mut Instant,
 ) -> Result<(), Flow> {
+    if let Some(why) = plan.oversized(frame, n) {
+        return Err(Flow::Failed(why));
+    }
     if !n.is_multiple_of(plan.stride) {
         return Ok(());
     }

@@ -241,6 +241,9 @@ fn decode_segment(
                             waited,
                         );
                     }
+                    if let Some(why) = plan.oversized(frame, n) {
+                        return (decoded, Some(why), waited);
+                    }
                     decoded += 1;
                     if !n.is_multiple_of(plan.stride) {
                         continue;
@@ -354,6 +357,7 @@ mod tests {
             prefetch: 8,
             outputs: vec![Output::Full],
             check_time: Duration::ZERO,
+            max_frame_pixels: u64::MAX,
         }
     }
 

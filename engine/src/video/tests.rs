@@ -339,3 +339,125 @@ fn early_stops_end_every_decoding_thread() {
         );
     }
 }
+
+fn hostile(name: &str) -> PathBuf {
+    crate::test_support::workspace_root()
+        .join("tests/fixtures/hostile")
+        .join(name)
+}
+
+/// Formats outside the allow-list are refused by name, before their demuxer reads the
+/// file: a gzip "game music" bomb (libgme inflated 100 KB into 100 MB of memory, 2 MB into
+/// 4.2 GB), an HLS playlist and an ffconcat script that open other files (both opened a
+/// video on the host's disk). Memory and time are measured by
+/// `service/examples/hostile_client.rs` (BENCHMARKS.md): here, that the refusal names the
+/// format, which the allow-list checks before the demuxer reads its header.
+#[test]
+fn exotic_formats_are_refused_before_their_demuxer_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let bomb = dir.path().join("challenge.mp4");
+    std::fs::copy(hostile("gzip-bomb.vgz"), &bomb).unwrap();
+    let playlist = dir.path().join("challenge.m3u8");
+    std::fs::write(
+        &playlist,
+        format!(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:40\n#EXTINF:40,\nfile:{}\n#EXT-X-ENDLIST\n",
+            vtest().display()
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(vtest(), dir.path().join("vtest.avi")).unwrap();
+    let concat = dir.path().join("challenge.ffconcat");
+    std::fs::write(&concat, "ffconcat version 1.0\nfile 'vtest.avi'\n").unwrap();
+    // The concat script again, named as a video.
+    let concat_mp4 = dir.path().join("concat.mp4");
+    std::fs::copy(&concat, &concat_mp4).unwrap();
+    for (path, format) in [
+        (&bomb, "libgme"),
+        (&playlist, "hls"),
+        (&concat, "concat"),
+        (&concat_mp4, "concat"),
+    ] {
+        let e = probe(path).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, VideoError::NotAVideo { .. }), "{msg}");
+        assert!(
+            msg.contains(&format!("({format})")) && msg.contains("Pitchside reads MP4/MOV"),
+            "{}: {msg}",
+            path.display()
+        );
+    }
+}
+
+/// A path is a file name, never a protocol: `concat:a|b` is looked for on disk.
+#[test]
+fn a_path_is_never_read_as_a_protocol() {
+    let e = probe(Path::new(&format!(
+        "concat:{}|{}",
+        vtest().display(),
+        vtest().display()
+    )))
+    .unwrap_err();
+    assert!(matches!(e, VideoError::NotFound { .. }), "{e}");
+}
+
+/// A FIFO or a device given as the video says what it is, not "no such file", and is
+/// not opened (a FIFO would block the probe).
+#[test]
+fn a_fifo_or_a_device_is_named_as_such() {
+    let e = probe(Path::new("/dev/zero")).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("is a character device, not a regular file"),
+        "{e}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("clip.mp4");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let e = probe(&fifo).unwrap_err();
+    assert!(e.to_string().contains("FIFO"), "{e}");
+}
+
+/// A stream that changes size mid-way (raw H.264: 12 frames at 320x240, then 12 at
+/// 1280x720) is held to `max_frame_pixels` on every decoded frame: the run ends at the
+/// first frame over it, with the reason, the frames before it kept. On both decoding
+/// paths.
+#[test]
+fn every_decoded_frame_is_held_to_max_frame_pixels() {
+    let clip = hostile("size-change.h264");
+    let mut profile = crate::config::Profile::defaults(crate::config::ProfileName::Cpu);
+    profile.max_frame_pixels = 320 * 240 * 4;
+    let video = crate::admission::admit(&profile, &clip).unwrap();
+    assert_eq!((video.info().width, video.info().height), (320, 240));
+    for (threads, segmenting) in [(1, Segmenting::Never), (2, Segmenting::Auto)] {
+        let opts = DecodeOptions {
+            threads,
+            segmenting,
+            ..DecodeOptions::new(1, 4)
+        };
+        let d = Decoder::start_admitted(&video, &opts, |_| vec![Output::Full]).unwrap();
+        let run = collect(&d);
+        assert_eq!(run.frames.len(), 12, "{threads} threads");
+        assert!(run.frames.iter().all(|f| f.2 == vec![(320, 240)]));
+        let error = run.error.unwrap_or_default();
+        assert!(
+            error.contains(
+                "frame 12 is 1280x720 (921600 pixels), above the profile's \
+                 max_frame_pixels, 307200"
+            ),
+            "{error}"
+        );
+    }
+    // Within the bound, the whole stream decodes.
+    profile.max_frame_pixels = 1280 * 720;
+    let video = crate::admission::admit(&profile, &clip).unwrap();
+    let d =
+        Decoder::start_admitted(&video, &DecodeOptions::new(1, 4), |_| vec![Output::Full]).unwrap();
+    let run = collect(&d);
+    assert_eq!(run.frames.len(), 24);
+    assert_eq!(run.error, None);
+}

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use opencv::prelude::*;
 use opencv::videoio::{self, VideoCapture};
-use pitchside_engine::config::{Profile, ProfileName, VideoTooLarge};
+use pitchside_engine::admission::{self, AdmissionError, AdmittedVideo};
+use pitchside_engine::config::{Profile, ProfileName};
 use pitchside_engine::response::{DEFAULT_KEYPOINTS, FrameResult, Response};
-use pitchside_engine::video::VideoInfo;
 use pitchside_service::{AnalyzeError, Analyzer};
 
 #[derive(Debug, Default)]
@@ -46,20 +46,21 @@ impl StandInAnalyzer {
 }
 
 impl Analyzer for StandInAnalyzer {
-    fn admit(&self, video: &VideoInfo) -> Result<(), VideoTooLarge> {
+    fn admit(&self, video: &Path) -> Result<AdmittedVideo, AdmissionError> {
         let mut profile = Profile::defaults(ProfileName::Cpu);
         if let Some(n) = self.max_video_frames {
             profile.max_video_frames = n;
         }
-        profile.check_video(video)
+        admission::admit(&profile, video)
     }
 
     fn analyze(
         &self,
-        video: &Path,
+        video: &AdmittedVideo,
         challenge_id: &str,
         cancel: &AtomicBool,
     ) -> Result<Response, AnalyzeError> {
+        let video = video.path();
         self.started.fetch_add(1, Ordering::SeqCst);
         let t0 = Instant::now();
         let decode = |e: opencv::Error| AnalyzeError::new("decode", e.to_string());

@@ -238,3 +238,118 @@ pub async fn run(target: SocketAddr, genuine: &Genuine, scale: Scale) -> Report 
     }
     report
 }
+
+/// Sends the genuine signed challenge on a fresh connection (from the default address):
+/// its status and the number of frames answered.
+pub async fn genuine_challenge(
+    target: SocketAddr,
+    genuine: &Genuine,
+    id: &str,
+) -> std::io::Result<(u16, usize, String)> {
+    signed_challenge(target, genuine, id, &genuine.video_url).await
+}
+
+/// A challenge signed by the genuine validator for `video_url` (a hostile file behind a
+/// real signature: the content check is what stops it).
+pub async fn signed_challenge(
+    target: SocketAddr,
+    genuine: &Genuine,
+    id: &str,
+    video_url: &str,
+) -> std::io::Result<(u16, usize, String)> {
+    let body = challenge_body(id, video_url);
+    let nonce = signing::nonce();
+    let headers = signing::headers(&genuine.validator, &genuine.miner_address, &nonce, &body);
+    let head = post_head(target, &headers, body.len());
+    let (status, text) = request(target, &head, &body).await?;
+    let frames = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["frames"].as_array().map(Vec::len))
+        .unwrap_or(0);
+    Ok((status, frames, text))
+}
+
+/// One GET on a fresh connection: the status (0 when the connection was closed unanswered).
+pub async fn get(target: SocketAddr, path: &str) -> u16 {
+    let head = format!("GET {path} HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n");
+    request(target, &head, b"").await.map_or(0, |(s, _)| s)
+}
+
+/// An idle-socket flood: `sockets` connections from `from` (a loopback alias such as
+/// 127.0.0.2, a peer of its own) that never send a byte, each reopened when the service
+/// drops it, `reopen_per_s` reopenings a second in all at most. Unsigned, unauthenticated:
+/// what anyone who can reach the port can do.
+pub struct Flood {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Connections made, first ones included.
+    pub opened: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Flood {
+    pub fn start(
+        target: SocketAddr,
+        from: std::net::IpAddr,
+        sockets: usize,
+        reopen_per_s: f64,
+    ) -> Flood {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let stop = Arc::new(AtomicBool::new(false));
+        let opened = Arc::new(AtomicU64::new(0));
+        // Each socket waits this long before reopening: `reopen_per_s` in all.
+        let pause = Duration::from_secs_f64(sockets as f64 / reopen_per_s.max(1e-3));
+        let tasks = (0..sockets)
+            .map(|_| {
+                let (stop, opened) = (stop.clone(), opened.clone());
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 64];
+                    while !stop.load(Ordering::Relaxed) {
+                        let sock = tokio::net::TcpSocket::new_v4().and_then(|s| {
+                            s.bind(SocketAddr::new(from, 0))?;
+                            Ok(s)
+                        });
+                        let Ok(sock) = sock else {
+                            tokio::time::sleep(pause).await;
+                            continue;
+                        };
+                        if let Ok(mut s) = sock.connect(target).await {
+                            opened.fetch_add(1, Ordering::Relaxed);
+                            // Held until the service closes it (or the flood stops).
+                            loop {
+                                if stop.load(Ordering::Relaxed) {
+                                    return;
+                                }
+                                match tokio::time::timeout(
+                                    Duration::from_millis(200),
+                                    s.read(&mut buf),
+                                )
+                                .await
+                                {
+                                    Err(_) => continue,
+                                    Ok(Ok(n)) if n > 0 => continue,
+                                    Ok(_) => break,
+                                }
+                            }
+                        }
+                        tokio::time::sleep(pause).await;
+                    }
+                })
+            })
+            .collect();
+        Flood {
+            stop,
+            tasks,
+            opened,
+        }
+    }
+
+    /// Stops reopening and closes every socket.
+    pub async fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.opened.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}

@@ -17,6 +17,10 @@
 //! - `/redirect-loop.avi`: 302 to itself, forever
 //! - `/huge-frame.mp4`: a real 6000x4000 video (2 frames of H.264, 7 KB:
 //!   tests/fixtures/videos/green-6000x4000.mp4)
+//! - `/bomb.mp4`: gzip data a game-music demuxer inflates (100 KB → 100 MB:
+//!   tests/fixtures/hostile/gzip-bomb.vgz); `PITCHSIDE_BOMB` names a bigger one
+//! - `/playlist.m3u8`: an HLS playlist of the miner's own `file:` assets/vtest.avi
+//! - `/concat.mp4`: an ffconcat script of the same file
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -182,6 +186,36 @@ async fn handle(
             sock.write_all(head("200 OK", "video/mp4", Some(big.len() as u64)).as_bytes())
                 .await?;
             sock.write_all(&big).await?;
+        }
+        "/bomb.mp4" => {
+            let bomb = match std::env::var_os("PITCHSIDE_BOMB") {
+                Some(p) => std::fs::read(p)?,
+                None => std::fs::read(super::root().join("tests/fixtures/hostile/gzip-bomb.vgz"))?,
+            };
+            sock.write_all(head("200 OK", "video/mp4", Some(bomb.len() as u64)).as_bytes())
+                .await?;
+            sock.write_all(&bomb).await?;
+        }
+        "/playlist.m3u8" | "/concat.mp4" => {
+            let local = super::root().join("assets/vtest.avi");
+            let text = if path == "/concat.mp4" {
+                format!("ffconcat version 1.0\nfile 'file:{}'\n", local.display())
+            } else {
+                format!(
+                    "#EXTM3U\n#EXT-X-TARGETDURATION:40\n#EXTINF:40,\nfile:{}\n#EXT-X-ENDLIST\n",
+                    local.display()
+                )
+            };
+            sock.write_all(
+                head(
+                    "200 OK",
+                    "application/vnd.apple.mpegurl",
+                    Some(text.len() as u64),
+                )
+                .as_bytes(),
+            )
+            .await?;
+            sock.write_all(text.as_bytes()).await?;
         }
         "/always-500.avi" => {
             sock.write_all(head("500 Internal Server Error", "text/plain", Some(4)).as_bytes())
