@@ -63,8 +63,9 @@ pub enum ServiceError {
 /// The body of `POST /soccer/challenge`.
 #[derive(Debug, Deserialize)]
 struct ChallengeRequest {
-    /// Echoed as given (validators send a string or a number).
-    challenge_id: Value,
+    /// Echoed as given, as the same JSON text (validators send a string or a number; a
+    /// number above 2^64 would come back as a float through `Value`).
+    challenge_id: Box<serde_json::value::RawValue>,
     #[serde(rename = "type", default)]
     kind: Option<String>,
     video_url: String,
@@ -164,6 +165,41 @@ impl Drop for HangUpGuard {
 
 fn json_response(status: StatusCode, body: Value) -> Response {
     (status, axum::Json(body)).into_response()
+}
+
+/// `body` (a JSON object without `challenge_id`, whose keys all sort after it) with
+/// `"challenge_id"` first, its value `id` (JSON text) exactly as the validator sent it:
+/// keys stay sorted, and the id keeps every digit.
+fn with_challenge_id(id: &str, mut body: Value) -> Result<String, serde_json::Error> {
+    if let Value::Object(m) = &mut body {
+        m.remove("challenge_id");
+    }
+    let rest = serde_json::to_string(&body)?;
+    Ok(match rest.strip_prefix('{') {
+        Some("}") => format!("{{\"challenge_id\":{id}}}"),
+        Some(fields) => format!("{{\"challenge_id\":{id},{fields}"),
+        // Not an object: nothing to add the id to.
+        None => rest,
+    })
+}
+
+/// A JSON response whose body is [`with_challenge_id`].
+fn json_response_with_id(status: StatusCode, id: &str, body: Value) -> Response {
+    match with_challenge_id(id, body) {
+        Ok(text) => (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({ "error": format!("serialising the answer: {e}"), "kind": "analysis_serialize" }),
+        ),
+    }
 }
 
 /// Reads a request's body before any handler sees it: a body declared larger than
@@ -284,7 +320,8 @@ async fn challenge(
             );
         }
     };
-    let Some(id) = challenge_id(&req.challenge_id) else {
+    let id_value: Value = serde_json::from_str(req.challenge_id.get()).unwrap_or(Value::Null);
+    let Some(id) = challenge_id(&id_value) else {
         m.challenge("bad_request");
         m.error("request_json");
         return json_response(
@@ -379,9 +416,10 @@ async fn challenge_stages(
         m.error(&kind);
         m.stage("total", started.elapsed());
         tracing::warn!("failed ({}): {msg}", status.as_u16());
-        json_response(
+        json_response_with_id(
             status,
-            json!({ "challenge_id": req.challenge_id, "error": msg, "kind": kind }),
+            req.challenge_id.get(),
+            json!({ "error": msg, "kind": kind }),
         )
     };
 
@@ -520,7 +558,7 @@ async fn challenge_stages(
         analyse_time.as_secs_f64(),
         total.as_secs_f64()
     );
-    json_response(StatusCode::OK, body)
+    json_response_with_id(StatusCode::OK, req.challenge_id.get(), body)
 }
 
 async fn availability(State(state): State<Arc<AppState>>) -> Response {
@@ -919,6 +957,33 @@ mod tests {
         for bad in [json!(""), json!(null), json!(true), json!(["x"])] {
             assert_eq!(challenge_id(&bad), None, "{bad}");
         }
+    }
+
+    /// An id above 2^64 (or written `1e3`, `42.0`) comes back as the same JSON text, first
+    /// of the sorted keys: it came back as a float.
+    #[test]
+    fn the_id_is_echoed_as_the_same_json_text() {
+        for id in [
+            "18446744073709551616123",
+            "1e3",
+            "42.0",
+            "\"c-\\u00e9\"",
+            "7",
+        ] {
+            let text =
+                with_challenge_id(id, json!({ "frames": [], "challenge_id": 1, "error": "x" }))
+                    .unwrap();
+            assert_eq!(
+                text,
+                format!("{{\"challenge_id\":{id},\"error\":\"x\",\"frames\":[]}}")
+            );
+            let back: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(back["error"], "x");
+        }
+        assert_eq!(
+            with_challenge_id("5", json!({})).unwrap(),
+            "{\"challenge_id\":5}"
+        );
     }
 
     /// The bytes on the wire: keys sorted at every level, the id as the validator sent it.

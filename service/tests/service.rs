@@ -270,6 +270,37 @@ async fn chunked_and_redirected_downloads_work_and_numeric_ids_are_echoed() {
     h.assert_no_temp_files();
 }
 
+/// A numeric id above 2^64 comes back with every digit, in the answer and in an error
+/// (it came back as a float, 1.8446744073709552e22).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_above_2_to_the_64_is_echoed_exactly() {
+    let h = Harness::start(StandInAnalyzer::new(), |_| {}).await;
+    let id = "18446744073709551616123";
+    for (path, status) in [("/vtest.avi", 200), ("/missing.avi", 502)] {
+        let body = format!(
+            r#"{{"challenge_id": {id}, "type": "gsr", "video_url": "{}", "created_at": "2025-01-01T00:00:00Z"}}"#,
+            h.videos.url(path)
+        )
+        .into_bytes();
+        let headers = signing::headers(&h.validator, &h.miner.address, &signing::nonce(), &body);
+        let mut req = h
+            .client
+            .post(format!("{}/soccer/challenge", h.base))
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), status);
+        let text = resp.text().await.unwrap();
+        assert!(
+            text.starts_with(&format!("{{\"challenge_id\":{id},")),
+            "{}",
+            &text[..text.len().min(200)]
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_404_is_reported_with_url_and_status_and_not_retried() {
     let h = Harness::start(StandInAnalyzer::new(), |_| {}).await;

@@ -154,16 +154,13 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
     };
     if args.score {
-        eprint!(
-            "{}",
-            crate::commands::score::of_response(&video, &response)?
-        );
+        eprint!("{}", crate::commands::score::of_response(video, &response)?);
     }
     if let Some(out) = &args.analytics {
         crate::commands::analyze::of_response(&video, &response, out)?;
     }
     if let Some(out) = &args.annotate {
-        pitchside_engine::media::annotate_video(&video, &response.frames, out)?;
+        pitchside_engine::media::annotate_video(video, &response.frames, out)?;
         tracing::info!(path = %out.display(), "annotated video written");
     }
     drop(download);

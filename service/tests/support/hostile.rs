@@ -241,6 +241,7 @@ pub async fn run(target: SocketAddr, genuine: &Genuine, scale: Scale) -> Report 
 
 /// Sends the genuine signed challenge on a fresh connection (from the default address):
 /// its status and the number of frames answered.
+#[allow(dead_code)] // tests/service.rs; the example sends it within `run`.
 pub async fn genuine_challenge(
     target: SocketAddr,
     genuine: &Genuine,
