@@ -120,9 +120,9 @@ impl Analyzer for PipelineAnalyzer {
         drop(lease);
         let (response, stats) = result.map_err(|e| match &e {
             PipelineError::Video(_) => AnalyzeError::new("video", e.to_string()),
-            PipelineError::Host(_) | PipelineError::WarmUp { .. } => {
-                AnalyzeError::new("plugin", e.to_string())
-            }
+            PipelineError::Host(_)
+            | PipelineError::WarmUp { .. }
+            | PipelineError::Parity { .. } => AnalyzeError::new("plugin", e.to_string()),
         })?;
         if let Some(h) = self
             .latency
