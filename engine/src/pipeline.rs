@@ -14,12 +14,12 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use pitchside_plugin::{Detection, FrameRef};
+use pitchside_plugin::{Detection, FrameRef, PluginError, Tracker};
 use serde::Serialize;
 
 pub use assemble::pitch_keypoints;
 use assemble::{IdMap, Processed, assemble, track_frame};
-use detect::{decoder_outputs, detect_each, pad_batch, to_source_pixels, unpad};
+use detect::{PerRole, decoder_outputs, detect_batch};
 pub use parity::ConversionParity;
 pub use warm_up::WarmUpShape;
 
@@ -209,25 +209,25 @@ impl Pipeline {
         };
         // Trackers count processed frames: with a stride their frame rate is the video's / stride.
         let rate = fps / stride as f64;
-        let mut tracker = build_tracker(&self.deployment, &self.effective.pipeline.tracker, rate)?;
-        let mut ball_tracker = match &self.effective.pipeline.ball_tracker {
-            Some(r) => Some(build_tracker(&self.deployment, r, rate)?),
-            None => None,
+        let mut trackers = Trackers {
+            main: build_tracker(&self.deployment, &self.effective.pipeline.tracker, rate)?,
+            ball: match &self.effective.pipeline.ball_tracker {
+                Some(r) => Some(build_tracker(&self.deployment, r, rate)?),
+                None => None,
+            },
+            has_ball_model: self.detectors.iter().any(|d| d.role == Role::Ball),
+            keypoints: self.num_keypoints(),
         };
-        let has_ball_model = self.detectors.iter().any(|d| d.role == Role::Ball);
-        let nk = self.num_keypoints();
         let deadline = start + Duration::from_secs(p.timeout_s);
         let mut ids = IdMap::default();
         let mut processed: Vec<Processed> = Vec::new();
         let mut call_time: HashMap<Role, Duration> = HashMap::new();
         let mut end: Option<(u64, Option<String>)> = None;
-        let mut error: Option<String> = None;
         let batch_size = p.batch_size.max(1) as usize;
-        // The probe's bound on the frame count (`Profile::check_video`) trusts the
-        // container; one that declares none (or too few) is held to it here, as it decodes.
+        // Past max_video_frames ([`Stop::TooManyFrames`]).
         let mut over_frame_bound = false;
 
-        'outer: loop {
+        let outcome: Result<(), Stop> = loop {
             let mut batch = Vec::with_capacity(batch_size);
             let wait = Instant::now();
             while batch.len() < batch_size {
@@ -266,78 +266,22 @@ impl Pipeline {
                     .collect();
                 let t = Instant::now();
                 let pad_to = if self.pad_batches { batch_size } else { 0 };
-                let padded: Vec<Vec<FrameRef<'_>>> =
-                    frames.iter().map(|f| pad_batch(f, pad_to)).collect();
-                let padded_len = padded.first().map_or(batch.len(), Vec::len);
-                let results = unpad(
-                    detect_each(&mut self.detectors, &padded, &mut call_time),
-                    batch.len(),
-                    padded_len,
-                );
+                let detected =
+                    detect_batch(&mut self.detectors, &frames, &back, pad_to, &mut call_time);
                 stats.detect_wall_s += t.elapsed().as_secs_f64();
                 stats.batches += 1;
-                let mut per_role: Vec<(Role, Vec<Vec<Detection>>)> = Vec::new();
-                for ((role, r), back) in results.into_iter().zip(&back) {
-                    match r {
-                        Ok(mut d) if d.len() == batch.len() => {
-                            if let Some((sx, sy)) = *back {
-                                to_source_pixels(&mut d, sx, sy);
-                            }
-                            per_role.push((role, d))
-                        }
-                        Ok(d) => {
-                            error = Some(format!(
-                                "detector for role {role} returned {} results for {} frames",
-                                d.len(),
-                                batch.len()
-                            ));
-                            break 'outer;
-                        }
-                        Err(e) => {
-                            error = Some(format!("detector for role {role} failed: {e}"));
-                            break 'outer;
-                        }
-                    }
-                }
+                let per_role = match detected {
+                    Ok(d) => d,
+                    Err(stop) => break Err(stop),
+                };
                 let t = Instant::now();
-                for (i, f) in batch.iter().enumerate() {
-                    let mut players = Vec::new();
-                    let mut keypoints = vec![[0f32; 2]; nk];
-                    for (role, dets) in &per_role {
-                        match role {
-                            Role::Players => players.extend(
-                                dets[i]
-                                    .iter()
-                                    .filter(|d| !(has_ball_model && d.class_id == BALL_CLASS))
-                                    .cloned(),
-                            ),
-                            Role::Ball => players.extend(dets[i].iter().map(|d| Detection {
-                                class_id: BALL_CLASS,
-                                ..d.clone()
-                            })),
-                            Role::Pitch => keypoints = pitch_keypoints(&dets[i], nk),
-                        }
-                    }
-                    match track_frame(
-                        f.frame_number,
-                        &players,
-                        tracker.as_mut(),
-                        ball_tracker.as_deref_mut(),
-                        &mut ids,
-                    ) {
-                        Ok(objects) => processed.push(Processed {
-                            frame_number: f.frame_number,
-                            objects,
-                            keypoints,
-                        }),
-                        Err(e) => {
-                            error =
-                                Some(format!("tracker failed at frame {}: {e}", f.frame_number));
-                            break 'outer;
-                        }
-                    }
-                }
+                let numbers: Vec<u64> = batch.iter().map(|f| f.frame_number).collect();
+                let tracked =
+                    track_batch(&per_role, &numbers, &mut trackers, &mut ids, &mut processed);
                 stats.tracking_s += t.elapsed().as_secs_f64();
+                if let Err(stop) = tracked {
+                    break Err(stop);
+                }
                 if let (Some(cb), Some(last)) = (opts.progress, batch.last()) {
                     cb(last.frame_number + 1, info.frame_count);
                 }
@@ -347,32 +291,25 @@ impl Pipeline {
                 }
             }
             if over_frame_bound {
-                error = Some(format!(
-                    "the video has more than {} frames (its container declares {}), above \
-                     the profile's max_video_frames; stopped there",
-                    p.max_video_frames, info.frame_count
-                ));
-                break;
+                break Err(Stop::TooManyFrames {
+                    max: p.max_video_frames,
+                    declared: info.frame_count,
+                });
             }
             if end.is_some() {
-                break;
+                break Ok(());
             }
             if Instant::now() > deadline {
-                error = Some(format!(
-                    "timed out after {} s (profile timeout)",
-                    p.timeout_s
-                ));
-                break;
+                break Err(Stop::Timeout(p.timeout_s));
             }
             if opts.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-                error = Some("cancelled".into());
-                break;
+                break Err(Stop::Cancelled);
             }
-        }
+        };
         decoder.stop();
-        let complete = error.is_none();
+        let complete = outcome.is_ok();
         let (frames_read, decode_error) = end.unwrap_or((0, None));
-        let error = error.or(decode_error);
+        let error = outcome.err().map(|s| s.to_string()).or(decode_error);
         // Complete runs report every source frame read; partial ones stop at the last
         // processed frame (nothing after it is known).
         let total = if complete && frames_read > 0 {
@@ -414,6 +351,87 @@ impl Pipeline {
             stats,
         ))
     }
+}
+
+/// Why a run stopped before the end of the video: its message is the response's `error`.
+#[derive(Debug, thiserror::Error)]
+enum Stop {
+    #[error("detector for role {role} returned {got} results for {frames} frames")]
+    DetectorCount {
+        role: Role,
+        got: usize,
+        frames: usize,
+    },
+    #[error("detector for role {role} failed: {error}")]
+    Detector { role: Role, error: PluginError },
+    #[error("tracker failed at frame {frame}: {error}")]
+    Tracker { frame: u64, error: PluginError },
+    /// The probe's bound on the frame count (`Profile::check_video`) trusts the container;
+    /// one that declares none (or too few) is held to it as it decodes.
+    #[error(
+        "the video has more than {max} frames (its container declares {declared}), above \
+         the profile's max_video_frames; stopped there"
+    )]
+    TooManyFrames { max: u64, declared: u64 },
+    #[error("timed out after {0} s (profile timeout)")]
+    Timeout(u64),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// A run's trackers, and what tracking a frame needs to know about the detectors.
+struct Trackers {
+    main: Box<dyn Tracker>,
+    ball: Option<Box<dyn Tracker>>,
+    /// With a ball model, the players model's ball class is dropped.
+    has_ball_model: bool,
+    keypoints: usize,
+}
+
+/// Tracks the frames `numbers` of a batch from their detections, in order.
+fn track_batch(
+    per_role: &PerRole,
+    numbers: &[u64],
+    trackers: &mut Trackers,
+    ids: &mut IdMap,
+    processed: &mut Vec<Processed>,
+) -> Result<(), Stop> {
+    for (i, &frame_number) in numbers.iter().enumerate() {
+        let mut players = Vec::new();
+        let mut keypoints = vec![[0f32; 2]; trackers.keypoints];
+        for (role, dets) in per_role {
+            match role {
+                Role::Players => players.extend(
+                    dets[i]
+                        .iter()
+                        .filter(|d| !(trackers.has_ball_model && d.class_id == BALL_CLASS))
+                        .cloned(),
+                ),
+                Role::Ball => players.extend(dets[i].iter().map(|d| Detection {
+                    class_id: BALL_CLASS,
+                    ..d.clone()
+                })),
+                Role::Pitch => keypoints = pitch_keypoints(&dets[i], trackers.keypoints),
+            }
+        }
+        let objects = track_frame(
+            frame_number,
+            &players,
+            trackers.main.as_mut(),
+            trackers.ball.as_deref_mut(),
+            ids,
+        )
+        .map_err(|error| Stop::Tracker {
+            frame: frame_number,
+            error,
+        })?;
+        processed.push(Processed {
+            frame_number,
+            objects,
+            keypoints,
+        });
+    }
+    Ok(())
 }
 
 /// Peak resident memory of this process (VmHWM), in bytes, where /proc tells.

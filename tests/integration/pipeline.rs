@@ -184,20 +184,24 @@ fn a_timeout_returns_the_frames_done_so_far() {
 
 #[test]
 fn a_video_past_max_video_frames_stops_there_with_the_frames_before_it() {
-    // The probe refuses videos whose container declares too many frames; one that declares
-    // none (or too few) is held to the bound while it decodes. vtest declares its 795, so
-    // the pipeline (which the probe's callers guard) meets the bound only here.
-    let mut p = pipeline(&[], "    max_video_frames: 40\n");
-    let r = run(&mut p, &vtest());
+    // The admission refuses videos whose container declares too many frames (vtest.avi
+    // declares its 795); one that declares none, as a raw H.264 stream, is held to the
+    // bound while it decodes. The fixture: 12 frames at 320x240, then 12 at 1280x720.
+    let mut p = pipeline(&[], "    max_video_frames: 8\n");
+    assert!(p.admit(&vtest()).is_err());
+    let r = run(
+        &mut p,
+        &root().join("tests/fixtures/hostile/size-change.h264"),
+    );
     assert!(r.partial);
     let e = r.error.as_deref().unwrap();
     assert!(
-        e.contains("more than 40 frames") && e.contains("max_video_frames"),
+        e.contains("more than 8 frames") && e.contains("max_video_frames"),
         "{e}"
     );
-    // vtest-320 runs at stride 1: the 40 frames before the bound, every one answered.
-    assert_eq!(r.frames.len(), 40, "{} frames", r.frames.len());
-    check_schema(&r, 40, 17);
+    // vtest-320 runs at stride 1: the 8 frames before the bound, every one answered.
+    assert_eq!(r.frames.len(), 8, "{} frames", r.frames.len());
+    check_schema(&r, 8, 17);
 }
 
 /// With `prefetch_frames: 1` the decoder is one frame ahead, so an early stop finds it

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use pitchside_plugin::{Detection, FrameRef, PluginError};
 
+use super::Stop;
 use crate::config::{FrameConversion, Role};
 use crate::plugin_host::DetectorSlot;
 use crate::video::{Output, VideoInfo};
@@ -164,6 +165,44 @@ pub(super) fn detect_each(
             (role, r)
         })
         .collect()
+}
+
+/// Each detector's detections on a batch, per frame.
+pub(super) type PerRole = Vec<(Role, Vec<Vec<Detection>>)>;
+
+/// One batch through every detector at once (padded to `pad_to` frames, the padding's
+/// answers dropped), detections in source pixels: per role, per frame.
+pub(super) fn detect_batch(
+    detectors: &mut [DetectorSlot],
+    frames: &[Vec<FrameRef<'_>>],
+    back: &[Option<(f32, f32)>],
+    pad_to: usize,
+    call_time: &mut HashMap<Role, Duration>,
+) -> Result<PerRole, Stop> {
+    let real = frames.first().map_or(0, Vec::len);
+    let padded: Vec<Vec<FrameRef<'_>>> = frames.iter().map(|f| pad_batch(f, pad_to)).collect();
+    let padded_len = padded.first().map_or(real, Vec::len);
+    let results = unpad(detect_each(detectors, &padded, call_time), real, padded_len);
+    let mut per_role = Vec::with_capacity(results.len());
+    for ((role, r), back) in results.into_iter().zip(back) {
+        match r {
+            Ok(mut d) if d.len() == real => {
+                if let Some((sx, sy)) = *back {
+                    to_source_pixels(&mut d, sx, sy);
+                }
+                per_role.push((role, d))
+            }
+            Ok(d) => {
+                return Err(Stop::DetectorCount {
+                    role,
+                    got: d.len(),
+                    frames: real,
+                });
+            }
+            Err(error) => return Err(Stop::Detector { role, error }),
+        }
+    }
+    Ok(per_role)
 }
 
 #[cfg(test)]
