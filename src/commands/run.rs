@@ -157,7 +157,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         eprint!("{}", crate::commands::score::of_response(video, &response)?);
     }
     if let Some(out) = &args.analytics {
-        crate::commands::analyze::of_response(&video, &response, out)?;
+        crate::commands::analyze::of_response(video, &response, out)?;
     }
     if let Some(out) = &args.annotate {
         pitchside_engine::media::annotate_video(video, &response.frames, out)?;
