@@ -117,9 +117,15 @@ fn bad_input_is_a_clear_error_not_a_panic() {
 fn devices_lists_compiled_backends() {
     let out = ok(&pitchside(&["devices"], &[]));
     assert!(out.contains("backends compiled in: "), "{out}");
-    assert!(out.contains("auto  -> "), "{out}");
+    assert!(out.contains("auto       -> "), "{out}");
     if !cfg!(feature = "cuda") {
-        assert!(out.contains("cuda  not compiled in"), "{out}");
+        assert!(out.contains("cuda       not compiled in"), "{out}");
+    }
+    if !cfg!(feature = "torch") {
+        assert!(
+            out.contains("torch:cpu  not compiled in (build with --features torch)"),
+            "{out}"
+        );
     }
 }
 
