@@ -89,6 +89,8 @@ pub struct RunOptions<'a> {
     pub max_frames: Option<u64>,
     /// Whether long inputs may be decoded in parallel segments (benchmarks compare).
     pub segmenting: Segmenting,
+    /// Decode in software even where the device would take NVDEC (benchmarks compare).
+    pub software_decoding: bool,
 }
 
 /// A loaded pipeline: detectors stay loaded across videos; trackers are made per video.
@@ -108,7 +110,7 @@ pub struct Pipeline {
 /// Whether videos for models on `device` are decoded on NVDEC (where FFmpeg and the driver
 /// offer it; software otherwise): a CUDA device, whatever the profile is called.
 pub fn hardware_decoding(device: DeviceId) -> bool {
-    device.backend == Backend::Cuda
+    device.backend.is_cuda()
 }
 
 impl Pipeline {
@@ -131,7 +133,7 @@ impl Pipeline {
             deployment,
             effective,
             detectors,
-            pad_batches: device.backend != Backend::Cpu,
+            pad_batches: !device.backend.is_cpu(),
             device,
         })
     }
@@ -173,7 +175,7 @@ impl Pipeline {
         let decode = DecodeOptions {
             max_frames: opts.max_frames,
             threads: p.decode_threads,
-            hardware: hardware_decoding(self.device),
+            hardware: hardware_decoding(self.device) && !opts.software_decoding,
             segmenting: opts.segmenting,
             max_frame_pixels: p.max_frame_pixels,
             ..DecodeOptions::new(stride, p.prefetch_frames as usize)
@@ -452,6 +454,8 @@ mod tests {
         // pinned on a CUDA host, a custom profile); the CPU and WGPU never ask for it.
         assert!(hardware_decoding(DeviceId::new(Backend::Cuda, 0)));
         assert!(hardware_decoding(DeviceId::new(Backend::Cuda, 3)));
+        assert!(hardware_decoding(DeviceId::new(Backend::TorchCuda, 1)));
+        assert!(!hardware_decoding(DeviceId::new(Backend::TorchCpu, 0)));
         assert!(!hardware_decoding(DeviceId::new(Backend::Cpu, 0)));
         assert!(!hardware_decoding(DeviceId::new(Backend::Wgpu, 0)));
     }

@@ -63,6 +63,9 @@ pub struct BenchArgs {
     /// Pipeline bench: one frame-threaded decoder even for long inputs (no parallel segments).
     #[arg(long, conflicts_with = "model")]
     pub no_segments: bool,
+    /// Pipeline bench: decode in software even on a CUDA device (which takes NVDEC).
+    #[arg(long, conflicts_with = "model")]
+    pub software_decode: bool,
     /// Pipeline bench: instead of a run, decode each frame both ways (full-size BGR and
     /// each detector's model size) and compare every detector's detections on the two.
     #[arg(long, conflicts_with_all = ["model", "vs_ffmpeg", "score"])]
@@ -138,6 +141,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         } else {
             Segmenting::Auto
         },
+        software_decoding: args.software_decode,
         ..Default::default()
     };
     let decode_threads = match pipeline.profile().decode_threads {
