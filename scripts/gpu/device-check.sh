@@ -132,7 +132,7 @@ yardstick() {  # PyTorch's own forward on the Score Vision models (tools/gpu/tor
   local t=$(( $(left) < ${1:-150} ? $(left) : ${1:-150} ))
   (( t < 30 )) && { log "skip yardstick (deadline)"; return; }
   local site=/tmp/yardstick-site
-  if [[ -d "$G/anchor/whl" ]] && ! python3 -c 'import ultralytics' 2>/dev/null; then
+  if [[ -d "$G/anchor/whl" ]] && ! "${TORCH_PYTHON:-python3}" -c 'import ultralytics' 2>/dev/null; then
     python3 -m pip install -q --no-index --no-deps --no-compile --target "$site" "$G"/anchor/whl/*.whl >> "$LOG" 2>&1
   fi
   local t0=$(date +%s)
@@ -183,7 +183,7 @@ if [[ "$PLAN" == torch ]]; then
   done
   # f32 on the golden inputs: LibTorch's head output against ultralytics' (fp32, CPU).
   step 40 "$BIN_TORCH" parity "$TDEVICE" "$G/parity" yolo11n-pose
-  step 40 "$BIN_TORCH" parity "$TDEVICE" "$G/parity" yolov8s-fall
+  step 40 "$BIN_TORCH" parity "$TDEVICE" "$G/parity" yolov8n-railway
   torch_pipeline
   # Burn CUDA on its cached autotune (cold where the cache lacks the shape), then burn-wgpu.
   step 60 "$BIN" bench "$HALF" "$X" "$BATCH" "$RECT" "$ITERS" 4
