@@ -18,7 +18,8 @@ use pitchside_plugin::{Detection, FrameRef, PluginError, Tracker};
 use serde::Serialize;
 
 pub use assemble::pitch_keypoints;
-use assemble::{IdMap, Processed, assemble, track_frame};
+use assemble::{IdMap, assemble, track_frame};
+pub use assemble::{Processed, Tracked};
 use detect::{PerRole, decoder_outputs, detect_batch};
 pub use parity::ConversionParity;
 pub use warm_up::WarmUpShape;
@@ -42,6 +43,10 @@ pub enum PipelineError {
     WarmUp { role: Role, message: String },
     #[error("the {role} detector, comparing frame conversions: {message}")]
     Parity { role: Role, message: String },
+    /// A detector or tracker failed on frames given by the caller
+    /// ([`Pipeline::detect_frames`]).
+    #[error("{0}")]
+    Frames(String),
 }
 
 /// Where the time went, for `pitchside bench`.
@@ -91,6 +96,9 @@ pub struct RunOptions<'a> {
     pub segmenting: Segmenting,
     /// Decode in software even where the device would take NVDEC (benchmarks compare).
     pub software_decoding: bool,
+    /// Called with each processed frame, in order, as soon as it is tracked (streaming
+    /// front ends: the Python binding's `frames()`); the run still returns the response.
+    pub on_frame: Option<&'a (dyn Fn(&Processed) + Sync)>,
 }
 
 /// A loaded pipeline: detectors stay loaded across videos; trackers are made per video.
@@ -211,17 +219,8 @@ impl Pipeline {
         };
         // Trackers count processed frames: with a stride their frame rate is the video's / stride.
         let rate = fps / stride as f64;
-        let mut trackers = Trackers {
-            main: build_tracker(&self.deployment, &self.effective.pipeline.tracker, rate)?,
-            ball: match &self.effective.pipeline.ball_tracker {
-                Some(r) => Some(build_tracker(&self.deployment, r, rate)?),
-                None => None,
-            },
-            has_ball_model: self.detectors.iter().any(|d| d.role == Role::Ball),
-            keypoints: self.num_keypoints(),
-        };
+        let mut tracking = self.tracking(rate)?;
         let deadline = start + Duration::from_secs(p.timeout_s);
-        let mut ids = IdMap::default();
         let mut processed: Vec<Processed> = Vec::new();
         let mut call_time: HashMap<Role, Duration> = HashMap::new();
         let mut end: Option<(u64, Option<String>)> = None;
@@ -278,9 +277,18 @@ impl Pipeline {
                 };
                 let t = Instant::now();
                 let numbers: Vec<u64> = batch.iter().map(|f| f.frame_number).collect();
-                let tracked =
-                    track_batch(&per_role, &numbers, &mut trackers, &mut ids, &mut processed);
+                let before = processed.len();
+                let tracked = track_batch(
+                    &per_role,
+                    &numbers,
+                    self.merging(),
+                    Some(&mut tracking),
+                    &mut processed,
+                );
                 stats.tracking_s += t.elapsed().as_secs_f64();
+                if let Some(cb) = opts.on_frame {
+                    processed[before..].iter().for_each(cb);
+                }
                 if let Err(stop) = tracked {
                     break Err(stop);
                 }
@@ -381,52 +389,142 @@ enum Stop {
     Cancelled,
 }
 
-/// A run's trackers, and what tracking a frame needs to know about the detectors.
-struct Trackers {
+/// A video's tracking state (or that of a caller's stream of frames): the trackers and the
+/// response-wide ids. [`Pipeline::run`] makes one per video; [`Pipeline::tracking`] one
+/// for frames given by the caller.
+pub struct Tracking {
     main: Box<dyn Tracker>,
     ball: Option<Box<dyn Tracker>>,
+    ids: IdMap,
+}
+
+/// What merging a frame's detections across roles needs to know about the detectors.
+#[derive(Clone, Copy)]
+struct Merging {
     /// With a ball model, the players model's ball class is dropped.
     has_ball_model: bool,
     keypoints: usize,
 }
 
-/// Tracks the frames `numbers` of a batch from their detections, in order.
+impl Pipeline {
+    /// Fresh tracking for frames processed at `frame_rate` per second (a video's rate
+    /// divided by the stride): the deployment's trackers, ids from 1.
+    pub fn tracking(&self, frame_rate: f64) -> Result<Tracking, PipelineError> {
+        let pipeline = &self.effective.pipeline;
+        Ok(Tracking {
+            main: build_tracker(&self.deployment, &pipeline.tracker, frame_rate)?,
+            ball: match &pipeline.ball_tracker {
+                Some(r) => Some(build_tracker(&self.deployment, r, frame_rate)?),
+                None => None,
+            },
+            ids: IdMap::default(),
+        })
+    }
+
+    fn merging(&self) -> Merging {
+        Merging {
+            has_ball_model: self.detectors.iter().any(|d| d.role == Role::Ball),
+            keypoints: self.num_keypoints(),
+        }
+    }
+
+    /// Detects on full-size BGR frames given by the caller (the Python binding's numpy
+    /// frames), in batches of the profile's batch size; every detector letterboxes them
+    /// itself, as with `frame_conversion: exact`. With `tracking` the frames are tracked in
+    /// the order given, continuing its tracks; without, objects keep id 0.
+    pub fn detect_frames(
+        &mut self,
+        frames: &[FrameRef<'_>],
+        mut tracking: Option<&mut Tracking>,
+    ) -> Result<Vec<Processed>, PipelineError> {
+        let batch = self.effective.profile.batch_size.max(1) as usize;
+        let pad_to = if self.pad_batches { batch } else { 0 };
+        let back = vec![None; self.detectors.len()];
+        let merging = self.merging();
+        let mut call_time = HashMap::new();
+        let mut out = Vec::with_capacity(frames.len());
+        let mut result = Ok(());
+        for chunk in frames.chunks(batch) {
+            let per_detector = vec![chunk.to_vec(); self.detectors.len()];
+            let numbers: Vec<u64> = chunk.iter().map(|f| f.frame_number).collect();
+            result = detect_batch(
+                &mut self.detectors,
+                &per_detector,
+                &back,
+                pad_to,
+                &mut call_time,
+            )
+            .and_then(|per_role| {
+                track_batch(
+                    &per_role,
+                    &numbers,
+                    merging,
+                    tracking.as_deref_mut(),
+                    &mut out,
+                )
+            });
+            if result.is_err() {
+                break;
+            }
+        }
+        // The next run's stage times are its own.
+        for slot in &mut self.detectors {
+            slot.detector.take_stage_times();
+        }
+        result.map_err(|stop| PipelineError::Frames(stop.to_string()))?;
+        Ok(out)
+    }
+}
+
+/// Merges each frame's detections across roles and, with `tracking`, tracks the frames
+/// `numbers` of a batch in order (without, every detection is kept, with id 0).
 fn track_batch(
     per_role: &PerRole,
     numbers: &[u64],
-    trackers: &mut Trackers,
-    ids: &mut IdMap,
+    merging: Merging,
+    mut tracking: Option<&mut Tracking>,
     processed: &mut Vec<Processed>,
 ) -> Result<(), Stop> {
     for (i, &frame_number) in numbers.iter().enumerate() {
         let mut players = Vec::new();
-        let mut keypoints = vec![[0f32; 2]; trackers.keypoints];
+        let mut keypoints = vec![[0f32; 2]; merging.keypoints];
         for (role, dets) in per_role {
             match role {
                 Role::Players => players.extend(
                     dets[i]
                         .iter()
-                        .filter(|d| !(trackers.has_ball_model && d.class_id == BALL_CLASS))
+                        .filter(|d| !(merging.has_ball_model && d.class_id == BALL_CLASS))
                         .cloned(),
                 ),
                 Role::Ball => players.extend(dets[i].iter().map(|d| Detection {
                     class_id: BALL_CLASS,
                     ..d.clone()
                 })),
-                Role::Pitch => keypoints = pitch_keypoints(&dets[i], trackers.keypoints),
+                Role::Pitch => keypoints = pitch_keypoints(&dets[i], merging.keypoints),
             }
         }
-        let objects = track_frame(
-            frame_number,
-            &players,
-            trackers.main.as_mut(),
-            trackers.ball.as_deref_mut(),
-            ids,
-        )
-        .map_err(|error| Stop::Tracker {
-            frame: frame_number,
-            error,
-        })?;
+        let objects = match tracking.as_deref_mut() {
+            Some(t) => track_frame(
+                frame_number,
+                &players,
+                t.main.as_mut(),
+                t.ball.as_deref_mut(),
+                &mut t.ids,
+            )
+            .map_err(|error| Stop::Tracker {
+                frame: frame_number,
+                error,
+            })?,
+            None => players
+                .iter()
+                .map(|d| Tracked {
+                    id: 0,
+                    bbox: d.bbox,
+                    score: d.score,
+                    class_id: d.class_id,
+                })
+                .collect(),
+        };
         processed.push(Processed {
             frame_number,
             objects,

@@ -14,13 +14,13 @@ use numpy::{
     PyArray1, PyArray3, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray3, PyUntypedArray,
     PyUntypedArrayMethods,
 };
+use pitchside_engine::admission::{self, AdmissionError, AdmittedVideo};
 use pitchside_engine::config::Profile;
 use pitchside_engine::device::DeviceRequest;
-use pitchside_engine::load::{self, LoadError};
+use pitchside_engine::load::{self, LoadError, Slots};
 use pitchside_engine::pipeline::{
     Pipeline as Engine, PipelineError, Processed, RunOptions, Tracking,
 };
-use pitchside_engine::video::{self, VideoError};
 use pitchside_plugin::{FrameRef, PixelFormat};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -115,9 +115,10 @@ fn pipeline_kind(e: &PipelineError) -> Kind {
 impl From<LoadError> for Failure {
     fn from(e: LoadError) -> Failure {
         let kind = match &e {
-            LoadError::Config(_) | LoadError::NoWorkingDirectory(_) => Kind::Config,
+            LoadError::Config(_) | LoadError::WorkingDirectory(_) => Kind::Config,
             LoadError::Device(_) => Kind::Device,
-            LoadError::Pipeline(p) => pipeline_kind(p),
+            LoadError::Admission(_) => Kind::Video,
+            LoadError::Run(p) => pipeline_kind(p),
             _ => Kind::Model,
         };
         Failure::new(kind, report(&e))
@@ -130,8 +131,8 @@ impl From<PipelineError> for Failure {
     }
 }
 
-impl From<VideoError> for Failure {
-    fn from(e: VideoError) -> Failure {
+impl From<AdmissionError> for Failure {
+    fn from(e: AdmissionError) -> Failure {
         Failure::new(Kind::Video, report(&e))
     }
 }
@@ -179,13 +180,10 @@ impl PyPipeline {
         Ok(())
     }
 
-    /// Probes `video` as the CLI does before a run (it opens and its first frame decodes)
-    /// and checks the profile's bounds, with the CLI's messages.
-    fn admit(&self, video: &Path) -> Result<(), Failure> {
-        let info = video::probe(video)?;
-        self.profile
-            .check_video(&info)
-            .map_err(|e| Failure::new(Kind::Video, format!("{}: {e}", video.display())))
+    /// The engine's admission, as the CLI's before a run: the video probed once (it opens
+    /// and its first frame decodes) and held to every bound of the profile.
+    fn admit(&self, video: &Path) -> Result<AdmittedVideo, Failure> {
+        Ok(admission::admit(&self.profile, video)?)
     }
 }
 
@@ -201,7 +199,10 @@ impl PyPipeline {
             })
             .transpose()?;
         let engine = py.detach(|| -> Result<Engine, Failure> {
-            Ok(load::resolve(config.as_deref(), device)?.into_pipeline()?)
+            load::resolve(config.as_deref(), device)?
+                .load(Slots::One)?
+                .into_pipeline()
+                .ok_or_else(|| Failure::new(Kind::Model, "one slot loaded more than one pipeline"))
         })?;
         let effective = engine.effective();
         Ok(PyPipeline {
@@ -263,14 +264,14 @@ impl PyPipeline {
         };
         let state = &self.state;
         let result = py.detach(|| -> Result<String, Failure> {
-            self.admit(&video)?;
+            let admitted = self.admit(&video)?;
             let opts = RunOptions {
                 challenge_id,
                 cancel: Some(&cancel),
                 progress: Some(&on_progress),
                 ..Default::default()
             };
-            let (response, _) = lock(state).engine.run(&video, &opts)?;
+            let (response, _) = lock(state).engine.run(&admitted, &opts)?;
             serde_json::to_string(&response)
                 .map_err(|e| Failure::new(Kind::Run, format!("serialising the response: {e}")))
         });
@@ -285,7 +286,7 @@ impl PyPipeline {
     /// joins its threads.
     fn frames(&self, py: Python<'_>, video: PathBuf) -> PyResult<FrameStream> {
         self.check_free()?;
-        py.detach(|| self.admit(&video))?;
+        let admitted = py.detach(|| self.admit(&video))?;
         if self.streaming.swap(true, Ordering::SeqCst) {
             return Err(self.check_free().unwrap_err().into());
         }
@@ -297,7 +298,7 @@ impl PyPipeline {
             let (state, cancel) = (Arc::clone(&self.state), Arc::clone(&cancel));
             std::thread::Builder::new()
                 .name("pitchside-frames".into())
-                .spawn(move || stream(&state, &video, &tx, &cancel))
+                .spawn(move || stream(&state, &admitted, &tx, &cancel))
         };
         let worker = match worker {
             Ok(h) => h,
@@ -507,7 +508,12 @@ enum Event {
 }
 
 /// The streaming thread: runs the video, sending each processed frame as it is tracked.
-fn stream(state: &Mutex<State>, video: &Path, events: &SyncSender<Event>, cancel: &AtomicBool) {
+fn stream(
+    state: &Mutex<State>,
+    video: &AdmittedVideo,
+    events: &SyncSender<Event>,
+    cancel: &AtomicBool,
+) {
     let on_frame = |p: &Processed| {
         // The reader closed the stream: stop at the end of this batch.
         if events.send(Event::Frame(Box::new(p.clone()))).is_err() {

@@ -122,7 +122,8 @@ impl Analyzer for PipelineAnalyzer {
             PipelineError::Video(_) => AnalyzeError::new("video", e.to_string()),
             PipelineError::Host(_)
             | PipelineError::WarmUp { .. }
-            | PipelineError::Parity { .. } => AnalyzeError::new("plugin", e.to_string()),
+            | PipelineError::Parity { .. }
+            | PipelineError::Frames(_) => AnalyzeError::new("plugin", e.to_string()),
         })?;
         if let Some(h) = self
             .latency

@@ -7,20 +7,33 @@ use pitchside_plugin::{Detection, PluginError, Tracker};
 
 use crate::response::{BALL_CLASS, FrameResult, KEYPOINT_MIN_CONF, ObjectResult};
 
-/// A tracked object on a processed frame, before assembly.
+/// A tracked object on a processed frame, before assembly: its box in source pixels,
+/// unrounded.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Tracked {
-    id: u64,
-    bbox: [f32; 4],
-    score: f32,
-    class_id: u32,
+pub struct Tracked {
+    /// The response-wide id (from 1); 0 for a detection not tracked
+    /// ([`super::Pipeline::detect_frames`] without tracking).
+    pub id: u64,
+    pub bbox: [f32; 4],
+    pub score: f32,
+    pub class_id: u32,
 }
 
+/// A processed frame before assembly: what [`super::RunOptions::on_frame`] and
+/// [`super::Pipeline::detect_frames`] hand out.
 #[derive(Debug, Clone)]
-pub(super) struct Processed {
-    pub(super) frame_number: u64,
-    pub(super) objects: Vec<Tracked>,
-    pub(super) keypoints: Vec<[f32; 2]>,
+pub struct Processed {
+    pub frame_number: u64,
+    pub objects: Vec<Tracked>,
+    /// The pitch keypoints, `[0, 0]` where unseen or below `KEYPOINT_MIN_CONF`.
+    pub keypoints: Vec<[f32; 2]>,
+}
+
+impl Processed {
+    /// The objects in the response's order: by class, then descending score.
+    pub fn ordered_objects(&self) -> Vec<&Tracked> {
+        ordered(&self.objects)
+    }
 }
 
 /// The pitch keypoints of a frame: the best pose detection's keypoints, `[0, 0]` where
@@ -89,6 +102,13 @@ pub(super) fn track_frame(
 }
 
 fn object_results(objects: &[Tracked]) -> Vec<ObjectResult> {
+    ordered(objects)
+        .into_iter()
+        .map(|t| ObjectResult::new(t.id, t.bbox, t.class_id))
+        .collect()
+}
+
+fn ordered(objects: &[Tracked]) -> Vec<&Tracked> {
     let mut o: Vec<&Tracked> = objects.iter().collect();
     // By class, then descending score; ids break ties so output is deterministic.
     o.sort_by(|a, b| {
@@ -97,9 +117,7 @@ fn object_results(objects: &[Tracked]) -> Vec<ObjectResult> {
             .then(b.score.total_cmp(&a.score))
             .then(a.id.cmp(&b.id))
     });
-    o.into_iter()
-        .map(|t| ObjectResult::new(t.id, t.bbox, t.class_id))
-        .collect()
+    o
 }
 
 /// One entry per source frame `0..total`: processed frames as tracked, skipped frames with
