@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import pitchside
-from conftest import ASSETS, VTEST, cli_error
+from conftest import ASSETS, VTEST, cli_error, run_cli
 
 
 def test_bad_yaml_raises_config_error_with_file_line_column_as_the_cli(tmp_path):
@@ -35,10 +35,14 @@ def test_an_unknown_key_and_a_missing_model_say_where_as_the_cli(tmp_path):
 
 
 def test_a_missing_config_file_and_bad_devices(tmp_path):
-    with pytest.raises(pitchside.ConfigError, match="cannot read"):
-        pitchside.Pipeline(tmp_path / "absent.yaml")
+    absent = tmp_path / "absent.yaml"
+    with pytest.raises(pitchside.ConfigError, match="absent.yaml") as e:
+        pitchside.Pipeline(absent)
+    assert str(e.value) == cli_error("config", "show", "--config", str(absent))
     with pytest.raises(pitchside.InputError, match="`tpu` is not one of auto, cuda, wgpu, cpu"):
         pitchside.Pipeline(device="tpu")
+    # As the CLI refuses `--device tpu` (clap quotes the same list).
+    assert "`tpu` is not one of" in run_cli("config", "show", "--device", "tpu", check=False).stderr
     with pytest.raises(pitchside.InputError):
         pitchside.Pipeline(device=3)  # type: ignore[arg-type]
     # This build has the CPU only (the default features): the CLI's refusal, word for word.
@@ -95,6 +99,7 @@ def test_score_errors_as_the_cli(tmp_path, short_clip):
     assert str(e.value) == cli_error("score", "--video", str(short_clip), "--answer", str(bad))
     with pytest.raises(pitchside.ScoreError):
         pitchside.score(short_clip, b"{not json")
-    with pytest.raises(pitchside.VideoError) as e:
+    # Both wrong: whichever the scorer checks first is reported, as by the CLI.
+    with pytest.raises((pitchside.VideoError, pitchside.ScoreError)) as e:
         pitchside.score(tmp_path / "absent.avi", bad)
     assert str(e.value) == cli_error("score", "--video", str(tmp_path / "absent.avi"), "--answer", str(bad))
