@@ -262,13 +262,19 @@ fn dfl<B: Backend>(x: Tensor<B, 3>, reg_max: usize) -> Tensor<B, 3> {
 }
 
 /// Uploads host f32 values as the backend's float type (f16 on half-precision backends).
+///
+/// The dtype is given explicitly: without it Burn uses the device's default float dtype,
+/// a process-wide setting per device that the first network created on that device fixes,
+/// so an f32 and an f16 network on one device (two deployments, or the f32 and f16 parity
+/// tests running side by side) would get each other's weights' dtype.
 pub fn host_tensor<B: Backend, const D: usize>(
     values: Vec<f32>,
     shape: [usize; D],
     device: &B::Device,
 ) -> Tensor<B, D> {
+    let dtype = <B::FloatElem as burn::tensor::Element>::dtype();
     Tensor::from_data(
         TensorData::new(values, shape).convert::<B::FloatElem>(),
-        device,
+        (device, dtype),
     )
 }

@@ -282,6 +282,36 @@ fn torch_cpu_f16_detections_stay_close_to_ultralytics_fp32() {
     }
 }
 
+/// An f32 and an f16 network on the same LibTorch device in one process, created in both
+/// orders: each keeps its own precision (Burn's per-device default dtype is process-wide).
+#[cfg(feature = "torch")]
+#[test]
+fn f32_and_f16_networks_share_a_torch_device() {
+    let on = |half| ModelDevice::Torch {
+        device: pitchside_models::TorchDevice::Cpu,
+        half,
+    };
+    let fx = fixture("yolov8n-railway.json");
+    let path = asset(fx["model"].as_str().unwrap());
+    let img = imread(&image_path(&fx["images"][3])); // vtest frame 100: 7 people
+    let opts = fixture_options(&fx);
+    let f16_first = YoloModel::load(&path, on(true)).unwrap();
+    let f32_second = YoloModel::load(&path, on(false)).unwrap();
+    let f16_third = YoloModel::load(&path, on(true)).unwrap();
+    let mut counts = Vec::new();
+    for model in [&f32_second, &f16_first, &f16_third, &f32_second] {
+        let (dets, _) = model
+            .predict(&[img.frame()], &opts)
+            .unwrap_or_else(|e| panic!("{}: {e}", model.engine()));
+        counts.push(dets[0].len());
+    }
+    // f16 may gain or lose a borderline box; the f32 network answers the same both times.
+    assert!(
+        counts.iter().all(|&n| n > 0) && counts[0] == counts[3],
+        "{counts:?}"
+    );
+}
+
 #[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_matches_ultralytics_on_one_image() {
