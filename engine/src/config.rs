@@ -191,6 +191,11 @@ impl Deployment {
                 ));
             }
         }
+        if let Some(service) = &raw.service {
+            service
+                .check_shared()
+                .map_err(|(path, msg)| invalid(&path, format!("{}: {msg}", path.join("."))))?;
+        }
         if let Some(p) = &raw.kernel_cache {
             let message = if p.as_os_str().is_empty() {
                 Some(

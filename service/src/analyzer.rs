@@ -47,18 +47,40 @@ pub trait Analyzer: Send + Sync + 'static {
     }
 }
 
-/// An analysis failure. `kind` labels the `errors_total` metric (e.g. `decode`, `model`).
+/// What kind of analysis failure: labels the `errors_total{kind="analysis_…"}` metric and
+/// the answer's `kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnalyzeErrorKind {
+    /// Stopped before a pipeline was free (the validator hung up, or the drain timed out).
+    Cancelled,
+    /// The video could not be decoded.
+    Video,
+    /// A detector or tracker plugin failed.
+    Plugin,
+}
+
+impl AnalyzeErrorKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            AnalyzeErrorKind::Cancelled => "analysis_cancelled",
+            AnalyzeErrorKind::Video => "analysis_video",
+            AnalyzeErrorKind::Plugin => "analysis_plugin",
+        }
+    }
+}
+
+/// An analysis failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct AnalyzeError {
-    pub kind: String,
+    pub kind: AnalyzeErrorKind,
     pub message: String,
 }
 
 impl AnalyzeError {
-    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> AnalyzeError {
+    pub fn new(kind: AnalyzeErrorKind, message: impl Into<String>) -> AnalyzeError {
         AnalyzeError {
-            kind: kind.into(),
+            kind,
             message: message.into(),
         }
     }
@@ -103,7 +125,7 @@ impl Analyzer for PipelineAnalyzer {
     ) -> Result<Response, AnalyzeError> {
         let Some(mut lease) = self.pool.acquire(Some(cancel)) else {
             return Err(AnalyzeError::new(
-                "cancelled",
+                AnalyzeErrorKind::Cancelled,
                 "stopped while waiting for a free pipeline",
             ));
         };
@@ -119,11 +141,13 @@ impl Analyzer for PipelineAnalyzer {
         let device = lease.label().to_string();
         drop(lease);
         let (response, stats) = result.map_err(|e| match &e {
-            PipelineError::Video(_) => AnalyzeError::new("video", e.to_string()),
+            PipelineError::Video(_) => AnalyzeError::new(AnalyzeErrorKind::Video, e.to_string()),
             PipelineError::Host(_)
             | PipelineError::WarmUp { .. }
             | PipelineError::Parity { .. }
-            | PipelineError::Frames(_) => AnalyzeError::new("plugin", e.to_string()),
+            | PipelineError::Frames(_) => {
+                AnalyzeError::new(AnalyzeErrorKind::Plugin, e.to_string())
+            }
         })?;
         if let Some(h) = self
             .latency

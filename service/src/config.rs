@@ -25,15 +25,7 @@ fn err(field: impl Into<String>, message: impl Into<String>) -> ServiceConfigErr
 }
 
 fn positive_secs(field: &str, v: f64) -> Result<(), ServiceConfigError> {
-    // Duration::from_secs_f64 panics on negative, NaN or huge values: reject them here.
-    if v.is_finite() && v > 0.0 && v < 1.0e9 {
-        Ok(())
-    } else {
-        Err(err(
-            field,
-            format!("must be a positive number of seconds, got {v}"),
-        ))
-    }
+    pitchside_engine::config::service::check_secs(v).map_err(|m| err(field, m))
 }
 
 /// Checks values serde cannot: ranges, SS58 addresses, duplicates.
@@ -73,14 +65,6 @@ pub fn validate(cfg: &ServiceConfig) -> Result<(), ServiceConfigError> {
             "must be between 1 and 65536",
         ));
     }
-    if let Some([w, h]) = cfg.warm_up_frame
-        && (w == 0 || h == 0 || w > 8192 || h > 8192)
-    {
-        return Err(err(
-            "warm_up_frame",
-            format!("{w}x{h}: width and height must be between 1 and 8192"),
-        ));
-    }
     if let Some(h) = &cfg.miner_hotkey {
         ss58::decode(h).map_err(|e| err("miner_hotkey", format!("{h:?}: {e}")))?;
     }
@@ -94,24 +78,10 @@ pub fn validate(cfg: &ServiceConfig) -> Result<(), ServiceConfigError> {
             ));
         }
     }
-    let d = &cfg.download;
-    positive_secs("download.connect_timeout_s", d.connect_timeout_s)?;
-    positive_secs("download.read_timeout_s", d.read_timeout_s)?;
-    positive_secs("download.total_timeout_s", d.total_timeout_s)?;
-    positive_secs("download.backoff_base_s", d.backoff_base_s)?;
-    if d.retries > 20 {
-        return Err(err("download.retries", "must be at most 20"));
-    }
-    // Challenge clips are tens of MB; the file goes to disk, and 64 GiB fills most disks.
-    if !(1..=64 << 30).contains(&d.max_bytes) {
-        return Err(err(
-            "download.max_bytes",
-            "must be between 1 and 68719476736 (64 GiB)",
-        ));
-    }
-    if d.max_redirects > 50 {
-        return Err(err("download.max_redirects", "must be at most 50"));
-    }
+    // Checked when a deployment is parsed (at the key's file:line:col); again here for a
+    // configuration built in code.
+    cfg.check_shared()
+        .map_err(|(path, message)| err(path[1..].join("."), message))?;
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! The Score Vision miner service (`pitchside serve`), on top of the engine.
 //!
 //! Endpoints: `POST /soccer/challenge` (validator-signed, see [`auth`]), `GET /availability`,
-//! `GET /health`, `GET /metrics`. A challenge is downloaded ([`download`]), checked to be a
+//! `GET /health`, `GET /metrics`. A challenge is downloaded (`pitchside-fetch`), checked to be a
 //! video, and handed to an [`Analyzer`] on a blocking thread ([`PipelineAnalyzer`] runs the
 //! engine's pipeline); its answer is the engine's typed `response::Response`, with the
 //! validator's challenge id put back as it was sent.
@@ -9,8 +9,8 @@
 //! Modules: [`server`] (routes, slots, drain: a new endpoint is a handler there, routed in
 //! [`Server::start`]), [`analyzer`], [`auth`] (fiber's sr25519 request signatures) over
 //! [`ss58`] (the address codec), [`config`] (checks of the deployment's `service:` section,
-//! whose types live in the engine's config), [`download`] with [`gdrive`] and [`netguard`]
-//! (the SSRF guard), [`metrics`]. The engine never depends on this crate.
+//! whose types live in the engine's config), [`metrics`]. The engine never depends on this
+//! crate.
 //!
 //! Entry points: [`run`] (blocking; handles SIGTERM and ctrl-c) for the CLI, [`Server::start`]
 //! (binds, then runs in the background, e.g. on 127.0.0.1:0 in tests) and [`serve`].
@@ -20,14 +20,12 @@ pub mod analyzer;
 pub mod auth;
 pub mod config;
 pub mod connections;
-pub mod download;
-pub mod gdrive;
+pub mod failure;
 pub mod metrics;
-pub mod netguard;
 pub mod server;
 pub mod ss58;
 
-pub use analyzer::{AnalyzeError, Analyzer, PipelineAnalyzer};
+pub use analyzer::{AnalyzeError, AnalyzeErrorKind, Analyzer, PipelineAnalyzer};
 pub use config::{AuthMode, DownloadConfig, ServiceConfig, ServiceConfigError};
 pub use metrics::{PipelineGauge, PipelineGauges};
-pub use server::{Server, ServiceError, run, serve, shutdown_signal};
+pub use server::{Server, ServiceError, run, serve};

@@ -49,7 +49,7 @@ pub struct Metrics {
 }
 
 /// Gauges read at scrape time rather than stored.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Gauges {
     pub in_flight: usize,
     pub capacity: usize,

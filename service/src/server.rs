@@ -1,7 +1,8 @@
 //! The HTTP side: routes, challenge slots, the shutdown drain.
 //!
-//! A challenge is authenticated ([`crate::auth`]), downloaded ([`crate::download`]), checked to
-//! be a video, and handed to an [`Analyzer`] on a blocking thread. At most
+//! A challenge is authenticated ([`crate::auth`]), downloaded (`pitchside_fetch`), checked to
+//! be a video, and handed to an [`Analyzer`] on a blocking thread; every way it can fail is a
+//! [`ChallengeFailure`], which is its response. At most
 //! `max_concurrent_challenges` run at once; others get 503 with `Retry-After`. On shutdown the
 //! running challenges finish, new ones get 503, then the server exits. Routes are declared in
 //! [`Server::start`]; each is one handler function below.
@@ -31,11 +32,12 @@ use pitchside_engine::admission::AdmissionError;
 use pitchside_engine::response::{ChallengeId, Response as Answer};
 
 use crate::analyzer::Analyzer;
-use crate::auth::{self, AuthError, Authenticator};
+use crate::auth::{self, Authenticator};
 use crate::config::{self, AuthMode, ServiceConfig, ServiceConfigError};
 use crate::connections::{Busy, Connections};
-use crate::download::{DownloadError, Downloader};
+use crate::failure::ChallengeFailure;
 use crate::metrics::{Gauges, Metrics};
+use pitchside_fetch::{DownloadError, Downloader, shutdown_signal};
 
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -184,7 +186,7 @@ fn with_challenge_id(id: &str, mut body: Value) -> Result<String, serde_json::Er
 }
 
 /// A JSON response whose body is [`with_challenge_id`].
-fn json_response_with_id(status: StatusCode, id: &str, body: Value) -> Response {
+pub(crate) fn json_response_with_id(status: StatusCode, id: &str, body: Value) -> Response {
     match with_challenge_id(id, body) {
         Ok(text) => (
             status,
@@ -208,13 +210,12 @@ fn json_response_with_id(status: StatusCode, id: &str, body: Value) -> Response 
 /// a client cannot hold it with a body it never sends.
 async fn bounded_body(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let max = state.cfg.max_request_bytes;
-    let refuse = |status: StatusCode, error: String| {
-        state.metrics.challenge("bad_request");
-        state.metrics.error("request_body");
-        let mut r = json_response(status, json!({ "error": error, "kind": "request_body" }));
-        r.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        r
+    let refuse = |status: StatusCode, message: String| {
+        ChallengeFailure::RequestBody { status, message }.respond(
+            &state.metrics,
+            state.cfg.retry_after_s,
+            None,
+        )
     };
     let declared = req
         .headers()
@@ -255,18 +256,6 @@ async fn bounded_body(State(state): State<Arc<AppState>>, req: Request, next: Ne
     }
 }
 
-fn unavailable(state: &AppState, why: &str) -> Response {
-    let mut r = json_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        json!({ "error": why, "kind": "unavailable" }),
-    );
-    r.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(state.cfg.retry_after_s),
-    );
-    r
-}
-
 /// The challenge id as the validator sent it, if it is one (a non-empty string or a number).
 fn challenge_id(id: &Value) -> Option<ChallengeId> {
     match id {
@@ -289,78 +278,56 @@ async fn challenge(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
-    let m = &state.metrics;
-    let body = match body {
-        Ok(b) => b,
-        Err(rejection) => {
-            m.challenge("bad_request");
-            m.error("request_body");
-            return json_response(
-                rejection.status(),
-                json!({ "error": rejection.body_text(), "kind": "request_body" }),
-            );
+    match admit_challenge(&state, &headers, body) {
+        Ok((req, id, caller, permit)) => {
+            let span = tracing::info_span!("challenge", id = %id);
+            run_challenge(state.clone(), permit, req, id, caller, started)
+                .instrument(span)
+                .await
         }
-    };
-    if state.draining() {
-        m.challenge("draining");
-        return unavailable(&state, "the miner is shutting down");
+        Err(failure) => failure.respond(&state.metrics, state.cfg.retry_after_s, None),
     }
-    let caller = match state.auth.check(&headers, &body) {
-        Ok(c) => c,
-        Err(e) => return auth_refusal(&state, e),
-    };
-    let req: ChallengeRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            m.challenge("bad_request");
-            m.error("request_json");
-            return json_response(
-                StatusCode::BAD_REQUEST,
-                json!({ "error": format!("invalid challenge: {e}"), "kind": "request_json" }),
-            );
-        }
-    };
+}
+
+/// The checks before a challenge takes a slot: a readable body, not draining, a valid
+/// signature, a well-formed request, a free slot.
+fn admit_challenge(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<
+    (
+        ChallengeRequest,
+        ChallengeId,
+        auth::Caller,
+        OwnedSemaphorePermit,
+    ),
+    ChallengeFailure,
+> {
+    let body = body.map_err(|rejection| ChallengeFailure::RequestBody {
+        status: rejection.status(),
+        message: rejection.body_text(),
+    })?;
+    if state.draining() {
+        return Err(ChallengeFailure::Draining);
+    }
+    let caller = state.auth.check(headers, &body)?;
+    let req: ChallengeRequest = serde_json::from_slice(&body)
+        .map_err(|e| ChallengeFailure::RequestJson(format!("invalid challenge: {e}")))?;
     let id_value: Value = serde_json::from_str(req.challenge_id.get()).unwrap_or(Value::Null);
-    let Some(id) = challenge_id(&id_value) else {
-        m.challenge("bad_request");
-        m.error("request_json");
-        return json_response(
-            StatusCode::BAD_REQUEST,
-            json!({ "error": "challenge_id must be a non-empty string or a number", "kind": "request_json" }),
-        );
-    };
+    let id = challenge_id(&id_value).ok_or_else(|| {
+        ChallengeFailure::RequestJson("challenge_id must be a non-empty string or a number".into())
+    })?;
     let Ok(permit) = state.slots.clone().try_acquire_owned() else {
-        m.challenge("busy");
         tracing::info!(challenge_id = %id, "refused: {} challenge(s) already running", state.in_flight());
-        return unavailable(&state, "the miner is busy with another challenge");
+        return Err(ChallengeFailure::Busy);
     };
     // Checked again with the slot held: the drain marks itself draining before it counts the
     // slots in use, so either it waits for this challenge or this challenge sees the drain.
     if state.draining() {
-        m.challenge("draining");
-        return unavailable(&state, "the miner is shutting down");
+        return Err(ChallengeFailure::Draining);
     }
-    let span = tracing::info_span!("challenge", id = %id);
-    run_challenge(state.clone(), permit, req, id, caller, started)
-        .instrument(span)
-        .await
-}
-
-fn auth_refusal(state: &AppState, e: AuthError) -> Response {
-    let m = &state.metrics;
-    m.error(e.kind());
-    let status = if e.is_forbidden() {
-        m.challenge("forbidden");
-        StatusCode::FORBIDDEN
-    } else if matches!(e, AuthError::NonceStoreFull) {
-        m.challenge("unauthorized");
-        StatusCode::TOO_MANY_REQUESTS
-    } else {
-        m.challenge("unauthorized");
-        StatusCode::UNAUTHORIZED
-    };
-    tracing::warn!("challenge refused ({}): {e}", status.as_u16());
-    json_response(status, json!({ "error": e.to_string(), "kind": e.kind() }))
+    Ok((req, id, caller, permit))
 }
 
 async fn run_challenge(
@@ -411,32 +378,31 @@ async fn challenge_stages(
     started: Instant,
 ) -> Response {
     let m = &state.metrics;
-    let fail = |status: StatusCode, outcome: &'static str, kind: String, msg: String| {
-        m.challenge(outcome);
-        m.error(&kind);
-        m.stage("total", started.elapsed());
-        tracing::warn!("failed ({}): {msg}", status.as_u16());
-        json_response_with_id(
-            status,
-            req.challenge_id.get(),
-            json!({ "error": msg, "kind": kind }),
-        )
-    };
+    match analyse_challenge(state, slot, cancel, &req, id, started).await {
+        Ok(response) => response,
+        Err(failure) => {
+            m.stage("total", started.elapsed());
+            failure.respond(m, state.cfg.retry_after_s, Some(req.challenge_id.get()))
+        }
+    }
+}
+
+async fn analyse_challenge(
+    state: &AppState,
+    slot: Slot,
+    cancel: Arc<AtomicBool>,
+    req: &ChallengeRequest,
+    id: ChallengeId,
+    started: Instant,
+) -> Result<Response, ChallengeFailure> {
+    let m = &state.metrics;
 
     // Download.
     let downloaded = state.downloader.fetch(&req.video_url).await;
-    let downloaded = match downloaded {
-        Ok(d) => d,
-        Err(e) => {
-            m.stage("download", started.elapsed());
-            return fail(
-                e.response_status(),
-                "download_failed",
-                format!("download_{}", e.kind()),
-                e.to_string(),
-            );
-        }
-    };
+    let downloaded = downloaded.map_err(|e| {
+        m.stage("download", started.elapsed());
+        ChallengeFailure::Download(e)
+    })?;
     m.stage("download", downloaded.elapsed);
     m.download(downloaded.bytes, downloaded.elapsed);
     let secs = downloaded.elapsed.as_secs_f64();
@@ -472,34 +438,20 @@ async fn challenge_stages(
             (file, v)
         }
         Ok((_file, Err(e @ AdmissionError::TooLarge { .. }))) => {
-            return fail(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_video",
-                "video_too_large".into(),
-                format!("{}: {}", req.video_url, e.without_path()),
-            );
+            return Err(ChallengeFailure::VideoTooLarge(format!(
+                "{}: {}",
+                req.video_url,
+                e.without_path()
+            )));
         }
         Ok((_file, Err(e))) => {
-            let e = DownloadError::NotVideo {
+            return Err(ChallengeFailure::NotVideo(DownloadError::NotVideo {
                 url: req.video_url.clone(),
                 bytes,
                 message: e.without_path(),
-            };
-            return fail(
-                e.response_status(),
-                "invalid_video",
-                format!("download_{}", e.kind()),
-                e.to_string(),
-            );
+            }));
         }
-        Err(join) => {
-            return fail(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "analysis_failed",
-                "check_panicked".into(),
-                format!("video check panicked: {join}"),
-            );
-        }
+        Err(join) => return Err(ChallengeFailure::CheckPanicked(join.to_string())),
     };
 
     // Analysis, on a blocking thread that owns the slot and the file: if the validator hangs up,
@@ -517,39 +469,13 @@ async fn challenge_stages(
     .await;
     let analyse_time = t.elapsed();
     m.stage("analyze", analyse_time);
-    let mut answer = match analysed {
-        Ok(Ok(answer)) => answer,
-        Ok(Err(e)) => {
-            return fail(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "analysis_failed",
-                format!("analysis_{}", e.kind),
-                format!("analysis failed: {}", e.message),
-            );
-        }
-        Err(join) => {
-            return fail(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "analysis_failed",
-                "analysis_panicked".into(),
-                format!("analysis panicked: {join}"),
-            );
-        }
-    };
+    let mut answer = analysed
+        .map_err(|join| ChallengeFailure::AnalysisPanicked(join.to_string()))?
+        .map_err(ChallengeFailure::Analysis)?;
     // The validator matches answers by id: always echo the one it sent, as it sent it.
     answer.challenge_id = id;
     let frames = answer.frames.len();
-    let body = match answer_json(&answer) {
-        Ok(body) => body,
-        Err(e) => {
-            return fail(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "analysis_failed",
-                "analysis_serialize".into(),
-                format!("analysis failed: {e}"),
-            );
-        }
-    };
+    let body = answer_json(&answer).map_err(ChallengeFailure::Serialize)?;
     let total = started.elapsed();
     m.stage("total", total);
     m.challenge("ok");
@@ -558,7 +484,11 @@ async fn challenge_stages(
         analyse_time.as_secs_f64(),
         total.as_secs_f64()
     );
-    json_response_with_id(StatusCode::OK, req.challenge_id.get(), body)
+    Ok(json_response_with_id(
+        StatusCode::OK,
+        req.challenge_id.get(),
+        body,
+    ))
 }
 
 async fn availability(State(state): State<Arc<AppState>>) -> Response {
@@ -877,35 +807,6 @@ pub async fn serve(
         .await?
         .wait()
         .await
-}
-
-/// Completes on SIGTERM or ctrl-c (SIGINT).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::warn!("cannot listen for ctrl-c: {e}");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGTERM: {e}");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("ctrl-c received"),
-        _ = term => tracing::info!("SIGTERM received"),
-    }
 }
 
 /// Blocking entry point for `pitchside serve`: builds a tokio runtime, serves on

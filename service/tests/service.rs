@@ -1139,23 +1139,6 @@ async fn a_validator_hanging_up_stops_the_analysis_and_frees_the_slot() {
     );
 }
 
-/// Needs the internet: the default download path (public DNS through the address guard,
-/// TLS with rustls) against a real host. PITCHSIDE_PUBLIC_URL overrides the URL.
-#[tokio::test]
-#[ignore = "needs the internet"]
-async fn downloads_over_https_from_a_public_host() {
-    use pitchside_service::download::Downloader;
-    let url = std::env::var("PITCHSIDE_PUBLIC_URL")
-        .unwrap_or_else(|_| "https://pypi.org/simple/pip/".to_string());
-    let temp = tempfile::tempdir().unwrap();
-    let d = Downloader::new(&DownloadConfig::default(), temp.path().to_path_buf()).unwrap();
-    let got = d.fetch(&url).await.expect("downloads");
-    assert!(got.bytes > 0);
-    assert_eq!(std::fs::metadata(got.file.path()).unwrap().len(), got.bytes);
-    drop(got);
-    assert_eq!(std::fs::read_dir(temp.path()).unwrap().count(), 0);
-}
-
 /// The service with the real pipeline (not the stand-in): the test deployment's real
 /// weights at 320 px on the real clip, downloaded over loopback, signed like a validator.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
+use pitchside_engine::config::Deployment;
 use pitchside_engine::pipeline::RunOptions;
+use pitchside_fetch::{Downloaded, Downloader, Source};
 
 use crate::deployment::DeploymentArgs;
 
@@ -37,18 +39,14 @@ pub struct RunArgs {
     pub source: PathBuf,
 }
 
-/// Where the video comes from.
-enum Source {
-    /// A local file.
-    File(PathBuf),
-    /// An http(s) URL, fetched once the deployment is known.
-    Url(String),
-}
-
 pub fn run(args: RunArgs) -> Result<()> {
     // What can be checked in milliseconds is checked before the models load and the
     // analysis runs (minutes): the input, and that the result can be written.
-    let source = check_source(&args.source)?;
+    let source = match args.source.to_str() {
+        Some(s) => Source::parse(s)?,
+        // Not UTF-8, so not a URL.
+        None => Source::File(args.source.clone()),
+    };
     crate::commands::score::check_available(args.score, "--score")?;
     crate::commands::analyze::check_available(args.analytics.is_some())?;
     if let Some(out) = &args.analytics {
@@ -81,7 +79,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let video = match source {
         Source::File(path) => pitchside_engine::admission::admit(&profile, &path)?,
         Source::Url(url) => {
-            let Some(downloaded) = fetch(&url, &resolved, &interrupted)? else {
+            let Some(downloaded) = fetch(&url, &resolved.deployment, &interrupted)? else {
                 // The unfinished download (and its temporary file) is dropped already.
                 eprintln!("interrupted during the download of {url}");
                 std::process::exit(130);
@@ -184,43 +182,17 @@ pub fn run(args: RunArgs) -> Result<()> {
 /// interrupted run.
 pub const EXIT_PARTIAL: i32 = 3;
 
-/// Downloads `url` as `serve` does (the deployment's `service.download` and `temp_dir`),
-/// private addresses allowed; `None` if `interrupted` was set first (the unfinished
-/// download is dropped, which removes its file).
+/// Downloads `url` (`Downloader::for_local_use`: the deployment's `service.download`,
+/// private addresses allowed); `None` if `interrupted` was set first (the unfinished download
+/// is dropped, which removes its file).
 fn fetch(
     url: &str,
-    resolved: &crate::deployment::Resolved,
+    deployment: &Deployment,
     interrupted: &AtomicBool,
-) -> Result<Option<pitchside_service::download::Downloaded>> {
-    use pitchside_service::download::Downloader;
-    let mut cfg = resolved.deployment.file.service.clone().unwrap_or_default();
-    cfg.resolve_paths(&resolved.deployment.base_dir);
-    // The timeouts and caps are used as durations and sizes: checked as `serve` checks them.
-    pitchside_service::config::validate(&cfg)?;
-    cfg.download.allow_private_addresses = true;
-    let temp_dir = cfg.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
-    std::fs::create_dir_all(&temp_dir)
-        .with_context(|| format!("service.temp_dir {}", temp_dir.display()))?;
-    let downloader = Downloader::new(&cfg.download, temp_dir)
-        .with_context(|| format!("{url}: cannot start the HTTP client"))?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the download runtime")?;
+) -> Result<Option<Downloaded>> {
+    let downloader = Downloader::for_local_use(deployment)?;
     tracing::info!(%url, "downloading");
-    let downloaded = rt.block_on(async {
-        let fetch = downloader.fetch(url);
-        tokio::pin!(fetch);
-        // The flag is a plain atomic (set from the signal handler): looked at every 50 ms.
-        loop {
-            match tokio::time::timeout(std::time::Duration::from_millis(50), &mut fetch).await {
-                Ok(r) => return r.map(Some),
-                Err(_) if interrupted.load(Ordering::Relaxed) => return Ok(None),
-                Err(_) => {}
-            }
-        }
-    })?;
-    let Some(downloaded) = downloaded else {
+    let Some(downloaded) = downloader.fetch_blocking(url, interrupted)? else {
         return Ok(None);
     };
     tracing::info!(
@@ -230,24 +202,6 @@ fn fetch(
         "downloaded"
     );
     Ok(Some(downloaded))
-}
-
-/// An http(s) URL, or a local path; another scheme is refused, saying it is a URL. A path
-/// is admitted (probed, bounds checked) once the deployment is known.
-fn check_source(source: &Path) -> Result<Source> {
-    let s = source.to_string_lossy();
-    if let Some((scheme, _)) = s.split_once("://")
-        && !scheme.is_empty()
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-    {
-        if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") {
-            return Ok(Source::Url(s.into_owned()));
-        }
-        bail!("{s} is a URL: `run` fetches only http and https URLs; download it first");
-    }
-    Ok(Source::File(source.to_path_buf()))
 }
 
 /// Fails when `out` cannot be created or written; leaves an existing file as it is.

@@ -134,8 +134,8 @@ pub fn run(args: WorkerArgs) -> Result<()> {
     // The deployment's `service:` section applies to the worker too: `download` to URL
     // jobs, `warm_up_frame` to the warm-up before the first job (as `serve` does before it
     // listens, so the first job does not pay for GPU autotuning inside its ack deadline).
+    // (Its ranges were checked when the deployment was parsed.)
     let service = resolved.deployment.file.service.clone().unwrap_or_default();
-    pitchside_service::config::validate(&service)?;
     let pool = Arc::new(resolved.load(crate::deployment::Slots::Deployment)?);
     if let Some(frame) = service.warm_up_frame {
         super::serve::warm_up(&pool, frame)?;

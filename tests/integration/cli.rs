@@ -491,7 +491,7 @@ fn run_says_what_the_input_is_when_it_is_not_a_video_file() {
         // http(s) URLs are fetched (below); other schemes are said to be URLs.
         (
             "ftp://example.com/clip.mp4",
-            "is a URL: `run` fetches only http and https URLs",
+            "is a URL: only http and https URLs are fetched; download it first",
         ),
         ("rtsp://example.com/clip", "is a URL"),
         ("assets/no-such-clip.mp4", "no such file"),

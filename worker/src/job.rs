@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use pitchside_fetch::Source;
+
 use crate::WorkerError;
 
 /// The longest job id: NATS keys and message ids stay short.
@@ -40,17 +42,12 @@ pub fn check_id(id: &str) -> Result<(), WorkerError> {
     Ok(())
 }
 
-/// Whether `source` is a URL rather than a path.
-pub fn is_url(source: &str) -> bool {
-    let lower = source.to_ascii_lowercase();
-    lower.starts_with("http://") || lower.starts_with("https://")
-}
-
 /// The job for `source` with the given id, or its content address: the SHA-256 of the file,
 /// or of the URL string (the content behind a URL is not known before the download).
 /// Paths become absolute: the workers read them, possibly from another directory.
 pub fn job_for(source: &str, id: Option<&str>) -> Result<Job, WorkerError> {
-    let (source, address) = if is_url(source) {
+    let parsed = Source::parse(source).map_err(|e| WorkerError::Job(e.to_string()))?;
+    let (source, address) = if parsed.is_url() {
         (source.to_string(), hex::encode(Sha256::digest(source)))
     } else {
         let path = std::fs::canonicalize(source)
@@ -119,7 +116,8 @@ pub fn read_manifest(path: &Path) -> Result<Vec<Job>, WorkerError> {
                 id: None,
             }
         };
-        let source = if is_url(&entry.source) || Path::new(&entry.source).is_absolute() {
+        let is_url = Source::parse(&entry.source).is_ok_and(|s| s.is_url());
+        let source = if is_url || Path::new(&entry.source).is_absolute() {
             entry.source
         } else {
             base.join(&entry.source).to_string_lossy().into_owned()

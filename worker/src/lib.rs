@@ -36,10 +36,7 @@ pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, WorkerError> 
     Ok(rt.block_on(f))
 }
 
-/// Completes on SIGTERM or ctrl-c.
-pub async fn shutdown_signal() {
-    pitchside_service::shutdown_signal().await
-}
+pub use pitchside_fetch::shutdown_signal;
 
 /// Waits (for the CLI's polling, which has no tokio of its own).
 pub async fn sleep(d: std::time::Duration) {

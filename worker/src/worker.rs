@@ -21,12 +21,12 @@ use futures_util::StreamExt;
 use pitchside_engine::admission::AdmissionError;
 use pitchside_engine::pipeline::RunOptions;
 use pitchside_engine::pool::PipelinePool;
-use pitchside_service::{DownloadConfig, download::Downloader};
+use pitchside_fetch::{DownloadConfig, Downloader, Source};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::WorkerError;
-use crate::job::{Job, Record, State, is_url};
+use crate::job::{Job, Record, State};
 use crate::queue::{CONSUMER, DeadLetter, JOBS_STREAM, Queue};
 
 /// How a worker behaves.
@@ -398,19 +398,17 @@ async fn handle(shared: &Shared, msg: jetstream::Message) {
 async fn run_job(shared: &Shared, job: &Job) -> Result<(Vec<u8>, bool), Failure> {
     // A URL is downloaded first (the service's downloader: limits, retries, SSRF guard);
     // the file lives until the run ends.
-    let downloaded = if is_url(&job.source) {
-        let d = shared
-            .downloader
-            .fetch(&job.source)
-            .await
-            .map_err(|e| Failure::Error(format!("downloading {}: {e}", job.source)))?;
-        Some(d.file)
-    } else {
-        None
-    };
-    let path = match &downloaded {
-        Some(f) => f.path().to_path_buf(),
-        None => PathBuf::from(&job.source),
+    let source = Source::parse(&job.source).map_err(|e| Failure::Refused(e.to_string()))?;
+    let (path, downloaded) = match source {
+        Source::Url(url) => {
+            let d = shared
+                .downloader
+                .fetch(&url)
+                .await
+                .map_err(|e| Failure::Error(format!("downloading {url}: {e}")))?;
+            (d.file.path().to_path_buf(), Some(d.file))
+        }
+        Source::File(path) => (path, None),
     };
     let pool = shared.pool.clone();
     let cancel = shared.cancel.clone();

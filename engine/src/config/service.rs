@@ -1,6 +1,7 @@
 //! The `service:` section of a deployment: plain data, parsed with the rest of the file (so a
-//! typo in it is reported at its file:line:column). The miner service (crate
-//! `pitchside-service`) checks what serde cannot (ranges, SS58 addresses) when it starts.
+//! typo in it is reported at its file:line:column). The download settings' ranges are checked
+//! by the parse too ([`DownloadConfig::check`]); the miner service (crate `pitchside-service`)
+//! checks the rest of what serde cannot (ranges, SS58 addresses) when it starts.
 //!
 //! Every field has a default, so `service: {}` (or no section at all) is a valid, safe
 //! configuration: signed requests only, and with no validator allow-list every challenge is
@@ -129,6 +130,24 @@ impl Default for DownloadConfig {
 }
 
 impl ServiceConfig {
+    /// The ranges of what every front end uses (`download`, `warm_up_frame`: `run`, `serve`,
+    /// `worker`), checked by the deployment's parse so that none has to remember to.
+    /// `Err((key path, message))`.
+    pub fn check_shared(&self) -> Result<(), (Vec<&'static str>, String)> {
+        self.download
+            .check()
+            .map_err(|(field, m)| (vec!["service", "download", field], m))?;
+        if let Some([w, h]) = self.warm_up_frame
+            && (w == 0 || h == 0 || w > 8192 || h > 8192)
+        {
+            return Err((
+                vec!["service", "warm_up_frame"],
+                format!("{w}x{h}: width and height must be between 1 and 8192"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Resolves a relative `temp_dir` against the deployment file's directory, as model paths are.
     pub fn resolve_paths(&mut self, base_dir: &Path) {
         if let Some(d) = self.temp_dir.as_mut().filter(|d| d.is_relative()) {
@@ -137,8 +156,47 @@ impl ServiceConfig {
     }
 }
 
-/// The timeouts as durations. They panic on negative, NaN or huge values, which the service
-/// refuses at start (`pitchside_service::config::validate`).
+/// A positive, finite number of seconds (Duration::from_secs_f64 panics on anything else).
+pub fn check_secs(v: f64) -> Result<(), String> {
+    if v.is_finite() && v > 0.0 && v < 1.0e9 {
+        Ok(())
+    } else {
+        Err(format!("must be a positive number of seconds, got {v}"))
+    }
+}
+
+impl DownloadConfig {
+    /// What serde cannot check: ranges. Called by the deployment's parse, so every front end
+    /// that downloads gets a checked configuration, and an error at the key's file:line:col.
+    /// `Err((field, message))`.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        for (field, v) in [
+            ("connect_timeout_s", self.connect_timeout_s),
+            ("read_timeout_s", self.read_timeout_s),
+            ("total_timeout_s", self.total_timeout_s),
+            ("backoff_base_s", self.backoff_base_s),
+        ] {
+            check_secs(v).map_err(|m| (field, m))?;
+        }
+        if self.retries > 20 {
+            return Err(("retries", "must be at most 20".into()));
+        }
+        // Challenge clips are tens of MB; the file goes to disk, and 64 GiB fills most disks.
+        if !(1..=64 << 30).contains(&self.max_bytes) {
+            return Err((
+                "max_bytes",
+                "must be between 1 and 68719476736 (64 GiB)".into(),
+            ));
+        }
+        if self.max_redirects > 50 {
+            return Err(("max_redirects", "must be at most 50".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The timeouts as durations. They panic on negative, NaN or huge values, which
+/// [`DownloadConfig::check`] refuses when the deployment is parsed.
 impl DownloadConfig {
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.connect_timeout_s)

@@ -11,7 +11,7 @@ use opencv::videoio::{self, VideoCapture};
 use pitchside_engine::admission::{self, AdmissionError, AdmittedVideo};
 use pitchside_engine::config::{Profile, ProfileName};
 use pitchside_engine::response::{DEFAULT_KEYPOINTS, FrameResult, Response};
-use pitchside_service::{AnalyzeError, Analyzer};
+use pitchside_service::{AnalyzeError, AnalyzeErrorKind, Analyzer};
 
 #[derive(Debug, Default)]
 pub struct StandInAnalyzer {
@@ -63,12 +63,12 @@ impl Analyzer for StandInAnalyzer {
         let video = video.path();
         self.started.fetch_add(1, Ordering::SeqCst);
         let t0 = Instant::now();
-        let decode = |e: opencv::Error| AnalyzeError::new("decode", e.to_string());
+        let decode = |e: opencv::Error| AnalyzeError::new(AnalyzeErrorKind::Video, e.to_string());
         let mut cap =
             VideoCapture::from_file(&*video.to_string_lossy(), videoio::CAP_ANY).map_err(decode)?;
         if !cap.is_opened().map_err(decode)? {
             return Err(AnalyzeError::new(
-                "decode",
+                AnalyzeErrorKind::Video,
                 format!("{}: not a video", video.display()),
             ));
         }

@@ -5,9 +5,11 @@
 //! exponential back-off after connection errors, timeouts, cut bodies and 5xx answers, never
 //! after a 4xx. One total timeout covers all attempts. Internal addresses are refused (see
 //! [`crate::netguard`]). Google Drive share links go through [`crate::gdrive`].
+//! [`Downloader::fetch_blocking`] is the same download for callers without a runtime.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
@@ -16,7 +18,9 @@ use tempfile::NamedTempFile;
 use tokio::io::AsyncWriteExt;
 use tokio::time::timeout;
 
-use crate::config::DownloadConfig;
+use pitchside_engine::config::Deployment;
+
+use crate::DownloadConfig;
 use crate::gdrive;
 use crate::netguard::{self, UrlRefused};
 
@@ -70,6 +74,10 @@ pub enum DownloadError {
     },
     #[error("temporary file in {dir}: {message}")]
     TempFile { dir: String, message: String },
+    #[error("{url}: cannot start the download: {message}")]
+    Runtime { url: String, message: String },
+    #[error("cannot set up downloads: {message}")]
+    Setup { message: String },
 }
 
 fn tries(attempts: &u32) -> String {
@@ -95,6 +103,8 @@ impl DownloadError {
             DownloadError::GoogleDrive { .. } => "google_drive",
             DownloadError::NotVideo { .. } => "not_video",
             DownloadError::TempFile { .. } => "temp_file",
+            DownloadError::Runtime { .. } => "runtime",
+            DownloadError::Setup { .. } => "setup",
         }
     }
 
@@ -116,25 +126,6 @@ impl DownloadError {
             | DownloadError::Connect { attempts, .. }
             | DownloadError::Truncated { attempts, .. } => *attempts = n,
             _ => {}
-        }
-    }
-
-    /// The status the challenge is answered with: the validator's URL was bad (400), the
-    /// content was unusable (422), the origin failed (502) or was too slow (504).
-    pub fn response_status(&self) -> StatusCode {
-        match self {
-            DownloadError::InvalidUrl { .. } | DownloadError::Refused { .. } => {
-                StatusCode::BAD_REQUEST
-            }
-            DownloadError::TooLarge { .. }
-            | DownloadError::NotVideo { .. }
-            | DownloadError::GoogleDrive { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            DownloadError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            DownloadError::Status { .. }
-            | DownloadError::Connect { .. }
-            | DownloadError::Truncated { .. }
-            | DownloadError::Redirect { .. } => StatusCode::BAD_GATEWAY,
-            DownloadError::TempFile { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -227,6 +218,25 @@ impl Downloader {
             client: builder.build()?,
             cfg: cfg.clone(),
             temp_dir,
+        })
+    }
+
+    /// The downloader of a local run (`pitchside run URL`, the Python package): the
+    /// deployment's `service.download` settings and `service.temp_dir` (created if missing),
+    /// with private and loopback addresses allowed (unlike `serve`: a video on one's own
+    /// network is normal here).
+    pub fn for_local_use(deployment: &Deployment) -> Result<Downloader, DownloadError> {
+        let mut service = deployment.file.service.clone().unwrap_or_default();
+        service.resolve_paths(&deployment.base_dir);
+        let mut cfg = service.download;
+        cfg.allow_private_addresses = true;
+        let temp_dir = service.temp_dir.unwrap_or_else(std::env::temp_dir);
+        std::fs::create_dir_all(&temp_dir).map_err(|e| DownloadError::TempFile {
+            dir: temp_dir.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Downloader::new(&cfg, temp_dir).map_err(|e| DownloadError::Setup {
+            message: format!("the HTTP client: {}", chain(&e)),
         })
     }
 
@@ -323,6 +333,34 @@ impl Downloader {
                 attempts: 1,
             }
         }
+    }
+
+    /// [`Downloader::fetch`] for callers without an async runtime (`pitchside run`, the
+    /// Python package): `Ok(None)` if `stop` was set first (looked at every 50 ms; the
+    /// unfinished download and its temporary file are dropped).
+    pub fn fetch_blocking(
+        &self,
+        raw_url: &str,
+        stop: &AtomicBool,
+    ) -> Result<Option<Downloaded>, DownloadError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| DownloadError::Runtime {
+                url: raw_url.to_owned(),
+                message: e.to_string(),
+            })?;
+        rt.block_on(async {
+            let fetch = self.fetch(raw_url);
+            tokio::pin!(fetch);
+            loop {
+                match timeout(Duration::from_millis(50), &mut fetch).await {
+                    Ok(r) => return r.map(Some),
+                    Err(_) if stop.load(Ordering::Relaxed) => return Ok(None),
+                    Err(_) => {}
+                }
+            }
+        })
     }
 
     /// One attempt: (re)writes the temporary file from the start; returns its size.
