@@ -6,9 +6,10 @@
 //! holds every decoded frame to the same `max_frame_pixels` (a stream may change size).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::config::{Profile, VideoTooLarge};
-use crate::video::{self, VideoError, VideoInfo};
+use crate::video::{self, DecodeOptions, Decoder, Output, VideoError, VideoInfo};
 
 /// A video that passed [`admit`]: what its probe found, and the bounds it was held to.
 /// Made by [`admit`] alone (private fields, no constructor elsewhere).
@@ -38,6 +39,21 @@ impl AdmittedVideo {
     /// The most source frames a run reads.
     pub fn max_video_frames(&self) -> u64 {
         self.max_video_frames
+    }
+
+    /// Starts decoding it: the probe is reused (the file is opened once more, to decode),
+    /// and every decoded frame is held to its `max_frame_pixels` (and to
+    /// `opts.max_frame_pixels`, when lower).
+    pub fn decode(
+        &self,
+        opts: &DecodeOptions,
+        outputs: impl FnOnce(&VideoInfo) -> Vec<Output>,
+    ) -> Result<Decoder, VideoError> {
+        let opts = DecodeOptions {
+            max_frame_pixels: opts.max_frame_pixels.min(self.max_frame_pixels),
+            ..opts.clone()
+        };
+        Decoder::start_probed(&self.path, self.info, Duration::ZERO, &opts, outputs)
     }
 }
 

@@ -31,7 +31,7 @@ use crate::plugin_host::{DetectorSlot, HostError, build_detectors_on, build_trac
 use crate::response::{BALL_CLASS, DEFAULT_KEYPOINTS, processing_time};
 /// Re-exported: the response is what a pipeline run yields.
 pub use crate::response::{FrameResult, ObjectResult, Response};
-use crate::video::{DecodeOptions, Decoder, DecoderEvent, Output, Segmenting, VideoError};
+use crate::video::{DecodeOptions, DecoderEvent, Output, Segmenting, VideoError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -192,7 +192,7 @@ impl Pipeline {
         let mut inputs: Vec<usize> = Vec::new();
         let conversion = p.frame_conversion;
         let detectors = &self.detectors;
-        let decoder = Decoder::start_admitted(video, &decode, |info| {
+        let decoder = video.decode(&decode, |info| {
             let (outputs, which) = decoder_outputs(detectors, conversion, info);
             inputs = which;
             outputs

@@ -8,11 +8,11 @@
 
 use std::fmt;
 
+use pitchside_models::detector::{ModelSpec, YoloDetector};
 use pitchside_models::{Letterbox, ModelDevice, PredictOptions};
 use pitchside_plugin::{
     Detection, Detector, FrameRef, PluginError, PluginInfo, PluginKind, Tracker,
 };
-use pitchside_yolo::{ModelSpec, YoloDetector};
 
 /// What the deployment gives a built-in detector besides its `params:`.
 #[derive(Debug, Clone)]

@@ -18,7 +18,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::runtime::ModelDevice;
+use crate::device::ModelDevice;
 
 /// Why the kernel cache could not be pinned.
 #[derive(Debug, thiserror::Error)]

@@ -4,15 +4,18 @@
 //! A checkpoint (or [`synthetic`] weights) becomes one backend-free [`plan::Plan`]; executors
 //! compile it and run it through the block structure and graph walk of [`exec`]: the
 //! Burn executor ([`burn_net`], any Burn backend) and the NHWC CPU executor ([`nhwc`]).
-//! [`runtime::YoloModel`] holds the compiled network behind [`runtime::Network`].
+//! [`runtime::YoloModel`] holds the compiled network behind [`network::Network`].
 //! A new executor (a GPU one, say) is one new module that compiles a `Plan` and implements
 //! [`exec::Kernels`], plus its arm in `YoloModel::from_plan`.
 
 pub mod burn_net;
 pub mod checkpoint;
 pub mod cuda_driver;
+pub mod detector;
+pub mod device;
 pub mod exec;
 pub mod kernel_cache;
+pub mod network;
 #[cfg(feature = "cpu")]
 pub mod nhwc;
 pub mod pickle;
@@ -28,12 +31,12 @@ use std::path::PathBuf;
 
 pub use burn_net::BurnNet;
 pub use checkpoint::Checkpoint;
+pub use device::{ModelDevice, TorchDevice};
+pub use network::Network;
 pub use plan::{Plan, YoloTask};
 pub use postprocess::NmsOptions;
 pub use preprocess::Letterbox;
-pub use runtime::{
-    ComparisonBackend, ModelDevice, Network, PredictOptions, StageTimes, TorchDevice, YoloModel,
-};
+pub use runtime::{ComparisonBackend, PredictOptions, StageTimes, YoloModel};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {

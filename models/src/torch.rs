@@ -21,8 +21,9 @@ use burn::tensor::{Tensor, TensorPrimitive};
 
 use crate::ModelError;
 use crate::burn_net::{BurnNet, NetBackend};
+use crate::device::TorchDevice;
+use crate::network::Network;
 use crate::plan::Plan;
-use crate::runtime::{Network, TorchDevice};
 
 /// The LibTorch this crate was compiled against: its `torch/lib` and version (empty when
 /// the build could not read it).

@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::json;
 
 use pitchside_fetch::DownloadError;
@@ -124,8 +124,8 @@ impl ChallengeFailure {
         let body =
             json!({ "error": self.to_string(), "kind": kind.as_deref().unwrap_or("unavailable") });
         let mut response = match challenge_id {
-            Some(id) => crate::server::json_response_with_id(status, id, body),
-            None => (status, axum::Json(body)).into_response(),
+            Some(id) => crate::json::json_response_with_id(status, id, body),
+            None => crate::json::json_response(status, body),
         };
         let headers = response.headers_mut();
         match self {

@@ -21,6 +21,7 @@ pub mod auth;
 pub mod config;
 pub mod connections;
 pub mod failure;
+pub mod json;
 pub mod metrics;
 pub mod server;
 pub mod ss58;

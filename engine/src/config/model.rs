@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::image_size::{ImageSize, ImageSizeError};
 
 /// The task a model is declared to do; loading checks it against the checkpoint.
-pub use pitchside_yolo::Task;
+pub use pitchside_models::detector::Task;
 
 /// Model roles a deployment can fill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -90,8 +90,8 @@ pub struct EffectiveModel {
 
 impl EffectiveModel {
     /// What the YOLO detector needs to know about it.
-    pub fn spec(&self) -> pitchside_yolo::ModelSpec {
-        pitchside_yolo::ModelSpec {
+    pub fn spec(&self) -> pitchside_models::detector::ModelSpec {
+        pitchside_models::detector::ModelSpec {
             path: self.path.clone(),
             task: self.task,
             class_map: self.class_map.clone(),

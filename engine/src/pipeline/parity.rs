@@ -9,7 +9,7 @@ use super::detect::{decoder_outputs, to_source_pixels};
 use super::{Pipeline, PipelineError};
 use crate::admission::AdmittedVideo;
 use crate::config::FrameConversion;
-use crate::video::{DecodeOptions, Decoder, DecoderEvent, Output};
+use crate::video::{DecodeOptions, DecoderEvent, Output};
 
 /// How one detector's detections on frames converted at model size compare with its
 /// detections on the exact path's full-size frames (`pitchside bench --conversion-parity`).
@@ -109,7 +109,7 @@ impl Pipeline {
         let mut inputs = Vec::new();
         let mut full = 0;
         let detectors = &self.detectors;
-        let decoder = Decoder::start_admitted(video, &decode, |info| {
+        let decoder = video.decode(&decode, |info| {
             let (mut outputs, which) = decoder_outputs(detectors, FrameConversion::ModelSize, info);
             full = match outputs.iter().position(|o| *o == Output::Full) {
                 Some(k) => k,

@@ -285,7 +285,7 @@ impl Decoder {
 
     /// Starts decoding with `opts`; `outputs` says, from the video's geometry, what each
     /// yielded frame is converted to (none: full-size BGR). Probes `path` first (tests and
-    /// benchmarks of the decoder alone; the pipeline runs [`Decoder::start_admitted`]).
+    /// benchmarks of the decoder alone; the pipeline runs `AdmittedVideo::decode`).
     pub fn start_with(
         path: &Path,
         opts: &DecodeOptions,
@@ -296,22 +296,9 @@ impl Decoder {
         Self::start_probed(path, info, t0.elapsed(), opts, outputs)
     }
 
-    /// Starts decoding an admitted video: its probe is reused (the file is opened once
-    /// more, to decode), and every decoded frame is held to its `max_frame_pixels` (and
-    /// to `opts.max_frame_pixels`, when lower).
-    pub fn start_admitted(
-        video: &crate::admission::AdmittedVideo,
-        opts: &DecodeOptions,
-        outputs: impl FnOnce(&VideoInfo) -> Vec<Output>,
-    ) -> Result<Decoder, VideoError> {
-        let opts = DecodeOptions {
-            max_frame_pixels: opts.max_frame_pixels.min(video.max_frame_pixels()),
-            ..opts.clone()
-        };
-        Self::start_probed(video.path(), *video.info(), Duration::ZERO, &opts, outputs)
-    }
-
-    fn start_probed(
+    /// Starts decoding a video already probed (`info`): see `AdmittedVideo::decode`,
+    /// which is how the pipeline starts its decoder.
+    pub(crate) fn start_probed(
         path: &Path,
         info: VideoInfo,
         check_time: Duration,

@@ -439,7 +439,7 @@ fn every_decoded_frame_is_held_to_max_frame_pixels() {
             segmenting,
             ..DecodeOptions::new(1, 4)
         };
-        let d = Decoder::start_admitted(&video, &opts, |_| vec![Output::Full]).unwrap();
+        let d = video.decode(&opts, |_| vec![Output::Full]).unwrap();
         let run = collect(&d);
         assert_eq!(run.frames.len(), 12, "{threads} threads");
         assert!(run.frames.iter().all(|f| f.2 == vec![(320, 240)]));
@@ -455,8 +455,9 @@ fn every_decoded_frame_is_held_to_max_frame_pixels() {
     // Within the bound, the whole stream decodes.
     profile.max_frame_pixels = 1280 * 720;
     let video = crate::admission::admit(&profile, &clip).unwrap();
-    let d =
-        Decoder::start_admitted(&video, &DecodeOptions::new(1, 4), |_| vec![Output::Full]).unwrap();
+    let d = video
+        .decode(&DecodeOptions::new(1, 4), |_| vec![Output::Full])
+        .unwrap();
     let run = collect(&d);
     assert_eq!(run.frames.len(), 24);
     assert_eq!(run.error, None);

@@ -7,7 +7,7 @@ use super::*;
 /// A real checkpoint from `assets/` (scripts/fetch-assets.sh).
 fn asset(name: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../assets")
+        .join("../assets")
         .join(name);
     assert!(
         p.is_file(),

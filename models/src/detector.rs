@@ -1,5 +1,7 @@
 //! The built-in `yolo` detector plugin: an ultralytics checkpoint on Burn, behind the same
-//! `Detector` trait that shared-library plugins implement.
+//! `Detector` trait that shared-library plugins implement. It lives with the models it runs
+//! (this crate sits above the plugin ABI and below the engine), not among `plugins/`, whose
+//! crates depend on the ABI alone.
 //!
 //! The engine builds it from the deployment: the model entry ([`ModelSpec`]: checkpoint,
 //! declared task, class map, class names), the profile's inference settings, and the
@@ -10,13 +12,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use pitchside_models::{Letterbox, ModelDevice, ModelError, PredictOptions, YoloModel, YoloTask};
+use crate::{Letterbox, ModelDevice, ModelError, PredictOptions, YoloModel, YoloTask};
 use pitchside_plugin::{
     Detection, Detector, FrameRef, PluginError, PluginInfo, PluginKind, StageTimes,
 };
 use serde::{Deserialize, Serialize};
-
-pub use pitchside_models;
 
 /// The task a deployment declares for a checkpoint (`task:` in `models:`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
