@@ -186,11 +186,18 @@ struct PoolState {
     free: Vec<usize>,
     /// Callers waiting in [`PipelinePool::acquire`].
     waiting: usize,
-    busy: Vec<bool>,
-    runs: Vec<u64>,
-    failures: Vec<u64>,
-    busy_s: Vec<f64>,
+    /// Per slot, in slot order.
+    counters: Vec<SlotCounters>,
     recent: VecDeque<RunSpan>,
+}
+
+/// A slot's running state and totals ([`SlotStatus`] without the fixed parts).
+#[derive(Debug, Clone, Copy, Default)]
+struct SlotCounters {
+    busy: bool,
+    runs: u64,
+    failures: u64,
+    busy_s: f64,
 }
 
 /// Loaded pipelines, handed out one run at a time.
@@ -251,10 +258,7 @@ impl PipelinePool {
             profile: effective.profile.clone(),
             state: Mutex::new(PoolState {
                 free: (0..n).rev().collect(),
-                busy: vec![false; n],
-                runs: vec![0; n],
-                failures: vec![0; n],
-                busy_s: vec![0.0; n],
+                counters: vec![SlotCounters::default(); n],
                 ..Default::default()
             }),
             slots,
@@ -279,10 +283,7 @@ impl PipelinePool {
             }],
             state: Mutex::new(PoolState {
                 free: vec![0],
-                busy: vec![false],
-                runs: vec![0],
-                failures: vec![0],
-                busy_s: vec![0.0],
+                counters: vec![SlotCounters::default()],
                 ..Default::default()
             }),
             freed: Condvar::new(),
@@ -375,7 +376,7 @@ impl PipelinePool {
     pub fn try_acquire(&self) -> Option<Lease<'_>> {
         let mut st = self.state();
         let index = st.free.pop()?;
-        st.busy[index] = true;
+        st.counters[index].busy = true;
         Some(self.lease(index))
     }
 
@@ -400,7 +401,7 @@ impl PipelinePool {
                 .0;
         };
         st.waiting -= 1;
-        st.busy[index] = true;
+        st.counters[index].busy = true;
         Some(self.lease(index))
     }
 
@@ -423,10 +424,10 @@ impl PipelinePool {
                 label: s.label.clone(),
                 device: s.spec.device,
                 threads: s.spec.threads,
-                busy: st.busy[i],
-                runs: st.runs[i],
-                failures: st.failures[i],
-                busy_s: st.busy_s[i],
+                busy: st.counters[i].busy,
+                runs: st.counters[i].runs,
+                failures: st.counters[i].failures,
+                busy_s: st.counters[i].busy_s,
             })
             .collect()
     }
@@ -483,10 +484,11 @@ impl Drop for Lease<'_> {
         let end = Instant::now();
         let mut st = self.pool.state();
         let i = self.index;
-        st.busy[i] = false;
-        st.runs[i] += 1;
-        st.failures[i] += u64::from(self.failed);
-        st.busy_s[i] += end.duration_since(self.started).as_secs_f64();
+        let c = &mut st.counters[i];
+        c.busy = false;
+        c.runs += 1;
+        c.failures += u64::from(self.failed);
+        c.busy_s += end.duration_since(self.started).as_secs_f64();
         if st.recent.len() == RECENT_RUNS {
             st.recent.pop_front();
         }

@@ -189,7 +189,7 @@ impl Detector for NullDetector {
     }
 
     fn input_size(&self, src_width: u32, src_height: u32) -> Option<(u32, u32)> {
-        let lb = Letterbox::new(src_width, src_height, self.imgsz, true, 32);
+        let lb = Letterbox::yolo(src_width, src_height, self.imgsz, true);
         Some((lb.new_w, lb.new_h))
     }
 

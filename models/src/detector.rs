@@ -289,8 +289,14 @@ impl Detector for YoloDetector {
     /// The letterbox's inner size: a frame already at that size is only padded, not
     /// resized again, and its detections scale back to the source by the same gains.
     fn input_size(&self, src_width: u32, src_height: u32) -> Option<(u32, u32)> {
-        let lb = Letterbox::new(src_width, src_height, self.opts.imgsz, self.opts.rect, 32);
+        let lb = Letterbox::yolo(src_width, src_height, self.opts.imgsz, self.opts.rect);
         Some((lb.new_w, lb.new_h))
+    }
+
+    /// The letterboxed, padded network input.
+    fn network_input(&self, src_width: u32, src_height: u32) -> Option<(u32, u32)> {
+        let lb = Letterbox::yolo(src_width, src_height, self.opts.imgsz, self.opts.rect);
+        Some((lb.out_w(), lb.out_h()))
     }
 
     fn detect(&mut self, frames: &[FrameRef<'_>]) -> Result<Vec<Vec<Detection>>, PluginError> {

@@ -22,11 +22,15 @@ pub struct Letterbox {
     pub right: u32,
 }
 
+/// The letterbox stride of every model here: ultralytics pads to `max(model stride, 32)`,
+/// and the largest stride of YOLOv8 and YOLO11 (P3–P5 heads) is 32.
+pub const YOLO_STRIDE: u32 = 32;
+
 impl Letterbox {
-    /// Geometry for a `src_w`×`src_h` image at `imgsz`. `auto`: pad only to a multiple of
-    /// `stride` (ultralytics' minimal rectangle, used by `predict` for same-shaped batches);
-    /// otherwise pad to the full `imgsz` square.
-    pub fn new(src_w: u32, src_h: u32, imgsz: u32, auto: bool, stride: u32) -> Letterbox {
+    /// Geometry for a `src_w`×`src_h` image at `imgsz`. `rect` (ultralytics' LetterBox
+    /// `auto`): pad only to a multiple of `stride` (the minimal rectangle `predict` uses for
+    /// same-shaped batches); otherwise pad to the full `imgsz` square.
+    pub fn new(src_w: u32, src_h: u32, imgsz: u32, rect: bool, stride: u32) -> Letterbox {
         let (w, h, s) = (src_w.max(1) as f64, src_h.max(1) as f64, imgsz as f64);
         let r = (s / h).min(s / w);
         // Python's round() is round-half-to-even.
@@ -34,7 +38,7 @@ impl Letterbox {
         let new_h = ((h * r).round_ties_even() as u32).max(1);
         let mut dw = imgsz.saturating_sub(new_w) as f64;
         let mut dh = imgsz.saturating_sub(new_h) as f64;
-        if auto {
+        if rect {
             dw %= stride as f64;
             dh %= stride as f64;
         }
@@ -51,6 +55,12 @@ impl Letterbox {
             left: rnd(dw - 0.1),
             right: rnd(dw + 0.1),
         }
+    }
+
+    /// [`Letterbox::new`] at the models' stride ([`YOLO_STRIDE`]): what a YOLO model's input
+    /// is for a `src_w`×`src_h` frame.
+    pub fn yolo(src_w: u32, src_h: u32, imgsz: u32, rect: bool) -> Letterbox {
+        Letterbox::new(src_w, src_h, imgsz, rect, YOLO_STRIDE)
     }
 
     pub fn out_w(&self) -> u32 {

@@ -273,7 +273,7 @@ impl YoloModel {
                 "a batch must hold frames of one size".into(),
             ));
         }
-        let lb = Letterbox::new(first.width, first.height, opts.imgsz, opts.rect, 32);
+        let lb = Letterbox::yolo(first.width, first.height, opts.imgsz, opts.rect);
         let (w, h) = (lb.out_w() as usize, lb.out_h() as usize);
         let per = 3 * w * h;
         let mut buf = vec![0f32; per * frames.len()];

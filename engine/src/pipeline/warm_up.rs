@@ -24,8 +24,9 @@ pub struct WarmUpShape {
     pub batch: u32,
     /// Source frame size, width × height.
     pub frame: [u32; 2],
-    /// Network input, width × height, for built-in YOLO models (letterboxed as predictions
-    /// are); unknown for plugin libraries.
+    /// Network input, width × height, as the detector reports it
+    /// (`Detector::network_input`: the letterboxed size for YOLO models); unknown for
+    /// plugin libraries.
     pub input: Option<[u32; 2]>,
     /// "fp16" or "fp32".
     pub precision: &'static str,
@@ -72,10 +73,7 @@ impl Pipeline {
                 (source, None) => source.describe(),
             };
             for &[w, h] in frames {
-                let input = builtin.map(|m| {
-                    let lb = pitchside_models::Letterbox::new(w, h, m.imgsz.get(), true, 32);
-                    [lb.out_w(), lb.out_h()]
-                });
+                let input = slot.detector.network_input(w, h).map(|(w, h)| [w, h]);
                 out.push(WarmUpShape {
                     detector,
                     role: slot.role,

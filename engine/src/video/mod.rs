@@ -71,13 +71,6 @@ pub struct DecodedFrame {
     pub images: Vec<Image>,
 }
 
-impl DecodedFrame {
-    /// The first output (full-size BGR unless other outputs were asked for).
-    pub fn image(&self) -> &Image {
-        &self.images[0]
-    }
-}
-
 /// Messages from the decoder thread.
 #[derive(Debug)]
 pub enum DecoderEvent {

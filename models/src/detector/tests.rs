@@ -196,6 +196,10 @@ fn a_frame_prescaled_to_the_input_size_gets_the_same_network_input() {
     let (w, h) = (image.cols() as u32, image.rows() as u32);
     let (pw, ph) = d.input_size(w, h).unwrap();
     assert_eq!((w, h, pw, ph), (1280, 720, 640, 360));
+    // The padded network input (what the warm-up and `tune` show): 360 padded to 384.
+    assert_eq!(d.network_input(w, h), Some((640, 384)));
+    assert_eq!(d.network_input(1920, 1080), Some((640, 384)));
+    assert_eq!(d.network_input(768, 576), Some((640, 480)));
     let mut small = opencv::core::Mat::default();
     opencv::imgproc::resize(
         &image,

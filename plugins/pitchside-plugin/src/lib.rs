@@ -189,6 +189,15 @@ pub trait Detector: Send {
         None
     }
 
+    /// The network input (width × height) a `src_width`×`src_height` frame becomes (for
+    /// a letterbox: the padded size), which is the shape its kernels run at: shown by
+    /// `pitchside tune` and the warm-up. `None` (the default, and every shared-library
+    /// plugin): not known.
+    fn network_input(&self, src_width: u32, src_height: u32) -> Option<(u32, u32)> {
+        let _ = (src_width, src_height);
+        None
+    }
+
     /// The stage times of the `detect` calls since the last call of this method, which
     /// resets them; `None` for a detector that does not measure its stages (the default,
     /// and every shared-library plugin: the C ABI carries no timings).
