@@ -284,12 +284,7 @@ fn build(ck: &mut Checkpoint) -> Result<Plan, ModelError> {
                 let c2f_shortcut = if module == "C2f" {
                     args.get(1).and_then(Value::as_bool).unwrap_or(false)
                 } else {
-                    // C3k2(c2, c3k, e, g, shortcut) up to 8.3; 8.4 inserts `attn` before g.
-                    match (args.get(5), args.get(4)) {
-                        (Some(Value::Bool(b)), _) => *b,
-                        (None, Some(Value::Bool(b))) => *b,
-                        _ => true,
-                    }
+                    C3k2Args::parse(&args).shortcut
                 };
                 let cv1 = loader.conv(&format!("{p}.cv1"), c1, 1, true)?;
                 let c = loader.c_out(cv1) / 2;
@@ -438,6 +433,49 @@ pub(crate) fn scaled_repeats(repeats: i64, depth: f64) -> usize {
         ((repeats as f64 * depth).round_ties_even() as usize).max(1)
     } else {
         1
+    }
+}
+
+/// C3k2's arguments as the architecture lists them (from `c2` on), in either of
+/// ultralytics' layouts: 8.3's `C3k2(c1, c2, n, c3k=False, e=0.5, g=1, shortcut=True)` and
+/// 8.4's, which inserts `attn=False` before `g`. The plan and [`crate::synthetic`] both read
+/// them here.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct C3k2Args {
+    pub c3k: bool,
+    pub e: f64,
+    pub attn: bool,
+    pub groups: usize,
+    pub shortcut: bool,
+}
+
+impl C3k2Args {
+    pub(crate) fn parse(args: &[Value]) -> C3k2Args {
+        // Python truthiness for flags written as 0/1.
+        let flag = |i: usize, default: bool| match args.get(i) {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::Number(n)) => n.as_f64() != Some(0.0),
+            _ => default,
+        };
+        let count = |i: usize| {
+            args.get(i)
+                .and_then(Value::as_u64)
+                .map_or(1, |v| v as usize)
+        };
+        // 8.4's layout has a flag (`attn`) where 8.3's has the group count, or a sixth value.
+        let v8_4 = matches!(args.get(3), Some(Value::Bool(_))) || args.len() > 5;
+        let (attn, groups, shortcut) = if v8_4 {
+            (flag(3, false), count(4), flag(5, true))
+        } else {
+            (false, count(3), flag(4, true))
+        };
+        C3k2Args {
+            c3k: flag(1, false),
+            e: args.get(2).and_then(Value::as_f64).unwrap_or(0.5),
+            attn,
+            groups,
+            shortcut,
+        }
     }
 }
 

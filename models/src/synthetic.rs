@@ -345,23 +345,20 @@ pub fn synthetic_checkpoint(
                     let e = arg_f64(&args, 3, 0.5);
                     (Inner::Bottleneck { e: 1.0 }, shortcut, groups, e)
                 } else {
-                    // C3k2(c1, c2, n, c3k=False, e=0.5, attn=False, g=1, shortcut=True);
-                    // parse_model forces c3k for the m/l/x scales.
+                    // Both of ultralytics' layouts, read as the plan reads them; parse_model
+                    // forces c3k for the m/l/x scales.
                     legacy = false;
-                    let c3k = matches!(scale.as_deref(), Some("m" | "l" | "x"))
-                        || arg_bool(&args, 1, false);
-                    let e = arg_f64(&args, 2, 0.5);
-                    if arg_bool(&args, 3, false) {
+                    let a = crate::plan::C3k2Args::parse(&args);
+                    if a.attn {
                         return Err(unsupported("C3k2 with attention"));
                     }
-                    let groups = arg_usize(&args, 4, 1);
-                    let shortcut = arg_bool(&args, 5, true);
+                    let c3k = matches!(scale.as_deref(), Some("m" | "l" | "x")) || a.c3k;
                     let inner = if c3k {
                         Inner::C3k
                     } else {
                         Inner::Bottleneck { e: 0.5 }
                     };
-                    (inner, shortcut, groups, e)
+                    (inner, a.shortcut, a.groups, a.e)
                 };
                 (
                     c2,

@@ -290,3 +290,36 @@ fn a_model_the_cpu_executor_cannot_run_falls_back_to_burn_flex() {
     assert_eq!(dims, [1, 4 + 4, 84]);
     assert_eq!(a, b);
 }
+
+/// C3k2's arguments in ultralytics 8.3's layout (`c2, c3k, e, g, shortcut`, no `attn`) are
+/// read as the plan reads them: the synthetic checkpoint of such an architecture builds (it
+/// took the group count for `attn` and refused "C3k2 with attention"), and its bottlenecks
+/// have no residual where `shortcut` is false.
+#[test]
+fn c3k2_arguments_of_both_layouts_are_read_alike() {
+    use pitchside_models::Plan;
+    use pitchside_models::plan::{Inner, Op};
+    for (args, residual) in [
+        // 8.3: c2, c3k, e, g, shortcut.
+        (json!([256, false, 0.25, 1, false]), false),
+        (json!([256, false, 0.25, 1, true]), true),
+        // 8.4: c2, c3k, e, attn, g, shortcut.
+        (json!([256, false, 0.25, false, 1, false]), false),
+        (json!([256, false, 0.25]), true),
+    ] {
+        let mut a = arch("yolo11n.yaml", 80, None);
+        a["backbone"][2][3] = args.clone();
+        assert_eq!(a["backbone"][2][2], "C3k2");
+        let ck = synthetic_checkpoint(a, None, 3).unwrap_or_else(|e| panic!("{args}: {e}"));
+        let plan = Plan::from_checkpoint(ck).unwrap();
+        let Op::C2f(c2f) = &plan.graph.nodes[2].op else {
+            panic!("layer 2 is {}", plan.graph.nodes[2].op.name());
+        };
+        for inner in &c2f.m {
+            let Inner::Bottleneck(b) = inner else {
+                panic!("{args}: C3k blocks at scale n")
+            };
+            assert_eq!(b.add, residual, "{args}");
+        }
+    }
+}
