@@ -350,33 +350,15 @@ pub fn probe_cuda() -> ProbeResult {
     }
 }
 
-#[cfg(feature = "wgpu")]
+/// Asks wgpu directly ([`pitchside_models::wgpu_adapter`]).
 pub fn probe_wgpu() -> ProbeResult {
-    let instance = wgpu::Instance::default();
-    let adapters = pollster_block_on(instance.enumerate_adapters(wgpu::Backends::all()));
-    if adapters.is_empty() {
-        return ProbeResult::Missing("no WGPU adapter (no Vulkan/Metal/DX12 driver)".into());
+    match pitchside_models::wgpu_adapter::adapters() {
+        Ok(found) if found.is_empty() => {
+            ProbeResult::Missing("no WGPU adapter (no Vulkan/Metal/DX12 driver)".into())
+        }
+        Ok(found) => ProbeResult::Found(found),
+        Err(why) => ProbeResult::Missing(why),
     }
-    ProbeResult::Found(
-        adapters
-            .iter()
-            .map(|a| {
-                let i = a.get_info();
-                format!("{} ({:?}, {:?})", i.name, i.backend, i.device_type)
-            })
-            .collect(),
-    )
-}
-
-#[cfg(feature = "wgpu")]
-fn pollster_block_on<F: std::future::IntoFuture>(f: F) -> F::Output {
-    // enumerate_adapters is sync in some wgpu versions and async in others.
-    pitchside_models::kernel_cache::block_on(f.into_future())
-}
-
-#[cfg(not(feature = "wgpu"))]
-pub fn probe_wgpu() -> ProbeResult {
-    ProbeResult::Missing("built without the `wgpu` feature".into())
 }
 
 #[cfg(test)]

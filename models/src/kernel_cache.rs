@@ -202,53 +202,7 @@ pub fn gpu_name(device: ModelDevice) -> Option<String> {
     match device {
         ModelDevice::Cpu | ModelDevice::CpuBf16 | ModelDevice::Torch { .. } => None,
         ModelDevice::Cuda { .. } => crate::cuda_driver::device_name(0),
-        ModelDevice::Wgpu => wgpu_adapter_name(),
-    }
-}
-
-/// The adapter burn-wgpu's default device takes: cubecl asks its graphics API's backend for
-/// the high-performance adapter; the same question, on an instance of our own.
-#[cfg(feature = "wgpu")]
-fn wgpu_adapter_name() -> Option<String> {
-    use burn::backend::wgpu::graphics::{AutoGraphicsApi, GraphicsApi};
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-        backends: AutoGraphicsApi::backend().into(),
-        ..wgpu::InstanceDescriptor::new_without_display_handle()
-    });
-    let adapter = block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
-        power_preference: wgpu::PowerPreference::HighPerformance,
-        force_fallback_adapter: false,
-        compatible_surface: None,
-    }))
-    .ok()?;
-    let name = adapter.get_info().name.trim().to_string();
-    (!name.is_empty()).then_some(name)
-}
-
-#[cfg(not(feature = "wgpu"))]
-fn wgpu_adapter_name() -> Option<String> {
-    None
-}
-
-/// Runs a future to completion on this thread: wgpu's adapter requests, without an async
-/// runtime (the engine's device probe uses it too).
-#[cfg(feature = "wgpu")]
-pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    use std::task::{Context, Poll, Wake, Waker};
-    struct ThreadWaker(std::thread::Thread);
-    impl Wake for ThreadWaker {
-        fn wake(self: std::sync::Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(std::sync::Arc::new(ThreadWaker(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park();
+        ModelDevice::Wgpu => crate::wgpu_adapter::default_adapter_name(),
     }
 }
 

@@ -26,6 +26,7 @@ pub mod runtime;
 pub mod synthetic;
 #[cfg(feature = "torch")]
 pub mod torch;
+pub mod wgpu_adapter;
 
 use std::path::PathBuf;
 
