@@ -1,7 +1,7 @@
 //! The pitch analytics (issue 27, first part) on the synthetic clip, whose players' true
 //! pitch positions and velocities are known every frame (`synthetic::truth_positions`).
 
-use pitchside_score::analytics::{Analytics, VideoInfo, analyze_answer};
+use pitchside_score::analytics::{Analytics, Shirts, VideoInfo, analyze_answer};
 use pitchside_score::synthetic::{self, CUT_AT, FPS, FRAMES, HEIGHT, WIDTH};
 
 fn video() -> VideoInfo {
@@ -24,7 +24,7 @@ fn answer(name: &str) -> serde_json::Value {
 }
 
 fn analytics_of(name: &str) -> Analytics {
-    analyze_answer(&serde_json::to_vec(&answer(name)).unwrap(), video(), None).unwrap()
+    analyze_answer(&serde_json::to_vec(&answer(name)).unwrap(), video(), Shirts::None).unwrap()
 }
 
 /// The exact answer with Gaussian noise of `sigma` px on every visible keypoint (boxes
@@ -40,7 +40,7 @@ fn with_keypoint_noise(sigma: f64, seed: u64) -> Analytics {
             }
         }
     }
-    analyze_answer(&serde_json::to_vec(&a).unwrap(), video(), None).unwrap()
+    analyze_answer(&serde_json::to_vec(&a).unwrap(), video(), Shirts::None).unwrap()
 }
 
 fn percentile(v: &mut [f64], q: f64) -> f64 {
@@ -183,7 +183,7 @@ fn no_pitch_no_positions() {
             height: 576,
             fps: 10.0,
         },
-        None,
+        Shirts::None,
     )
     .unwrap();
     assert!(!a.frames.is_empty());
@@ -214,7 +214,7 @@ fn two_teams_from_the_shirts() {
         .find(|(n, _)| *n == "exact")
         .unwrap()
         .1;
-    let a = analyze_answer(&serde_json::to_vec(&answer).unwrap(), video(), Some(&path)).unwrap();
+    let a = analyze_answer(&serde_json::to_vec(&answer).unwrap(), video(), Shirts::Video(&path)).unwrap();
     let (mut right, mut total) = (0, 0);
     // Which label the red team got.
     let red = a
