@@ -17,7 +17,7 @@ use crate::template::{PITCH_LENGTH_M, PITCH_WIDTH_M, markings};
 /// Margin around the pitch, in metres.
 const MARGIN_M: f64 = 5.0;
 /// The inset's width, as a share of the video frame's width.
-const INSET_SHARE: f64 = 0.36;
+const INSET_SHARE: f64 = 0.32;
 /// How much of the inset is the radar (the rest the video under it).
 const INSET_OPACITY: f64 = 0.85;
 
@@ -93,7 +93,7 @@ pub fn draw(a: &Analytics, frame: &FrameAnalytics, px_per_m: f64) -> Result<Mat,
         polys.push(pts);
         imgproc::polylines(&mut img, &polys, false, white, 1, imgproc::LINE_AA, 4)?;
     }
-    let r = (0.9 * px_per_m).max(3.5);
+    let r = (0.9 * px_per_m).max(4.0);
     // The ball last, on top.
     let mut objects: Vec<&ObjectPosition> = frame.objects.iter().collect();
     objects.sort_by_key(|o| o.class_id == Some(BALL));
@@ -169,7 +169,8 @@ pub fn overlay(a: &Analytics, frame: &FrameAnalytics, img: &mut Mat) -> Result<(
     for o in &frame.objects {
         let b = o.bbox;
         let (fill, _) = colours(a, o);
-        let w = (b[2] - b[0]).max(4.0);
+        // A little wider than the box: legible under the feet of a distant player.
+        let w = (b[2] - b[0]).max(4.0) * 1.3;
         // An ellipse on the ground, open at the back, as broadcast graphics draw it.
         let centre = Point::new(
             (((b[0] + b[2]) / 2.0) * 16.0).round() as i32,
@@ -212,14 +213,7 @@ pub fn overlay(a: &Analytics, frame: &FrameAnalytics, img: &mut Mat) -> Result<(
         &mut roi,
         -1,
     )?;
-    imgproc::rectangle(
-        img,
-        rect,
-        Scalar::all(235.0),
-        1,
-        imgproc::LINE_8,
-        0,
-    )?;
+    imgproc::rectangle(img, rect, Scalar::all(235.0), 1, imgproc::LINE_8, 0)?;
     Ok(())
 }
 

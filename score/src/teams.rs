@@ -288,7 +288,12 @@ mod tests {
             }
         }
         let n = (px.len() / 3) as i32;
-        let img = Mat::from_slice(&px).unwrap().reshape(3, n).unwrap().try_clone().unwrap();
+        let img = Mat::from_slice(&px)
+            .unwrap()
+            .reshape(3, n)
+            .unwrap()
+            .try_clone()
+            .unwrap();
         let mut cv = Mat::default();
         imgproc::cvt_color_def(&img, &mut cv, imgproc::COLOR_BGR2HSV).unwrap();
         for i in 0..n {

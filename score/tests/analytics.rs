@@ -24,7 +24,12 @@ fn answer(name: &str) -> serde_json::Value {
 }
 
 fn analytics_of(name: &str) -> Analytics {
-    analyze_answer(&serde_json::to_vec(&answer(name)).unwrap(), video(), Shirts::None).unwrap()
+    analyze_answer(
+        &serde_json::to_vec(&answer(name)).unwrap(),
+        video(),
+        Shirts::None,
+    )
+    .unwrap()
 }
 
 /// The exact answer with Gaussian noise of `sigma` px on every visible keypoint (boxes
@@ -214,7 +219,12 @@ fn two_teams_from_the_shirts() {
         .find(|(n, _)| *n == "exact")
         .unwrap()
         .1;
-    let a = analyze_answer(&serde_json::to_vec(&answer).unwrap(), video(), Shirts::Video(&path)).unwrap();
+    let a = analyze_answer(
+        &serde_json::to_vec(&answer).unwrap(),
+        video(),
+        Shirts::Video(&path),
+    )
+    .unwrap();
     let (mut right, mut total) = (0, 0);
     // Which label the red team got.
     let red = a
@@ -267,4 +277,120 @@ fn two_teams_from_the_shirts() {
             o.id
         );
     }
+}
+
+/// What `--annotate` draws (`radar::overlay`), with the teams found from shirt colours
+/// sampled off the rendered frames as a run samples them (`Shirts::Sampled`, no second
+/// decoding): each player's dot in the inset where the analytics put him, in his team's
+/// colour, a ring in that colour at his feet, and no inset on a frame without a homography.
+#[test]
+fn the_overlay_draws_the_radar_inset_and_a_ring_per_player() {
+    use opencv::core::{Mat, Vec3b};
+    use opencv::prelude::*;
+    use pitchside_score::radar::{inset_rect, overlay};
+    use pitchside_score::teams::{Bgr, shirt_colour};
+
+    let rendered: Vec<_> = (0..FRAMES)
+        .map(|t| synthetic::render_frame(t).unwrap())
+        .collect();
+    let mut samples = Vec::new();
+    for (img, truth) in &rendered {
+        let bgr = Bgr::of_mat(img).unwrap();
+        for o in truth.objects.iter().filter(|o| o.class_id == 2) {
+            if let Some(c) = shirt_colour(&bgr, o.bbox) {
+                samples.push((o.id.to_string(), c));
+            }
+        }
+    }
+    let exact = serde_json::to_vec(&answer("exact")).unwrap();
+    let a = analyze_answer(&exact, video(), Shirts::Sampled(&samples)).unwrap();
+    let red = a.tracks.iter().find(|t| t.id == 1).unwrap().team.unwrap();
+    for t in a.tracks.iter().filter(|t| t.class_id == Some(2.0)) {
+        let want = if t.id.as_u64().unwrap() <= 11 {
+            red
+        } else {
+            1 - red
+        };
+        assert_eq!(t.team, Some(want), "track {}", t.id);
+    }
+
+    let px = |m: &Mat, x: i32, y: i32| *m.at_2d::<Vec3b>(y, x).unwrap();
+    let diff =
+        |p: Vec3b, q: [f64; 3]| -> f64 { (0..3).map(|k| (f64::from(p[k]) - q[k]).abs()).sum() };
+    let (rect, ppm) = inset_rect(WIDTH, HEIGHT);
+    for t in [10, 30, CUT_AT + 12] {
+        let (plain, _) = &rendered[t];
+        let f = &a.frames[t];
+        let mut img = plain.try_clone().unwrap();
+        overlay(&a, f, &mut img).unwrap();
+        let (mut dots, mut rings, mut ring_misses) = (0, 0, Vec::new());
+        for o in f.objects.iter().filter(|o| o.class_id == Some(2.0)) {
+            let team = a.team_colours_bgr[usize::from(o.team.unwrap())]
+                .unwrap()
+                .map(f64::from);
+            // The dot: the radar blended over the video at 85 %.
+            let (x, y) = (o.x.unwrap(), o.y.unwrap());
+            let (dx, dy) = (
+                rect.x + ((x + 5.0) * ppm).round() as i32,
+                rect.y + ((y + 5.0) * ppm).round() as i32,
+            );
+            let under = px(plain, dx, dy);
+            let want: [f64; 3] =
+                std::array::from_fn(|k| 0.85 * team[k] + 0.15 * f64::from(under[k]));
+            assert!(
+                diff(px(&img, dx, dy), want) <= 36.0,
+                "frame {t}, player {} at ({x:.1}, {y:.1}) m: {:?} in the inset, want {want:?}",
+                o.id,
+                px(&img, dx, dy)
+            );
+            dots += 1;
+            // The ring's lowest point, under the feet (outside the inset, where the ring
+            // is not drawn over by another player's).
+            let b = o.bbox;
+            let (cx, cy) = (
+                (b[0] + b[2]) / 2.0,
+                b[3] + 0.175 * 1.3 * (b[2] - b[0]).max(4.0),
+            );
+            let (cx, cy) = (cx.round() as i32, cy.round() as i32);
+            if rect.contains(opencv::core::Point::new(cx, cy))
+                || cy >= HEIGHT - 1
+                || cx < 1
+                || cx >= WIDTH - 1
+            {
+                continue;
+            }
+            rings += 1;
+            let best = (-1..=1)
+                .flat_map(|ox| (-1..=1).map(move |oy| (ox, oy)))
+                .map(|(ox, oy)| diff(px(&img, cx + ox, cy + oy), team))
+                .fold(f64::INFINITY, f64::min);
+            if best > 60.0 {
+                ring_misses.push((o.id.clone(), best));
+            }
+        }
+        eprintln!("frame {t}: {dots} dots, {rings} rings, missed {ring_misses:?}");
+        assert!(dots >= 5, "frame {t}: {dots} players positioned");
+        // A ring can be hidden by a nearer player's figure drawn in front of it.
+        assert!(
+            ring_misses.len() * 10 <= rings,
+            "frame {t}: {ring_misses:?} of {rings}"
+        );
+    }
+
+    // Without a homography: rings, no inset (the inset's area is the video's, except rings).
+    let mut f = a.frames[30].clone();
+    f.homography = None;
+    let (plain, _) = &rendered[30];
+    let mut img = plain.try_clone().unwrap();
+    overlay(&a, &f, &mut img).unwrap();
+    let mut changed = 0;
+    for y in rect.y..rect.y + rect.height {
+        for x in rect.x..rect.x + rect.width {
+            changed += usize::from(px(&img, x, y) != px(plain, x, y));
+        }
+    }
+    assert!(
+        changed * 50 < (rect.width * rect.height) as usize,
+        "{changed} pixels of the inset's area changed without a homography"
+    );
 }
