@@ -208,7 +208,8 @@ fn no_pitch_no_positions() {
 }
 
 /// Two teams from the shirts (ids 1-11 red, 12-22 white in the synthetic clip), found
-/// without training; the referee (class 3) and the ball belong to none.
+/// without training; each goalkeeper (class 1, shirts of their own) given to the team whose
+/// players stand nearest him; the referee (class 3) and the ball belong to none.
 #[test]
 fn two_teams_from_the_shirts() {
     let dir = tempfile::tempdir().unwrap();
@@ -225,7 +226,7 @@ fn two_teams_from_the_shirts() {
         Shirts::Video(&path),
     )
     .unwrap();
-    let (mut right, mut total) = (0, 0);
+    let (mut right, mut total, mut keeper_frames) = (0, 0, 0);
     // Which label the red team got.
     let red = a
         .tracks
@@ -245,9 +246,30 @@ fn two_teams_from_the_shirts() {
                     total += 1;
                     right += usize::from(o.team == Some(want));
                 }
+                Some(1.0) => {
+                    let id = o.id.as_u64().unwrap() as u32;
+                    let (_, truth) = synthetic::GOALKEEPER_TEAMS
+                        .iter()
+                        .find(|k| k.0 == id)
+                        .unwrap();
+                    let want = if *truth == 0 { red } else { 1 - red };
+                    assert_eq!(
+                        o.team,
+                        Some(want),
+                        "goalkeeper {id} in frame {}",
+                        f.frame_number
+                    );
+                    keeper_frames += 1;
+                }
                 _ => assert_eq!(o.team, None, "{o:?}"),
             }
         }
+    }
+    assert!(keeper_frames >= 40, "{keeper_frames} goalkeeper-frames");
+    for (keeper, _) in synthetic::GOALKEEPER_TEAMS {
+        let t = a.tracks.iter().find(|t| t.id == keeper).unwrap();
+        assert_eq!(t.class_id, Some(1.0));
+        assert!(t.team.is_some(), "goalkeeper {keeper}");
     }
     let share = right as f64 / total as f64;
     eprintln!(
@@ -393,4 +415,43 @@ fn the_overlay_draws_the_radar_inset_and_a_ring_per_player() {
         changed * 50 < (rect.width * rect.height) as usize,
         "{changed} pixels of the inset's area changed without a homography"
     );
+}
+
+/// The clip's goalkeepers are their team's by the rule the analytics apply: over the frames
+/// each is in view, the players standing nearest him (true positions) are his team's.
+#[test]
+fn the_goalkeepers_stand_nearest_their_own_team() {
+    for (keeper, team) in synthetic::GOALKEEPER_TEAMS {
+        let (mut sum, mut n) = ([0.0; 2], 0);
+        for t in 0..FRAMES {
+            let (_, truth) = synthetic::render_frame(t).unwrap();
+            if !truth.objects.iter().any(|o| o.id == keeper) {
+                continue;
+            }
+            let all = synthetic::truth_positions(t);
+            let me = all.iter().find(|m| m.0 == keeper).unwrap().2;
+            let mut nearest = [f64::INFINITY; 2];
+            for o in truth.objects.iter().filter(|o| o.class_id == 2) {
+                let p = all.iter().find(|m| m.0 == o.id).unwrap().2;
+                let side = usize::from(o.id > 11);
+                nearest[side] = nearest[side].min((p[0] - me[0]).hypot(p[1] - me[1]));
+            }
+            if nearest.iter().all(|d| d.is_finite()) {
+                sum[0] += nearest[0];
+                sum[1] += nearest[1];
+                n += 1;
+            }
+        }
+        assert!(
+            n >= 10,
+            "goalkeeper {keeper} in view with both teams in {n} frames"
+        );
+        let own = usize::from(team);
+        eprintln!(
+            "goalkeeper {keeper}: {n} frames, nearest team-mate {:.1} m, nearest opponent {:.1} m on average",
+            sum[own] / n as f64,
+            sum[1 - own] / n as f64
+        );
+        assert!(sum[own] < sum[1 - own], "goalkeeper {keeper}: {sum:?}");
+    }
 }
