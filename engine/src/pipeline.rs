@@ -102,8 +102,11 @@ pub struct RunOptions<'a> {
     /// Called with each processed frame and the pixels its detections came from, in order,
     /// as soon as it is tracked (what is read off the frames themselves, such as shirt
     /// colours, without decoding the video again).
-    pub on_frame_pixels: Option<&'a (dyn Fn(&Processed, &FramePixels<'_>) + Sync)>,
+    pub on_frame_pixels: Option<&'a OnFramePixels<'a>>,
 }
+
+/// The callback of [`RunOptions::on_frame_pixels`].
+pub type OnFramePixels<'a> = dyn Fn(&Processed, &FramePixels<'_>) + Sync + 'a;
 
 /// A processed frame's pixels as the detectors saw them: the largest image the decoder
 /// made of it (packed BGR, full size where a detector reads full size, else scaled to a

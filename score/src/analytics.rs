@@ -701,14 +701,15 @@ impl Analytics {
         s
     }
 
-    /// One row per track: `id,class_id,frames,seconds_on_screen,positioned_frames,distance_m,top_speed_kmh`.
+    /// One row per track:
+    /// `id,class_id,frames,seconds_on_screen,positioned_frames,distance_m,top_speed_kmh,team`.
     pub fn tracks_csv(&self) -> String {
         let mut s = String::from(
-            "id,class_id,frames,seconds_on_screen,positioned_frames,distance_m,top_speed_kmh\n",
+            "id,class_id,frames,seconds_on_screen,positioned_frames,distance_m,top_speed_kmh,team\n",
         );
         for t in &self.tracks {
             s.push_str(&format!(
-                "{},{},{},{:.3},{},{:.2},{}\n",
+                "{},{},{},{:.3},{},{:.2},{},{}\n",
                 csv_value(&t.id),
                 opt(t.class_id),
                 t.frames,
@@ -716,6 +717,7 @@ impl Analytics {
                 t.positioned_frames,
                 t.distance_m,
                 t.top_speed_kmh.map_or(String::new(), |v| format!("{v:.2}")),
+                t.team.map_or(String::new(), |t| t.to_string()),
             ));
         }
         s

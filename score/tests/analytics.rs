@@ -376,8 +376,7 @@ fn the_overlay_draws_the_radar_inset_and_a_ring_per_player() {
             let (cx, cy) = (cx.round() as i32, cy.round() as i32);
             if rect.contains(opencv::core::Point::new(cx, cy))
                 || cy >= HEIGHT - 1
-                || cx < 1
-                || cx >= WIDTH - 1
+                || !(1..WIDTH - 1).contains(&cx)
             {
                 continue;
             }

@@ -88,6 +88,9 @@ pub fn check_available(asked: bool) -> Result<()> {
 pub struct Shirts {
     #[cfg(feature = "opencv")]
     samples: std::sync::Mutex<Vec<(String, [f64; 3])>>,
+    /// Time spent sampling, inside the run (ns): logged with the analytics' own cost.
+    #[cfg(feature = "opencv")]
+    sampling_ns: std::sync::atomic::AtomicU64,
 }
 
 impl Shirts {
@@ -100,6 +103,7 @@ impl Shirts {
         px: &pitchside_engine::pipeline::FramePixels<'_>,
     ) {
         use pitchside_score::teams::{BALL, Bgr, GOALKEEPER, REFEREE, shirt_colour};
+        let start = std::time::Instant::now();
         let img = Bgr {
             data: px.image.data,
             width: px.image.width as usize,
@@ -120,6 +124,9 @@ impl Shirts {
         if let Ok(mut s) = self.samples.lock() {
             s.extend(got);
         }
+        let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.sampling_ns
+            .fetch_add(ns, std::sync::atomic::Ordering::Relaxed);
     }
 
     #[cfg(not(feature = "opencv"))]
@@ -146,6 +153,7 @@ pub fn after_run(
     if analytics.is_none() && annotate_out.is_none() {
         return Ok(());
     }
+    let start = std::time::Instant::now();
     let json = serde_json::to_vec(response)?;
     let samples = shirts
         .samples
@@ -159,6 +167,15 @@ pub fn after_run(
             .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
         write(&a, out, if csv { Format::Csv } else { Format::Json })?;
     }
+    // What the analytics add to a run (BENCHMARKS.md): sampling during it, the rest after.
+    tracing::info!(
+        sampling_s = shirts
+            .sampling_ns
+            .load(std::sync::atomic::Ordering::Relaxed) as f64
+            * 1e-9,
+        after_run_s = start.elapsed().as_secs_f64(),
+        "analytics cost"
+    );
     if let Some(out) = annotate_out {
         annotate(video, &response.frames, &a, out)?;
     }
