@@ -236,25 +236,22 @@ pub fn annotate_detections(
     go().map_err(|e| err(out, e.to_string()))
 }
 
-/// Writes `src` again with each frame's tracked boxes, ids and keypoints drawn.
-#[cfg(not(feature = "opencv"))]
-pub fn annotate_video(
-    _src: &Path,
-    _frames: &[crate::response::FrameResult],
-    _out: &Path,
-) -> Result<(), MediaError> {
-    Err(MediaError::NeedsOpenCv {
-        what: "the annotated video (--annotate)",
-    })
-}
+/// What a front end draws on a frame after the boxes (the radar of `--annotate`): a layer
+/// above the engine's, which the engine does not know.
+#[cfg(feature = "opencv")]
+pub type Overlay<'a> =
+    dyn FnMut(&crate::response::FrameResult, &mut Mat) -> Result<(), String> + 'a;
 
 /// Writes `src` again with each frame's tracked boxes, ids and keypoints drawn (a second
-/// decoding pass, so the pipeline never holds frames for drawing).
+/// decoding pass, so the pipeline never holds frames for drawing), then `overlay`'s layer.
+/// Every frame of the video up to the last result is written; frames without a result
+/// (an answer that skips some) are written as they are.
 #[cfg(feature = "opencv")]
 pub fn annotate_video(
     src: &Path,
     frames: &[crate::response::FrameResult],
     out: &Path,
+    mut overlay: Option<&mut Overlay<'_>>,
 ) -> Result<(), MediaError> {
     use opencv::videoio::{self, VideoCapture, VideoWriter};
     let e = |m: String| err(out, m);
@@ -276,10 +273,24 @@ pub fn annotate_video(
         return Err(e("cannot open a video writer (mp4v) for this path".into()));
     }
     let mut m = Mat::default();
+    let mut n = 0u64;
     for f in frames {
+        if f.frame_number < n {
+            // Out of order or repeated: the video is not read backwards.
+            continue;
+        }
+        // Frames the result skips, as they are.
+        while n < f.frame_number {
+            if !cap.read(&mut m).unwrap_or(false) || m.empty() {
+                break;
+            }
+            writer.write(&m).map_err(|x| e(x.to_string()))?;
+            n += 1;
+        }
         if !cap.read(&mut m).unwrap_or(false) || m.empty() {
             break;
         }
+        n += 1;
         for o in &f.objects {
             let b = o.bbox.map(|v| v as f32);
             draw_box(
@@ -296,6 +307,9 @@ pub fn annotate_video(
             .map(|k| [k[0] as f32, k[1] as f32, 1.0])
             .collect();
         draw_keypoints(&mut m, &kps, 0.5).map_err(|x| e(x.to_string()))?;
+        if let Some(draw) = overlay.as_mut() {
+            draw(f, &mut m).map_err(|x| e(format!("frame {}: {x}", f.frame_number)))?;
+        }
         writer.write(&m).map_err(|x| e(x.to_string()))?;
     }
     writer.release().map_err(|x| e(x.to_string()))?;

@@ -99,6 +99,23 @@ pub struct RunOptions<'a> {
     /// Called with each processed frame, in order, as soon as it is tracked (streaming
     /// front ends: the Python binding's `frames()`); the run still returns the response.
     pub on_frame: Option<&'a (dyn Fn(&Processed) + Sync)>,
+    /// Called with each processed frame and the pixels its detections came from, in order,
+    /// as soon as it is tracked (what is read off the frames themselves, such as shirt
+    /// colours, without decoding the video again).
+    pub on_frame_pixels: Option<&'a OnFramePixels<'a>>,
+}
+
+/// The callback of [`RunOptions::on_frame_pixels`].
+pub type OnFramePixels<'a> = dyn Fn(&Processed, &FramePixels<'_>) + Sync + 'a;
+
+/// A processed frame's pixels as the detectors saw them: the largest image the decoder
+/// made of it (packed BGR, full size where a detector reads full size, else scaled to a
+/// model's input).
+pub struct FramePixels<'a> {
+    pub image: FrameRef<'a>,
+    /// Image pixels per source pixel, across and down (1 at full size): a box of the
+    /// [`Processed`] frame times this is a box on `image`.
+    pub scale: (f32, f32),
 }
 
 /// A loaded pipeline: detectors stay loaded across videos; trackers are made per video.
@@ -212,6 +229,13 @@ impl Pipeline {
                 )),
             })
             .collect();
+        // The decoder output `on_frame_pixels` sees: the largest.
+        let largest = (0..decoder.outputs().len())
+            .max_by_key(|&k| match decoder.outputs()[k] {
+                Output::Full => u64::from(info.width) * u64::from(info.height),
+                Output::Scaled { width, height } => u64::from(width) * u64::from(height),
+            })
+            .unwrap_or(0);
         let fps = if info.fps.is_finite() && info.fps > 0.0 {
             info.fps
         } else {
@@ -288,6 +312,28 @@ impl Pipeline {
                 stats.tracking_s += t.elapsed().as_secs_f64();
                 if let Some(cb) = opts.on_frame {
                     processed[before..].iter().for_each(cb);
+                }
+                if let Some(cb) = opts.on_frame_pixels {
+                    for p in &processed[before..] {
+                        let Some(f) = batch.iter().find(|f| f.frame_number == p.frame_number)
+                        else {
+                            continue;
+                        };
+                        let Some(image) = f.images.get(largest) else {
+                            continue;
+                        };
+                        let scale = (
+                            image.width as f32 / info.width.max(1) as f32,
+                            image.height as f32 / info.height.max(1) as f32,
+                        );
+                        cb(
+                            p,
+                            &FramePixels {
+                                image: image.frame(f.frame_number),
+                                scale,
+                            },
+                        );
+                    }
                 }
                 if let Err(stop) = tracked {
                     break Err(stop);

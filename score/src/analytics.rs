@@ -1,6 +1,6 @@
 //! From pixels to the pitch: every object's position in metres, every track's motion and
-//! team, from a Score Vision answer (issue 27; the radar is not built yet). Teams:
-//! `crate::teams`.
+//! team, from a Score Vision answer (issue 27). Teams: `crate::teams`; the radar:
+//! `crate::radar`.
 //!
 //! Per frame, a homography from the image to the pitch plane (metres, true geometry:
 //! `template::vertices_m`, 120 × 70 m) is fitted with RANSAC from the visible keypoints of
@@ -72,6 +72,19 @@ impl VideoInfo {
     }
 }
 
+/// Where the shirt colours (teams) come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Shirts<'a> {
+    /// No pixels: no teams.
+    None,
+    /// Read from the video (a second decoding: `pitchside analyze`).
+    Video(&'a std::path::Path),
+    /// Collected while the video was analysed (`teams::shirt_colour` on the frames the
+    /// pipeline hands out): (track id as the answer writes it, BGR). Samples of tracks the
+    /// answer does not cluster (goalkeepers, referees, the ball) are left out here.
+    Sampled(&'a [(String, [f64; 3])]),
+}
+
 /// The analytics of one answer.
 #[derive(Debug, Clone, Serialize)]
 pub struct Analytics {
@@ -98,6 +111,9 @@ pub struct FrameAnalytics {
     /// Image → pitch (metres), row-major, `None` without one.
     pub homography: Option<Homography>,
     pub objects: Vec<ObjectPosition>,
+    /// The answer's keypoints (for drawing; not written out).
+    #[serde(skip)]
+    pub keypoints: Vec<[f64; 2]>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -112,6 +128,9 @@ pub struct ObjectPosition {
     /// 0 or 1: the two teams found by shirt colour (goalkeepers by position); `None` for
     /// referees, the ball, and without the video's pixels.
     pub team: Option<u8>,
+    /// The answer's box (for drawing; not written out).
+    #[serde(skip)]
+    pub bbox: [f64; 4],
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -130,11 +149,11 @@ pub struct TrackSummary {
 }
 
 /// The analytics of an answer (JSON bytes, read as the validator stores it).
-/// `pixels`: the video itself, read for the shirt colours (teams); without it no teams.
+/// `shirts`: where the shirt colours (teams) come from.
 pub fn analyze_answer(
     json: &[u8],
     video: VideoInfo,
-    pixels: Option<&std::path::Path>,
+    shirts: Shirts<'_>,
 ) -> Result<Analytics, ScoreError> {
     let stored = crate::rewrite::optimize_response_data(json)?;
     let numbers: Vec<i64> = stored
@@ -143,7 +162,7 @@ pub fn analyze_answer(
         .filter_map(|(k, _)| python_int_str(k))
         .collect();
     let (frames, dropped) = parse_answer(json, &numbers)?;
-    let mut a = analyze(&frames, video, pixels)?;
+    let mut a = analyze(&frames, video, shirts)?;
     if let Some(why) = dropped {
         a.note = Some(why);
     }
@@ -160,7 +179,7 @@ struct Input<'a> {
 pub fn analyze(
     frames: &Frames,
     video: VideoInfo,
-    pixels: Option<&std::path::Path>,
+    shirts: Shirts<'_>,
 ) -> Result<Analytics, ScoreError> {
     let (w, h) = (f64::from(video.width), f64::from(video.height));
     let mut input: Vec<Input> = Vec::new();
@@ -203,6 +222,8 @@ pub fn analyze(
     let mut keys: Vec<Vec<Option<String>>> = Vec::with_capacity(input.len());
     let mut to_sample: BTreeMap<i64, Vec<teams::Sample>> = BTreeMap::new();
     let mut samples: BTreeMap<String, Track> = BTreeMap::new();
+    // The tracks clustered into teams (not goalkeepers, referees or the ball).
+    let mut clustered_tracks: std::collections::HashSet<&str> = Default::default();
     for (f, hm) in input.iter().zip(&held) {
         let shot = shot_of(f.number);
         let mut objects = Vec::with_capacity(f.objects.len());
@@ -226,11 +247,14 @@ pub fn analyze(
                     o.class_id,
                     Some(c) if c == teams::BALL || c == teams::GOALKEEPER || c == teams::REFEREE
                 );
-                if clustered && pixels.is_some() {
-                    to_sample.entry(f.number).or_default().push(teams::Sample {
-                        track: key.clone(),
-                        bbox: [b[0], b[1], b[2], b[3]],
-                    });
+                if clustered {
+                    clustered_tracks.insert(key);
+                    if matches!(shirts, Shirts::Video(_)) {
+                        to_sample.entry(f.number).or_default().push(teams::Sample {
+                            track: key.clone(),
+                            bbox: [b[0], b[1], b[2], b[3]],
+                        });
+                    }
                 }
                 let t = samples.entry(key.clone()).or_insert_with(|| Track {
                     id: id.clone(),
@@ -250,6 +274,7 @@ pub fn analyze(
                 x: pos.map(|p| p[0]),
                 y: pos.map(|p| p[1]),
                 team: None,
+                bbox: [b[0], b[1], b[2], b[3]],
             });
         }
         keys.push(frame_keys);
@@ -258,11 +283,20 @@ pub fn analyze(
             shot,
             homography: *hm,
             objects,
+            keypoints: f.keypoints.clone(),
         });
     }
-    let (mut team_of, team_colours) = match pixels {
-        Some(path) => teams::teams_by_vote(&teams::sample_video(path, &to_sample)?),
-        None => (HashMap::new(), [None, None]),
+    let (mut team_of, team_colours) = match shirts {
+        Shirts::Video(path) => teams::teams_by_vote(&teams::sample_video(path, &to_sample)?),
+        Shirts::Sampled(all) => {
+            let mine: Vec<(String, [f64; 3])> = all
+                .iter()
+                .filter(|(k, _)| clustered_tracks.contains(k.as_str()))
+                .cloned()
+                .collect();
+            teams::teams_by_vote(&mine)
+        }
+        Shirts::None => (HashMap::new(), [None, None]),
     };
     if !team_of.is_empty() {
         goalkeepers_by_position(&out_frames, &keys, &samples, &mut team_of);
@@ -667,14 +701,15 @@ impl Analytics {
         s
     }
 
-    /// One row per track: `id,class_id,frames,seconds_on_screen,positioned_frames,distance_m,top_speed_kmh`.
+    /// One row per track:
+    /// `id,class_id,frames,seconds_on_screen,positioned_frames,distance_m,top_speed_kmh,team`.
     pub fn tracks_csv(&self) -> String {
         let mut s = String::from(
-            "id,class_id,frames,seconds_on_screen,positioned_frames,distance_m,top_speed_kmh\n",
+            "id,class_id,frames,seconds_on_screen,positioned_frames,distance_m,top_speed_kmh,team\n",
         );
         for t in &self.tracks {
             s.push_str(&format!(
-                "{},{},{},{:.3},{},{:.2},{}\n",
+                "{},{},{},{:.3},{},{:.2},{},{}\n",
                 csv_value(&t.id),
                 opt(t.class_id),
                 t.frames,
@@ -682,6 +717,7 @@ impl Analytics {
                 t.positioned_frames,
                 t.distance_m,
                 t.top_speed_kmh.map_or(String::new(), |v| format!("{v:.2}")),
+                t.team.map_or(String::new(), |t| t.to_string()),
             ));
         }
         s
@@ -758,12 +794,14 @@ mod tests {
             x: Some(x),
             y: Some(35.0),
             team: None,
+            bbox: [0.0; 4],
         };
         let frames: Vec<FrameAnalytics> = (0..3)
             .map(|n| FrameAnalytics {
                 frame_number: n,
                 shot: 0,
                 homography: None,
+                keypoints: Vec::new(),
                 objects: vec![
                     obj(1, 2.0, 12.0),
                     obj(2, 2.0, 20.0),
@@ -813,7 +851,7 @@ mod tests {
             height: 100,
             fps: 25.0,
         };
-        let a = analyze_answer(br#"{"frames": {"0": {}}}"#, video, None).unwrap();
+        let a = analyze_answer(br#"{"frames": {"0": {}}}"#, video, Shirts::None).unwrap();
         assert!(a.frames.is_empty());
         assert!(a.note.unwrap().contains("is a dict"));
     }

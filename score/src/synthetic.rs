@@ -1,7 +1,8 @@
 //! A synthetic broadcast-like clip with known ground truth, for testing the score where no
 //! football footage can be fetched: the validator's pitch template drawn through a moving
 //! camera (a pan, then a cut to a tighter view), striped grass with grain,
-//! worn lines, stands beyond the far touchline, and players, a referee and a ball moving
+//! worn lines, stands beyond the far touchline, and players (two teams, red and white), two
+//! goalkeepers in their own shirts (purple, cyan), a referee (yellow) and a ball moving
 //! with ids. Everything is deterministic (own PRNG, integer drawing), and the video is
 //! written losslessly so that any decoder returns exactly the rendered pixels.
 //!
@@ -250,8 +251,25 @@ fn movers() -> Vec<Mover> {
         phase: 0.3,
         height: 22.0,
     });
+    // Two goalkeepers (class 1) in their own shirts, each moving with a team-mate a few
+    // metres from him: 25 beside white's 18 (in front of the left goal in the first shot),
+    // 26 beside red's 4. Nearest team-mates decide a goalkeeper's team (`analytics`).
+    for (id, mate, offset) in [(25, 18, [-400.0, 300.0]), (26, 4, [-300.0, -200.0])] {
+        let m = &v[mate - 1];
+        v.push(Mover {
+            id,
+            class_id: 1,
+            start: [m.start[0] + offset[0], m.start[1] + offset[1]],
+            velocity: m.velocity,
+            phase: m.phase,
+            height: 186.0,
+        });
+    }
     v
 }
+
+/// The team (0: red, ids 1-11; 1: white, ids 12-22) each goalkeeper of the clip plays for.
+pub const GOALKEEPER_TEAMS: [(u32, u8); 2] = [(25, 1), (26, 0)];
 
 fn to_fixed(p: [f64; 2]) -> Point {
     // 4 fractional bits (the `shift` argument of the drawing calls).
@@ -468,6 +486,9 @@ fn draw_figure(img: &mut Mat, o: &TruthObject, foot: [f64; 2], h: f64) -> Result
     }
     let shirt = match (o.class_id, o.id) {
         (3, _) => Scalar::new(20.0, 220.0, 240.0, 0.0),
+        // Goalkeepers: purple (white's), cyan (red's).
+        (1, 25) => Scalar::new(150.0, 40.0, 140.0, 0.0),
+        (1, _) => Scalar::new(220.0, 190.0, 40.0, 0.0),
         (_, id) if id <= 11 => Scalar::new(40.0, 40.0, 200.0, 0.0),
         _ => Scalar::new(230.0, 230.0, 235.0, 0.0),
     };

@@ -8,8 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use opencv::core::{Mat, Rect, Vec3b};
-use opencv::imgproc;
+use opencv::core::Mat;
 use opencv::prelude::*;
 use opencv::videoio::{self, VideoCapture};
 
@@ -30,42 +29,94 @@ pub struct Sample {
     pub bbox: [f64; 4],
 }
 
+/// A packed 8-bit BGR image, borrowed: a decoded video frame (`Bgr::of_mat`) or a frame
+/// the pipeline hands out as it runs (no copy either way).
+#[derive(Debug, Clone, Copy)]
+pub struct Bgr<'a> {
+    pub data: &'a [u8],
+    pub width: usize,
+    pub height: usize,
+    /// Bytes per row.
+    pub stride: usize,
+}
+
+impl<'a> Bgr<'a> {
+    /// The pixels of a continuous 8-bit 3-channel `Mat`.
+    pub fn of_mat(img: &'a Mat) -> Result<Self, ScoreError> {
+        if img.typ() != opencv::core::CV_8UC3 || !img.is_continuous() {
+            return Err(ScoreError::Video(
+                "shirt colours: the frame is not continuous 8-bit BGR".into(),
+            ));
+        }
+        Ok(Self {
+            data: img.data_bytes()?,
+            width: img.cols() as usize,
+            height: img.rows() as usize,
+            stride: img.cols() as usize * 3,
+        })
+    }
+}
+
+/// OpenCV's 8-bit HSV of a BGR pixel (hue 0..180, saturation and value 0..255), as
+/// `cvtColor(BGR2HSV)` gives it within a level of rounding.
+fn hsv(b: u8, g: u8, r: u8) -> (u8, u8, u8) {
+    let (bf, gf, rf) = (f64::from(b), f64::from(g), f64::from(r));
+    let v = bf.max(gf).max(rf);
+    let diff = v - bf.min(gf).min(rf);
+    let s = if v > 0.0 { 255.0 * diff / v } else { 0.0 };
+    let h = if diff == 0.0 {
+        0.0
+    } else if v == rf {
+        60.0 * (gf - bf) / diff
+    } else if v == gf {
+        120.0 + 60.0 * (bf - rf) / diff
+    } else {
+        240.0 + 60.0 * (rf - gf) / diff
+    };
+    let h = if h < 0.0 { h + 360.0 } else { h };
+    ((h / 2.0).round() as u8 % 180, s.round() as u8, v as u8)
+}
+
 /// The mean BGR of the torso (the box's middle half across, 15–50 % down) without grass
 /// (green hue, saturated) and shadow (dark) pixels; `None` when too few remain.
-pub fn shirt_colour(img: &Mat, bbox: [f64; 4]) -> Result<Option<[f64; 3]>, ScoreError> {
+pub fn shirt_colour(img: &Bgr<'_>, bbox: [f64; 4]) -> Option<[f64; 3]> {
     let (w, h) = (bbox[2] - bbox[0], bbox[3] - bbox[1]);
-    let x0 = (bbox[0] + 0.25 * w).floor().max(0.0) as i32;
-    let x1 = (bbox[2] - 0.25 * w).ceil().min(f64::from(img.cols())) as i32;
-    let y0 = (bbox[1] + 0.15 * h).floor().max(0.0) as i32;
-    let y1 = (bbox[1] + 0.5 * h).ceil().min(f64::from(img.rows())) as i32;
-    if x1 - x0 < 2 || y1 - y0 < 2 {
-        return Ok(None);
+    if !(w.is_finite() && h.is_finite()) {
+        return None;
     }
-    let roi = Mat::roi(img, Rect::new(x0, y0, x1 - x0, y1 - y0))?.try_clone()?;
-    let mut hsv = Mat::default();
-    imgproc::cvt_color_def(&roi, &mut hsv, imgproc::COLOR_BGR2HSV)?;
+    let clamp = |v: f64, hi: usize| v.max(0.0).min(hi as f64) as usize;
+    let x0 = clamp((bbox[0] + 0.25 * w).floor(), img.width);
+    let x1 = clamp((bbox[2] - 0.25 * w).ceil(), img.width);
+    let y0 = clamp((bbox[1] + 0.15 * h).floor(), img.height);
+    let y1 = clamp((bbox[1] + 0.5 * h).ceil(), img.height);
+    if x1 < x0 + 2 || y1 < y0 + 2 {
+        return None;
+    }
     let (mut sum, mut n) = ([0.0; 3], 0usize);
-    for r in 0..roi.rows() {
-        for c in 0..roi.cols() {
-            let p = hsv.at_2d::<Vec3b>(r, c)?;
-            let (hue, sat, val) = (p[0], p[1], p[2]);
+    for row in y0..y1 {
+        let start = row * img.stride + x0 * 3;
+        let Some(px) = img.data.get(start..start + (x1 - x0) * 3) else {
+            break;
+        };
+        for p in px.chunks_exact(3) {
+            let (hue, sat, val) = hsv(p[0], p[1], p[2]);
             let grass = (30..=90).contains(&hue) && sat > 50;
             let shadow = val < 45;
             if grass || shadow {
                 continue;
             }
-            let bgr = roi.at_2d::<Vec3b>(r, c)?;
-            for (s, &v) in sum.iter_mut().zip(bgr.iter()) {
+            for (s, &v) in sum.iter_mut().zip(p) {
                 *s += f64::from(v);
             }
             n += 1;
         }
     }
-    Ok((n >= MIN_PIXELS).then(|| sum.map(|s| s / n as f64)))
+    (n >= MIN_PIXELS).then(|| sum.map(|s| s / n as f64))
 }
 
 /// Shirt colours of the given objects, frame by frame, read from the video (frames by
-/// number, in decoding order).
+/// number, in decoding order). A run collects them from its own frames instead
+/// (`analytics::Shirts::Sampled`): the video is not decoded twice.
 pub fn sample_video(
     path: &Path,
     frames: &BTreeMap<i64, Vec<Sample>>,
@@ -83,8 +134,9 @@ pub fn sample_video(
     let mut n = 0i64;
     while n <= last && cap.read(&mut img)? {
         if let Some(samples) = frames.get(&n) {
+            let bgr = Bgr::of_mat(&img)?;
             for s in samples {
-                if let Some(c) = shirt_colour(&img, s.bbox)? {
+                if let Some(c) = shirt_colour(&bgr, s.bbox) {
                     out.push((s.track.clone(), c));
                 }
             }
@@ -179,6 +231,8 @@ pub fn teams_by_vote(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opencv::core::{Rect, Vec3b};
+    use opencv::imgproc;
 
     #[test]
     fn two_means_splits_two_shirts() {
@@ -214,12 +268,47 @@ mod tests {
             0,
         )
         .unwrap();
-        let c = shirt_colour(&img, [30.0, 10.0, 70.0, 90.0])
-            .unwrap()
-            .unwrap();
+        let c = shirt_colour(&Bgr::of_mat(&img).unwrap(), [30.0, 10.0, 70.0, 90.0]).unwrap();
         assert!(
             (c[2] - 200.0).abs() < 1.0 && (c[1] - 40.0).abs() < 1.0,
             "{c:?}"
         );
+    }
+
+    #[test]
+    fn hsv_is_opencvs_within_a_level() {
+        // Every 7th level of each channel: 37^3 colours through cvtColor and through `hsv`.
+        let levels: Vec<u8> = (0..=255).step_by(7).collect();
+        let mut px = Vec::new();
+        for &b in &levels {
+            for &g in &levels {
+                for &r in &levels {
+                    px.extend([b, g, r]);
+                }
+            }
+        }
+        let n = (px.len() / 3) as i32;
+        let img = Mat::from_slice(&px)
+            .unwrap()
+            .reshape(3, n)
+            .unwrap()
+            .try_clone()
+            .unwrap();
+        let mut cv = Mat::default();
+        imgproc::cvt_color_def(&img, &mut cv, imgproc::COLOR_BGR2HSV).unwrap();
+        for i in 0..n {
+            let p = *img.at_2d::<Vec3b>(i, 0).unwrap();
+            let want = *cv.at_2d::<Vec3b>(i, 0).unwrap();
+            let (h, s, v) = hsv(p[0], p[1], p[2]);
+            // Hue wraps at 180.
+            let dh = (i32::from(h) - i32::from(want[0])).rem_euclid(180);
+            assert!(
+                dh.min(180 - dh) <= 1
+                    && (i32::from(s) - i32::from(want[1])).abs() <= 1
+                    && v == want[2],
+                "{p:?}: ours {:?}, OpenCV {want:?}",
+                (h, s, v)
+            );
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The pitch analytics (issue 27, first part) on the synthetic clip, whose players' true
 //! pitch positions and velocities are known every frame (`synthetic::truth_positions`).
 
-use pitchside_score::analytics::{Analytics, VideoInfo, analyze_answer};
+use pitchside_score::analytics::{Analytics, Shirts, VideoInfo, analyze_answer};
 use pitchside_score::synthetic::{self, CUT_AT, FPS, FRAMES, HEIGHT, WIDTH};
 
 fn video() -> VideoInfo {
@@ -24,7 +24,12 @@ fn answer(name: &str) -> serde_json::Value {
 }
 
 fn analytics_of(name: &str) -> Analytics {
-    analyze_answer(&serde_json::to_vec(&answer(name)).unwrap(), video(), None).unwrap()
+    analyze_answer(
+        &serde_json::to_vec(&answer(name)).unwrap(),
+        video(),
+        Shirts::None,
+    )
+    .unwrap()
 }
 
 /// The exact answer with Gaussian noise of `sigma` px on every visible keypoint (boxes
@@ -40,7 +45,7 @@ fn with_keypoint_noise(sigma: f64, seed: u64) -> Analytics {
             }
         }
     }
-    analyze_answer(&serde_json::to_vec(&a).unwrap(), video(), None).unwrap()
+    analyze_answer(&serde_json::to_vec(&a).unwrap(), video(), Shirts::None).unwrap()
 }
 
 fn percentile(v: &mut [f64], q: f64) -> f64 {
@@ -183,7 +188,7 @@ fn no_pitch_no_positions() {
             height: 576,
             fps: 10.0,
         },
-        None,
+        Shirts::None,
     )
     .unwrap();
     assert!(!a.frames.is_empty());
@@ -203,7 +208,8 @@ fn no_pitch_no_positions() {
 }
 
 /// Two teams from the shirts (ids 1-11 red, 12-22 white in the synthetic clip), found
-/// without training; the referee (class 3) and the ball belong to none.
+/// without training; each goalkeeper (class 1, shirts of their own) given to the team whose
+/// players stand nearest him; the referee (class 3) and the ball belong to none.
 #[test]
 fn two_teams_from_the_shirts() {
     let dir = tempfile::tempdir().unwrap();
@@ -214,8 +220,13 @@ fn two_teams_from_the_shirts() {
         .find(|(n, _)| *n == "exact")
         .unwrap()
         .1;
-    let a = analyze_answer(&serde_json::to_vec(&answer).unwrap(), video(), Some(&path)).unwrap();
-    let (mut right, mut total) = (0, 0);
+    let a = analyze_answer(
+        &serde_json::to_vec(&answer).unwrap(),
+        video(),
+        Shirts::Video(&path),
+    )
+    .unwrap();
+    let (mut right, mut total, mut keeper_frames) = (0, 0, 0);
     // Which label the red team got.
     let red = a
         .tracks
@@ -235,9 +246,30 @@ fn two_teams_from_the_shirts() {
                     total += 1;
                     right += usize::from(o.team == Some(want));
                 }
+                Some(1.0) => {
+                    let id = o.id.as_u64().unwrap() as u32;
+                    let (_, truth) = synthetic::GOALKEEPER_TEAMS
+                        .iter()
+                        .find(|k| k.0 == id)
+                        .unwrap();
+                    let want = if *truth == 0 { red } else { 1 - red };
+                    assert_eq!(
+                        o.team,
+                        Some(want),
+                        "goalkeeper {id} in frame {}",
+                        f.frame_number
+                    );
+                    keeper_frames += 1;
+                }
                 _ => assert_eq!(o.team, None, "{o:?}"),
             }
         }
+    }
+    assert!(keeper_frames >= 40, "{keeper_frames} goalkeeper-frames");
+    for (keeper, _) in synthetic::GOALKEEPER_TEAMS {
+        let t = a.tracks.iter().find(|t| t.id == keeper).unwrap();
+        assert_eq!(t.class_id, Some(1.0));
+        assert!(t.team.is_some(), "goalkeeper {keeper}");
     }
     let share = right as f64 / total as f64;
     eprintln!(
@@ -266,5 +298,159 @@ fn two_teams_from_the_shirts() {
             "player {} at ({x:.1}, {y:.1}): {got:?} vs {want:?}",
             o.id
         );
+    }
+}
+
+/// What `--annotate` draws (`radar::overlay`), with the teams found from shirt colours
+/// sampled off the rendered frames as a run samples them (`Shirts::Sampled`, no second
+/// decoding): each player's dot in the inset where the analytics put him, in his team's
+/// colour, a ring in that colour at his feet, and no inset on a frame without a homography.
+#[test]
+fn the_overlay_draws_the_radar_inset_and_a_ring_per_player() {
+    use opencv::core::{Mat, Vec3b};
+    use opencv::prelude::*;
+    use pitchside_score::radar::{inset_rect, overlay};
+    use pitchside_score::teams::{Bgr, shirt_colour};
+
+    let rendered: Vec<_> = (0..FRAMES)
+        .map(|t| synthetic::render_frame(t).unwrap())
+        .collect();
+    let mut samples = Vec::new();
+    for (img, truth) in &rendered {
+        let bgr = Bgr::of_mat(img).unwrap();
+        for o in truth.objects.iter().filter(|o| o.class_id == 2) {
+            if let Some(c) = shirt_colour(&bgr, o.bbox) {
+                samples.push((o.id.to_string(), c));
+            }
+        }
+    }
+    let exact = serde_json::to_vec(&answer("exact")).unwrap();
+    let a = analyze_answer(&exact, video(), Shirts::Sampled(&samples)).unwrap();
+    let red = a.tracks.iter().find(|t| t.id == 1).unwrap().team.unwrap();
+    for t in a.tracks.iter().filter(|t| t.class_id == Some(2.0)) {
+        let want = if t.id.as_u64().unwrap() <= 11 {
+            red
+        } else {
+            1 - red
+        };
+        assert_eq!(t.team, Some(want), "track {}", t.id);
+    }
+
+    let px = |m: &Mat, x: i32, y: i32| *m.at_2d::<Vec3b>(y, x).unwrap();
+    let diff =
+        |p: Vec3b, q: [f64; 3]| -> f64 { (0..3).map(|k| (f64::from(p[k]) - q[k]).abs()).sum() };
+    let (rect, ppm) = inset_rect(WIDTH, HEIGHT);
+    for t in [10, 30, CUT_AT + 12] {
+        let (plain, _) = &rendered[t];
+        let f = &a.frames[t];
+        let mut img = plain.try_clone().unwrap();
+        overlay(&a, f, &mut img).unwrap();
+        let (mut dots, mut rings, mut ring_misses) = (0, 0, Vec::new());
+        for o in f.objects.iter().filter(|o| o.class_id == Some(2.0)) {
+            let team = a.team_colours_bgr[usize::from(o.team.unwrap())]
+                .unwrap()
+                .map(f64::from);
+            // The dot: the radar blended over the video at 85 %.
+            let (x, y) = (o.x.unwrap(), o.y.unwrap());
+            let (dx, dy) = (
+                rect.x + ((x + 5.0) * ppm).round() as i32,
+                rect.y + ((y + 5.0) * ppm).round() as i32,
+            );
+            let under = px(plain, dx, dy);
+            let want: [f64; 3] =
+                std::array::from_fn(|k| 0.85 * team[k] + 0.15 * f64::from(under[k]));
+            assert!(
+                diff(px(&img, dx, dy), want) <= 36.0,
+                "frame {t}, player {} at ({x:.1}, {y:.1}) m: {:?} in the inset, want {want:?}",
+                o.id,
+                px(&img, dx, dy)
+            );
+            dots += 1;
+            // The ring's lowest point, under the feet (outside the inset, where the ring
+            // is not drawn over by another player's).
+            let b = o.bbox;
+            let (cx, cy) = (
+                (b[0] + b[2]) / 2.0,
+                b[3] + 0.175 * 1.3 * (b[2] - b[0]).max(4.0),
+            );
+            let (cx, cy) = (cx.round() as i32, cy.round() as i32);
+            if rect.contains(opencv::core::Point::new(cx, cy))
+                || cy >= HEIGHT - 1
+                || !(1..WIDTH - 1).contains(&cx)
+            {
+                continue;
+            }
+            rings += 1;
+            let best = (-1..=1)
+                .flat_map(|ox| (-1..=1).map(move |oy| (ox, oy)))
+                .map(|(ox, oy)| diff(px(&img, cx + ox, cy + oy), team))
+                .fold(f64::INFINITY, f64::min);
+            if best > 60.0 {
+                ring_misses.push((o.id.clone(), best));
+            }
+        }
+        eprintln!("frame {t}: {dots} dots, {rings} rings, missed {ring_misses:?}");
+        assert!(dots >= 5, "frame {t}: {dots} players positioned");
+        // A ring can be hidden by a nearer player's figure drawn in front of it.
+        assert!(
+            ring_misses.len() * 10 <= rings,
+            "frame {t}: {ring_misses:?} of {rings}"
+        );
+    }
+
+    // Without a homography: rings, no inset (the inset's area is the video's, except rings).
+    let mut f = a.frames[30].clone();
+    f.homography = None;
+    let (plain, _) = &rendered[30];
+    let mut img = plain.try_clone().unwrap();
+    overlay(&a, &f, &mut img).unwrap();
+    let mut changed = 0;
+    for y in rect.y..rect.y + rect.height {
+        for x in rect.x..rect.x + rect.width {
+            changed += usize::from(px(&img, x, y) != px(plain, x, y));
+        }
+    }
+    assert!(
+        changed * 50 < (rect.width * rect.height) as usize,
+        "{changed} pixels of the inset's area changed without a homography"
+    );
+}
+
+/// The clip's goalkeepers are their team's by the rule the analytics apply: over the frames
+/// each is in view, the players standing nearest him (true positions) are his team's.
+#[test]
+fn the_goalkeepers_stand_nearest_their_own_team() {
+    for (keeper, team) in synthetic::GOALKEEPER_TEAMS {
+        let (mut sum, mut n) = ([0.0; 2], 0);
+        for t in 0..FRAMES {
+            let (_, truth) = synthetic::render_frame(t).unwrap();
+            if !truth.objects.iter().any(|o| o.id == keeper) {
+                continue;
+            }
+            let all = synthetic::truth_positions(t);
+            let me = all.iter().find(|m| m.0 == keeper).unwrap().2;
+            let mut nearest = [f64::INFINITY; 2];
+            for o in truth.objects.iter().filter(|o| o.class_id == 2) {
+                let p = all.iter().find(|m| m.0 == o.id).unwrap().2;
+                let side = usize::from(o.id > 11);
+                nearest[side] = nearest[side].min((p[0] - me[0]).hypot(p[1] - me[1]));
+            }
+            if nearest.iter().all(|d| d.is_finite()) {
+                sum[0] += nearest[0];
+                sum[1] += nearest[1];
+                n += 1;
+            }
+        }
+        assert!(
+            n >= 10,
+            "goalkeeper {keeper} in view with both teams in {n} frames"
+        );
+        let own = usize::from(team);
+        eprintln!(
+            "goalkeeper {keeper}: {n} frames, nearest team-mate {:.1} m, nearest opponent {:.1} m on average",
+            sum[own] / n as f64,
+            sum[1 - own] / n as f64
+        );
+        assert!(sum[own] < sum[1 - own], "goalkeeper {keeper}: {sum:?}");
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use pitchside_engine::config::Deployment;
-use pitchside_engine::pipeline::RunOptions;
+use pitchside_engine::pipeline::{FramePixels, Processed, RunOptions};
 use pitchside_fetch::{Downloaded, Downloader, Source};
 
 use crate::deployment::DeploymentArgs;
@@ -19,7 +19,9 @@ pub struct RunArgs {
     /// Write the JSON here instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Also write the video with boxes, ids and keypoints drawn.
+    /// Also write the video with boxes, ids and keypoints drawn, a ring in each object's
+    /// team colour, and a radar of the pitch (a bird's-eye inset) where the frame has a
+    /// homography.
     #[arg(long)]
     pub annotate: Option<PathBuf>,
     /// Also print the validator's keypoint score of the result (as `pitchside score`).
@@ -116,11 +118,16 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
     };
     tracing::info!(video = %args.source.display(), "analysing");
+    // The analytics' teams need shirt colours: read off the frames as they are analysed.
+    let shirts = crate::commands::analyze::Shirts::default();
+    let collect = |p: &Processed, px: &FramePixels<'_>| shirts.collect(p, px);
+    let wants_shirts = args.analytics.is_some() || args.annotate.is_some();
     let opts = RunOptions {
         challenge_id: args.challenge_id.clone(),
         cancel: Some(&interrupted),
         progress: Some(&progress),
         max_frames: None,
+        on_frame_pixels: wants_shirts.then_some(&collect as _),
         ..Default::default()
     };
     let (response, stats) = pipeline.run(&video, &opts)?;
@@ -154,13 +161,13 @@ pub fn run(args: RunArgs) -> Result<()> {
     if args.score {
         eprint!("{}", crate::commands::score::of_response(video, &response)?);
     }
-    if let Some(out) = &args.analytics {
-        crate::commands::analyze::of_response(video, &response, out)?;
-    }
-    if let Some(out) = &args.annotate {
-        pitchside_engine::media::annotate_video(video, &response.frames, out)?;
-        tracing::info!(path = %out.display(), "annotated video written");
-    }
+    crate::commands::analyze::after_run(
+        video,
+        &response,
+        &shirts,
+        args.analytics.as_deref(),
+        args.annotate.as_deref(),
+    )?;
     drop(download);
     if let Some(e) = write_failure {
         return Err(e);

@@ -791,3 +791,188 @@ fn decoder_noise_stays_off_stderr() {
         assert!(!err.contains(noise), "{noise}: {err}");
     }
 }
+
+/// The mean absolute difference (per channel value) of two BGR images over `r`.
+fn mean_abs_diff(a: &opencv::core::Mat, b: &opencv::core::Mat, r: opencv::core::Rect) -> f64 {
+    let (ra, rb) = (
+        opencv::core::Mat::roi(a, r).unwrap(),
+        opencv::core::Mat::roi(b, r).unwrap(),
+    );
+    let mut d = opencv::core::Mat::default();
+    opencv::core::absdiff(&ra, &rb, &mut d).unwrap();
+    let m = opencv::core::mean_def(&d).unwrap();
+    (m[0] + m[1] + m[2]) / 3.0
+}
+
+/// Frame `n` of a video.
+fn video_frame(path: &std::path::Path, n: usize) -> opencv::core::Mat {
+    use opencv::prelude::*;
+    let mut cap = opencv::videoio::VideoCapture::from_file(path, opencv::videoio::CAP_ANY).unwrap();
+    let mut m = opencv::core::Mat::default();
+    for _ in 0..=n {
+        assert!(
+            cap.read(&mut m).unwrap(),
+            "{} has no frame {n}",
+            path.display()
+        );
+    }
+    m
+}
+
+/// Issue 27's radar in `--annotate`, on the synthetic broadcast clip. `analyze --annotate`
+/// of the true answer (its keypoints give a homography in every frame) puts the radar as an
+/// inset at the bottom centre: that part of the written frame is the radar of the frame
+/// blended over the video, not the video. `run --analytics --annotate` (the colour plugin:
+/// players, no pitch keypoints, so no inset) finds the same teams from the frames it
+/// analysed as `analyze` finds decoding the video again, and its answer is the answer of a
+/// plain run.
+#[test]
+fn annotate_draws_the_radar_and_run_finds_the_teams_from_its_own_frames() {
+    use pitchside_score::analytics::{Shirts, VideoInfo, analyze_answer};
+    use pitchside_score::{radar, synthetic};
+    let dir = tempfile::tempdir().unwrap();
+    let d = |n: &str| dir.path().join(n);
+    let video = d("synthetic.mkv");
+    let truth = synthetic::render(&video).unwrap();
+    let exact = &synthetic::answers(&truth)
+        .into_iter()
+        .find(|(n, _)| *n == "exact")
+        .unwrap()
+        .1;
+    std::fs::write(d("exact.json"), serde_json::to_vec(exact).unwrap()).unwrap();
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    ok(&pitchside(
+        &[
+            "analyze",
+            "--video",
+            &s(&video),
+            "--answer",
+            &s(&d("exact.json")),
+            "--out",
+            &s(&d("exact-analytics.json")),
+            "--annotate",
+            &s(&d("exact.mp4")),
+        ],
+        &[],
+    ));
+    let info = VideoInfo {
+        width: synthetic::WIDTH as u32,
+        height: synthetic::HEIGHT as u32,
+        fps: synthetic::FPS,
+    };
+    let a = analyze_answer(
+        &serde_json::to_vec(exact).unwrap(),
+        info,
+        Shirts::Video(&video),
+    )
+    .unwrap();
+    let (rect, _) = radar::inset_rect(synthetic::WIDTH, synthetic::HEIGHT);
+    for n in [5, 30, synthetic::CUT_AT + 10] {
+        let written = video_frame(&d("exact.mp4"), n);
+        let plain = video_frame(&video, n);
+        // What the overlay draws (tested in pitchside-score) on the plain frame: the CLI's
+        // frame differs from it only by the boxes under the inset and the compression.
+        let mut want = plain.clone();
+        radar::overlay(&a, &a.frames[n], &mut want).unwrap();
+        let (to_radar, to_video) = (
+            mean_abs_diff(&written, &want, rect),
+            mean_abs_diff(&written, &plain, rect),
+        );
+        eprintln!(
+            "frame {n}: the inset differs from the radar by {to_radar:.1}, from the video by {to_video:.1}"
+        );
+        assert!(
+            to_radar < 8.0 && to_video > 2.5 * to_radar,
+            "frame {n}: {to_radar} from the radar, {to_video} from the video"
+        );
+    }
+
+    let cfg = d("colour.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "device: cpu\nmodels: {{}}\npipeline:\n  detectors:\n    - role: players\n      \
+             library: {}\n      params: {{ ball_min_area: 12 }}\n  tracker:\n    plugin: \
+             bytetrack\nprofiles:\n  cpu:\n    frame_stride: 1\n",
+            crate::support::plugin_lib("colour_ball_detector").display()
+        ),
+    )
+    .unwrap();
+    ok(&pitchside(
+        &[
+            "run",
+            "--config",
+            &s(&cfg),
+            "--out",
+            &s(&d("plain.json")),
+            &s(&video),
+        ],
+        &[],
+    ));
+    ok(&pitchside(
+        &[
+            "run",
+            "--config",
+            &s(&cfg),
+            "--out",
+            &s(&d("run.json")),
+            "--analytics",
+            &s(&d("run-analytics.json")),
+            "--annotate",
+            &s(&d("run.mp4")),
+            &s(&video),
+        ],
+        &[],
+    ));
+    let json = |p: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(d(p)).unwrap()).unwrap()
+    };
+    let (plain, run) = (json("plain.json"), json("run.json"));
+    assert_eq!(
+        plain["frames"], run["frames"],
+        "the answer is the plain run's"
+    );
+    ok(&pitchside(
+        &[
+            "analyze",
+            "--video",
+            &s(&video),
+            "--answer",
+            &s(&d("run.json")),
+            "--out",
+            &s(&d("decoded-analytics.json")),
+        ],
+        &[],
+    ));
+    let teams = |p: &str| -> std::collections::BTreeMap<String, Option<u64>> {
+        json(p)["tracks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["id"].to_string(), t["team"].as_u64()))
+            .collect()
+    };
+    let (ran, decoded) = (teams("run-analytics.json"), teams("decoded-analytics.json"));
+    let with_team = decoded.values().filter(|t| t.is_some()).count();
+    assert!(with_team >= 10, "{decoded:?}");
+    // Labels 0 and 1 are arbitrary: the same split, either way round.
+    let same = ran
+        .iter()
+        .filter(|(k, t)| decoded.get(*k) == Some(t))
+        .count();
+    let swapped = ran
+        .iter()
+        .filter(|(k, t)| decoded.get(*k) == Some(&t.map(|v| 1 - v)))
+        .count();
+    let agree = same.max(swapped);
+    eprintln!("teams: {agree} of {} tracks alike", ran.len());
+    assert!(agree * 20 >= ran.len() * 19, "{ran:?}\n{decoded:?}");
+    // The annotated video has every frame (rings, no inset: no homography).
+    let cap =
+        opencv::videoio::VideoCapture::from_file(d("run.mp4"), opencv::videoio::CAP_ANY).unwrap();
+    use opencv::prelude::*;
+    let frames = cap.get(opencv::videoio::CAP_PROP_FRAME_COUNT).unwrap();
+    assert_eq!(frames as usize, synthetic::FRAMES);
+    let (run_frame, plain) = (video_frame(&d("run.mp4"), 30), video_frame(&video, 30));
+    assert!(mean_abs_diff(&run_frame, &plain, rect) < 12.0);
+}
