@@ -18,11 +18,12 @@ use std::time::{Duration, Instant};
 use pitchside_plugin::{Detection, FrameRef, PluginError, Tracker};
 use serde::Serialize;
 
+pub use assemble::Processed;
 pub use assemble::pitch_keypoints;
 use assemble::{IdMap, assemble, track_frame};
-pub use assemble::{Processed, Tracked};
 use detect::{PerRole, decoder_outputs, detect_batch};
 pub use parity::ConversionParity;
+pub use pitchside_plugin::TrackedObject;
 pub use track::Tracking;
 use track::track_batch;
 pub use warm_up::WarmUpShape;

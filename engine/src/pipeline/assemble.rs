@@ -3,35 +3,25 @@
 
 use std::collections::HashMap;
 
-use pitchside_plugin::{Detection, PluginError, Tracker};
+use pitchside_plugin::{Detection, PluginError, TrackedObject, Tracker};
 
 use crate::response::{BALL_CLASS, FrameResult, KEYPOINT_MIN_CONF, ObjectResult};
-
-/// A tracked object on a processed frame, before assembly: its box in source pixels,
-/// unrounded.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Tracked {
-    /// The response-wide id (from 1); 0 for a detection not tracked
-    /// ([`super::Pipeline::detect_frames`] without tracking).
-    pub id: u64,
-    pub bbox: [f32; 4],
-    pub score: f32,
-    pub class_id: u32,
-}
 
 /// A processed frame before assembly: what [`super::RunOptions::on_frame`] and
 /// [`super::Pipeline::detect_frames`] hand out.
 #[derive(Debug, Clone)]
 pub struct Processed {
     pub frame_number: u64,
-    pub objects: Vec<Tracked>,
+    /// Boxes in source pixels, unrounded; ids response-wide (from 1; 0 for a detection
+    /// not tracked, [`super::Pipeline::detect_frames`] without tracking).
+    pub objects: Vec<TrackedObject>,
     /// The pitch keypoints, `[0, 0]` where unseen or below `KEYPOINT_MIN_CONF`.
     pub keypoints: Vec<[f32; 2]>,
 }
 
 impl Processed {
     /// The objects in the response's order: by class, then descending score.
-    pub fn ordered_objects(&self) -> Vec<&Tracked> {
+    pub fn ordered_objects(&self) -> Vec<&TrackedObject> {
         ordered(&self.objects)
     }
 }
@@ -74,14 +64,14 @@ pub(super) fn track_frame(
     tracker: &mut dyn Tracker,
     ball_tracker: Option<&mut (dyn Tracker + 'static)>,
     ids: &mut IdMap,
-) -> Result<Vec<Tracked>, PluginError> {
+) -> Result<Vec<TrackedObject>, PluginError> {
     let mut out = Vec::new();
     let (main, ball): (Vec<Detection>, Vec<Detection>) = match &ball_tracker {
         Some(_) => dets.iter().cloned().partition(|d| d.class_id != BALL_CLASS),
         None => (dets.to_vec(), Vec::new()),
     };
     for t in tracker.update(frame_number, &main)? {
-        out.push(Tracked {
+        out.push(TrackedObject {
             id: ids.get(0, t.id),
             bbox: t.bbox,
             score: t.score,
@@ -90,7 +80,7 @@ pub(super) fn track_frame(
     }
     if let Some(bt) = ball_tracker {
         for t in bt.update(frame_number, &ball)? {
-            out.push(Tracked {
+            out.push(TrackedObject {
                 id: ids.get(1, t.id),
                 bbox: t.bbox,
                 score: t.score,
@@ -101,15 +91,15 @@ pub(super) fn track_frame(
     Ok(out)
 }
 
-fn object_results(objects: &[Tracked]) -> Vec<ObjectResult> {
+fn object_results(objects: &[TrackedObject]) -> Vec<ObjectResult> {
     ordered(objects)
         .into_iter()
         .map(|t| ObjectResult::new(t.id, t.bbox, t.class_id))
         .collect()
 }
 
-fn ordered(objects: &[Tracked]) -> Vec<&Tracked> {
-    let mut o: Vec<&Tracked> = objects.iter().collect();
+fn ordered(objects: &[TrackedObject]) -> Vec<&TrackedObject> {
+    let mut o: Vec<&TrackedObject> = objects.iter().collect();
     // By class, then descending score; ids break ties so output is deterministic.
     o.sort_by(|a, b| {
         a.class_id
@@ -149,14 +139,14 @@ pub(super) fn assemble(processed: &[Processed], total: u64) -> Vec<FrameResult> 
             Some(next) => {
                 let span = (next.frame_number - prev.frame_number) as f32;
                 let t = (f - prev.frame_number) as f32 / span;
-                let objects: Vec<Tracked> = prev
+                let objects: Vec<TrackedObject> = prev
                     .objects
                     .iter()
                     .filter_map(|a| {
                         let b = next.objects.iter().find(|b| b.id == a.id)?;
                         let bbox: [f32; 4] =
                             std::array::from_fn(|k| a.bbox[k] + (b.bbox[k] - a.bbox[k]) * t);
-                        Some(Tracked { bbox, ..a.clone() })
+                        Some(TrackedObject { bbox, ..a.clone() })
                     })
                     .collect();
                 let nearest = if f - prev.frame_number <= next.frame_number - f {
@@ -177,8 +167,8 @@ pub(super) fn assemble(processed: &[Processed], total: u64) -> Vec<FrameResult> 
 mod tests {
     use super::*;
 
-    fn t(id: u64, x: f32, class_id: u32, score: f32) -> Tracked {
-        Tracked {
+    fn t(id: u64, x: f32, class_id: u32, score: f32) -> TrackedObject {
+        TrackedObject {
             id,
             bbox: [x, 0.0, x + 10.0, 10.0],
             score,
@@ -186,7 +176,7 @@ mod tests {
         }
     }
 
-    fn p(frame_number: u64, objects: Vec<Tracked>, k: f32) -> Processed {
+    fn p(frame_number: u64, objects: Vec<TrackedObject>, k: f32) -> Processed {
         Processed {
             frame_number,
             objects,

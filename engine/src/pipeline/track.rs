@@ -132,7 +132,7 @@ pub(super) fn track_batch(
             })?,
             None => players
                 .iter()
-                .map(|d| Tracked {
+                .map(|d| TrackedObject {
                     id: 0,
                     bbox: d.bbox,
                     score: d.score,

@@ -100,7 +100,8 @@ pub struct Detection {
     pub keypoints: Vec<[f32; 3]>,
 }
 
-/// A tracked object as a tracker reports it for one frame.
+/// A tracked object as a tracker reports it for one frame, and as the engine hands out a
+/// processed frame's objects (with ids made response-wide across its trackers).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrackedObject {
     /// Track id, starting at 1 for each video.
