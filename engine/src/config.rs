@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use devices::{DeviceId, DeviceList, MAX_DEVICES};
+pub use crate::device::DeviceId;
+pub use devices::{DeviceList, MAX_DEVICES};
 pub use env::{Env, EnvOverrides, ProcessEnv};
 pub use error::{ConfigError, ConfigSource};
 pub use image_size::{ImageSize, ImageSizeError};

@@ -1,9 +1,13 @@
-//! Device selection: which backend runs the models, and why. Knows nothing of
-//! deployments: the configuration maps a backend to its profile, not the other way.
+//! Devices, in one place: the backends ([`Backend`]), a device of one ([`DeviceId`],
+//! `cuda:1`), what a deployment asks for ([`DeviceRequest`], `auto` included), the probe
+//! that finds them and why a backend was chosen, and the one mapping to where a model runs
+//! ([`DeviceId::model_device`]). Knows nothing of deployments: the configuration maps a
+//! backend to its profile, not the other way.
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use pitchside_models::ModelDevice;
+use serde::{Deserialize, Serialize, Serializer};
 
 /// A backend Pitchside can run models on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -358,6 +362,94 @@ pub fn probe_wgpu() -> ProbeResult {
         }
         Ok(found) => ProbeResult::Found(found),
         Err(why) => ProbeResult::Missing(why),
+    }
+}
+
+impl Backend {
+    /// The model device for this backend's first device; `half` applies where the backend
+    /// supports it (CUDA fp16; LibTorch f16; bf16 operands on the CPU, where it has
+    /// AVX512_BF16).
+    pub fn model_device(self, half: bool) -> ModelDevice {
+        DeviceId::new(self, 0).model_device(half)
+    }
+}
+
+/// One device: a backend and its index (`cuda:1`; `cpu` is `cpu:0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeviceId {
+    pub backend: Backend,
+    pub index: usize,
+}
+
+impl DeviceId {
+    pub fn new(backend: Backend, index: usize) -> DeviceId {
+        DeviceId { backend, index }
+    }
+
+    /// The models crate's device for this one: the one mapping from the engine's devices
+    /// to where a model runs. `half` as [`Backend::model_device`].
+    pub fn model_device(self, half: bool) -> ModelDevice {
+        use pitchside_models::TorchDevice;
+        let torch = |device| ModelDevice::Torch { device, half };
+        match self.backend {
+            Backend::Cuda => ModelDevice::Cuda {
+                half,
+                index: self.index,
+            },
+            Backend::Wgpu => ModelDevice::Wgpu,
+            Backend::Cpu if half => ModelDevice::CpuBf16,
+            Backend::Cpu => ModelDevice::Cpu,
+            Backend::TorchCuda => torch(TorchDevice::Cuda(self.index)),
+            Backend::TorchMps => torch(TorchDevice::Mps),
+            Backend::TorchCpu => torch(TorchDevice::Cpu),
+        }
+    }
+
+    /// Parses `cuda:0`, `cuda` (= `cuda:0`), `wgpu`, `cpu`, and LibTorch's `torch:cuda:N`,
+    /// `torch:cuda`, `torch:mps`, `torch:cpu`.
+    pub fn parse(s: &str) -> Result<DeviceId, String> {
+        let s = s.trim().to_ascii_lowercase();
+        let backend_named = |n: &str| Backend::ALL.into_iter().find(|b| b.as_str() == n);
+        // `torch:cpu` is a name; `cuda:1` and `torch:cuda:1` are a name and an index.
+        let (backend, index) = match (backend_named(&s), s.rsplit_once(':')) {
+            (Some(b), _) => (Some(b), 0),
+            (None, Some((n, i))) if backend_named(n).is_some() => {
+                let index = i.parse::<usize>().map_err(|_| {
+                    format!("`{s}`: the index after `:` must be a number, e.g. {n}:0")
+                })?;
+                (backend_named(n), index)
+            }
+            _ => (None, 0),
+        };
+        let backend = backend.ok_or_else(|| {
+            format!(
+                "`{s}` is not a device: write cuda:N, wgpu, cpu, torch:cuda:N, torch:mps or \
+                 torch:cpu (or `devices: auto`)"
+            )
+        })?;
+        if backend.is_cpu() && index != 0 {
+            return Err(format!(
+                "`{s}`: there is one CPU device, `{backend}`; for several CPU pipelines set \
+                 pipelines_per_device in the profile"
+            ));
+        }
+        Ok(DeviceId { backend, index })
+    }
+}
+
+impl fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.backend.single_device() {
+            f.pad(self.backend.as_str())
+        } else {
+            write!(f, "{}:{}", self.backend, self.index)
+        }
+    }
+}
+
+impl Serialize for DeviceId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 

@@ -158,7 +158,7 @@ impl Resolved {
 fn cache_devices(slots: &[SlotSpec], half: bool) -> Vec<pitchside_models::ModelDevice> {
     let mut out: Vec<pitchside_models::ModelDevice> = Vec::new();
     for s in slots {
-        let d = crate::model_device_on(s.device.backend, half, s.device.index);
+        let d = s.device.model_device(half);
         if d.uses_kernel_cache() && out.is_empty() {
             out.push(d);
         }

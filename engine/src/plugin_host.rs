@@ -71,7 +71,7 @@ pub fn build_detectors_on(
                         },
                         rect: true,
                     },
-                    device: crate::model_device_on(device.backend, p.half, device.index),
+                    device: device.model_device(p.half),
                 };
                 let detector = (builtin.build)(&ctx, &d.params).map_err(|e| match model {
                     Some(_) => err(format!("model `{model_role}`: {e}")),

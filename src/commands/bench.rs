@@ -266,7 +266,7 @@ fn bench_model(model_path: &Path, args: &BenchArgs) -> Result<()> {
     } else {
         // One model, no pipeline: the deployment's `device:` does not apply.
         let backend = choose_backend_without_deployment(args.deployment.device)?;
-        pitchside_engine::model_device(backend, args.half)
+        backend.model_device(args.half)
     };
     let t = std::time::Instant::now();
     let is_arch = model_path

@@ -53,10 +53,7 @@ pub fn run(args: DetectArgs) -> Result<()> {
         .into());
     }
     let backend = choose_backend_without_deployment(args.device)?;
-    let model = YoloModel::load(
-        &args.model,
-        pitchside_engine::model_device(backend, args.half),
-    )?;
+    let model = YoloModel::load(&args.model, backend.model_device(args.half))?;
     let opts = PredictOptions {
         imgsz: args.imgsz.get(),
         nms: NmsOptions {

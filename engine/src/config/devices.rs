@@ -2,74 +2,12 @@
 //! [`crate::pool`]). Absent, one pipeline runs on the selected device; `auto` takes every
 //! device of the selected backend; a list names them (`[cuda:0, cuda:1]`, `[cpu]`).
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::device::Backend;
+use crate::device::DeviceId;
 
 /// At most this many devices in a list: more GPUs than one host holds.
 pub const MAX_DEVICES: usize = 64;
-
-/// One device: a backend and its index (`cuda:1`; `cpu` is `cpu:0`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct DeviceId {
-    pub backend: Backend,
-    pub index: usize,
-}
-
-impl DeviceId {
-    pub fn new(backend: Backend, index: usize) -> DeviceId {
-        DeviceId { backend, index }
-    }
-
-    /// Parses `cuda:0`, `cuda` (= `cuda:0`), `wgpu`, `cpu`, and LibTorch's `torch:cuda:N`,
-    /// `torch:cuda`, `torch:mps`, `torch:cpu`.
-    pub fn parse(s: &str) -> Result<DeviceId, String> {
-        let s = s.trim().to_ascii_lowercase();
-        let backend_named = |n: &str| Backend::ALL.into_iter().find(|b| b.as_str() == n);
-        // `torch:cpu` is a name; `cuda:1` and `torch:cuda:1` are a name and an index.
-        let (backend, index) = match (backend_named(&s), s.rsplit_once(':')) {
-            (Some(b), _) => (Some(b), 0),
-            (None, Some((n, i))) if backend_named(n).is_some() => {
-                let index = i.parse::<usize>().map_err(|_| {
-                    format!("`{s}`: the index after `:` must be a number, e.g. {n}:0")
-                })?;
-                (backend_named(n), index)
-            }
-            _ => (None, 0),
-        };
-        let backend = backend.ok_or_else(|| {
-            format!(
-                "`{s}` is not a device: write cuda:N, wgpu, cpu, torch:cuda:N, torch:mps or \
-                 torch:cpu (or `devices: auto`)"
-            )
-        })?;
-        if backend.is_cpu() && index != 0 {
-            return Err(format!(
-                "`{s}`: there is one CPU device, `{backend}`; for several CPU pipelines set \
-                 pipelines_per_device in the profile"
-            ));
-        }
-        Ok(DeviceId { backend, index })
-    }
-}
-
-impl fmt::Display for DeviceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.backend.single_device() {
-            f.pad(self.backend.as_str())
-        } else {
-            write!(f, "{}:{}", self.backend, self.index)
-        }
-    }
-}
-
-impl Serialize for DeviceId {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
 
 /// The `devices:` value, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +75,7 @@ impl RawDevices {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device::Backend;
 
     fn parse(v: &str) -> Result<DeviceList, String> {
         serde_yaml_ng::from_str::<RawDevices>(v).unwrap().parse()

@@ -55,7 +55,7 @@ impl Pipeline {
         let e = &self.effective;
         let batch = e.profile.batch_size.max(1);
         // Half precision applies where the backend has it (`model_device`): CUDA, LibTorch.
-        let precision = match crate::model_device(e.device, e.profile.half) {
+        let precision = match e.device.model_device(e.profile.half) {
             pitchside_models::ModelDevice::Cuda { half: true, .. }
             | pitchside_models::ModelDevice::Torch { half: true, .. } => "fp16",
             _ => "fp32",
