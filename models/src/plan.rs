@@ -480,7 +480,7 @@ impl C3k2Args {
 }
 
 /// A `from` entry of layer `i`: negative counts back; -1 at layer 0 is the input image.
-fn resolve_from(v: &Value, i: usize) -> Option<Input> {
+pub(crate) fn resolve_from(v: &Value, i: usize) -> Option<Input> {
     let f = v.as_i64()?;
     if f < 0 {
         let j = i as i64 + f;

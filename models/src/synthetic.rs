@@ -273,12 +273,14 @@ pub fn synthetic_checkpoint(
     let count = layers.len();
     for (i, spec) in layers.iter().enumerate() {
         let (spec, module) = crate::plan::layer_spec(spec, i).map_err(bad)?;
+        // `from` read as the plan reads it.
+        let from_layer = |v: &Value| match crate::plan::resolve_from(v, i)? {
+            crate::plan::Input::Image => Some(input),
+            crate::plan::Input::Layer(j) => outs.get(j).copied(),
+        };
         let from: Vec<(usize, Stat, usize)> = match &spec[0] {
-            Value::Array(a) => a
-                .iter()
-                .map(|v| from_layer(v, i, &outs, input))
-                .collect::<Option<_>>(),
-            v => from_layer(v, i, &outs, input).map(|f| vec![f]),
+            Value::Array(a) => a.iter().map(from_layer).collect::<Option<_>>(),
+            v => from_layer(v).map(|f| vec![f]),
         }
         .filter(|f| !f.is_empty())
         .ok_or_else(|| bad(format!("layer {i}: bad `from` {}", spec[0])))?;
@@ -482,22 +484,6 @@ fn arg_bool(args: &[Value], i: usize, default: bool) -> bool {
 
 fn arg_f64(args: &[Value], i: usize, default: f64) -> f64 {
     args.get(i).and_then(Value::as_f64).unwrap_or(default)
-}
-
-/// `from` entries as parse_model reads them: negative counts back from layer `i`, and -1 at
-/// layer 0 is the input image.
-fn from_layer(
-    v: &Value,
-    i: usize,
-    outs: &[(usize, Stat, usize)],
-    input: (usize, Stat, usize),
-) -> Option<(usize, Stat, usize)> {
-    let f = v.as_i64()?;
-    if i == 0 {
-        return (f == -1).then_some(input);
-    }
-    let j = if f < 0 { i as i64 + f } else { f };
-    (0..i as i64).contains(&j).then(|| outs[j as usize])
 }
 
 /// Statistics after the `j`-th (from 0) of SPPF's chained 5x5 max-pools: the mean square
