@@ -7,7 +7,9 @@
 `Pipeline(config, device)` loads a deployment exactly as `pitchside run --config --device`
 does; `run` gives what `pitchside run --out` writes; `frames` streams per-frame results;
 `detect` runs on BGR uint8 numpy frames (as OpenCV gives them); `score` is
-`pitchside score --json`. The engine works with the GIL released.
+`pitchside score --json`; `analyze` is `pitchside analyze` (positions on the pitch in
+metres, per-track distance, top speed and team), and `positions` its objects as numpy
+columns. The engine works with the GIL released.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -46,6 +49,8 @@ __all__ = [
     "Pipeline",
     "ScoreError",
     "VideoError",
+    "analyze",
+    "positions",
     "score",
 ]
 
@@ -217,13 +222,26 @@ class Pipeline:
         out: Optional[PathLike] = None,
         progress: Union[bool, Callable[[int, int], None]] = True,
         challenge_id: str = "local",
+        analytics: Optional[PathLike] = None,
     ) -> Dict[str, Any]:
         """Analyses a video file: the Score Vision answer as a dict, value for value what
         `pitchside run --out` writes (`partial`/`error` when the video ended early). With
         `out`, the JSON is also written there. `progress`: a bar (tqdm where installed), or
         a function called with (frames done, frames in the container). Ctrl-C stops the run
-        at its next batch and raises KeyboardInterrupt."""
+        at its next batch and raises KeyboardInterrupt.
+
+        `analytics`: also write the pitch analytics of the answer there, as
+        `pitchside run --analytics` does (JSON, or CSV when the name ends in .csv, the
+        tracks beside it in NAME-tracks.csv); `analyze(video, answer)` gives them as a dict.
+        If they fail, `out` is written first and the exception carries the answer as
+        `.answer`."""
         video = _path(video, "video")
+        fmt = None
+        if analytics is not None:
+            analytics = _path(analytics, "analytics")
+            fmt = "csv" if _is_csv(analytics) else "json"
+            # Before the run, as the CLI: a run of minutes must not end in an unwritable path.
+            _check_writable(analytics, "analytics")
         bar: Optional[_Bar] = None
         callback: Optional[Callable[[int, int], None]] = None
         if callable(progress):
@@ -232,14 +250,20 @@ class Pipeline:
             bar = _Bar()
             callback = bar
         try:
-            text = self._native.run_json(video, callback, challenge_id)
+            text, analysed, failed = self._native.run_json(video, callback, challenge_id, fmt)
         finally:
             if bar is not None:
                 bar.close()
         if out is not None:
             with open(_path(out, "out"), "w") as f:
                 f.write(text)
-        return json.loads(text)
+        answer = json.loads(text)
+        if failed is not None:
+            failed.answer = answer
+            raise failed
+        if analysed is not None:
+            _write_analytics(analytics, analysed)
+        return answer
 
     def frames(self, video: PathLike) -> FrameStream:
         """Streams the video's processed frames (every `frame_stride`-th source frame) as
@@ -266,10 +290,94 @@ def score(video: PathLike, answer: Union[PathLike, Dict[str, Any], bytes]) -> Di
     """The Score Vision validator's keypoint score of an answer (a dict as `run` returns,
     JSON bytes, or a JSON file) for `video`: every component, as `pitchside score --json`."""
     video = _path(video, "video")
+    return json.loads(_pitchside.score_json(video, **_answer_args(answer)))
+
+
+def _answer_args(answer: Union[PathLike, Dict[str, Any], bytes]) -> Dict[str, Any]:
     if isinstance(answer, dict):
-        text = _pitchside.score_json(video, answer=json.dumps(answer).encode())
-    elif isinstance(answer, (bytes, bytearray)):
-        text = _pitchside.score_json(video, answer=bytes(answer))
-    else:
-        text = _pitchside.score_json(video, answer_path=_path(answer, "answer"))
+        return {"answer": json.dumps(answer).encode()}
+    if isinstance(answer, (bytes, bytearray)):
+        return {"answer": bytes(answer)}
+    return {"answer_path": _path(answer, "answer")}
+
+
+def _is_csv(path: str) -> bool:
+    return os.path.splitext(path)[1].lower() == ".csv"
+
+
+def _check_writable(path: str, what: str) -> None:
+    """Fails when `path` cannot be written; leaves an existing file as it is."""
+    existed = os.path.exists(path)
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as e:
+        raise InputError(f"{what} {path}: cannot write there: {e.strerror}") from None
+    if not existed:
+        os.remove(path)
+
+
+def _tracks_path(path: str) -> str:
+    """`out.csv` -> `out-tracks.csv`, beside it (as the CLI names it)."""
+    stem = os.path.splitext(os.path.basename(path))[0] or "analytics"
+    return os.path.join(os.path.dirname(path), f"{stem}-tracks.csv")
+
+
+def _write_analytics(out: str, analysed: Tuple[str, Optional[str], Any]) -> Dict[str, Any]:
+    text, note, tables = analysed
+    if note:
+        # The CLI logs it as a warning.
+        warnings.warn(note, stacklevel=3)
+    if tables is not None:
+        objects, tracks = tables
+        with open(out, "w") as f:
+            f.write(objects)
+        with open(_tracks_path(out), "w") as f:
+            f.write(tracks)
+    elif out:
+        with open(out, "w") as f:
+            f.write(text)
     return json.loads(text)
+
+
+def analyze(
+    video: PathLike,
+    answer: Union[PathLike, Dict[str, Any], bytes],
+    out: Optional[PathLike] = None,
+) -> Dict[str, Any]:
+    """The pitch analytics of an answer (a dict as `run` returns, JSON bytes, or a JSON
+    file) for `video`, value for value what `pitchside analyze --video --answer --out`
+    writes: per frame its shot, homography (image -> pitch, metres) and every object's
+    ground point on the pitch (`x`, `y`, None off the pitch or without a homography) and
+    team; per track frames, seconds on screen, distance (m), top speed (km/h) and team.
+    The video's pixels are read for the teams (shirt colours). With `out`, also written
+    there (JSON, or CSV when the name ends in .csv, as `--format csv`: the tracks in
+    NAME-tracks.csv). An answer with no pitch in view gives no positions, and a warning
+    says so. `positions(result)` gives the objects as numpy columns."""
+    video = _path(video, "video")
+    target = "" if out is None else _path(out, "out")
+    analysed = _pitchside.analyze_json(video, csv=_is_csv(target), **_answer_args(answer))
+    return _write_analytics(target, analysed)
+
+
+def positions(analytics: Dict[str, Any]) -> Dict[str, np.ndarray]:
+    """The objects of `analyze`'s result as numpy columns, one row per object and frame
+    (the rows of `pitchside analyze --format csv`): `frame_number`, `shot` (int64), `id`
+    (int64 when every id is an integer, else object), `class_id` and `team` (int64, -1 for
+    none), `x`, `y` (float64 metres on the pitch, NaN for none)."""
+    rows = [(f["frame_number"], f["shot"], o) for f in analytics["frames"] for o in f["objects"]]
+    ids = [o["id"] for _, _, o in rows]
+    integral = all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+
+    def num(key: str, none: float, dtype: Any) -> np.ndarray:
+        return np.array([none if o[key] is None else o[key] for _, _, o in rows], dtype=dtype).reshape(len(rows))
+
+    return {
+        "frame_number": np.array([r[0] for r in rows], dtype=np.int64).reshape(len(rows)),
+        "shot": np.array([r[1] for r in rows], dtype=np.int64).reshape(len(rows)),
+        "id": np.array(ids, dtype=np.int64 if integral else object).reshape(len(rows)),
+        "class_id": num("class_id", -1, np.float64).astype(np.int64),
+        "x": num("x", np.nan, np.float64),
+        "y": num("y", np.nan, np.float64),
+        "team": num("team", -1, np.int64),
+    }

@@ -24,7 +24,7 @@ class ModelError(Error):
 
 
 class ScoreError(Error):
-    """The answer given to `score` cannot be scored."""
+    """The answer given to `score` or `analyze` cannot be read, scored or analysed."""
 
 
 class InputError(Error, ValueError):

@@ -1,6 +1,7 @@
 # The native module (Rust, PyO3). The public API is `pitchside` (`__init__.py`), which
 # wraps these; they are typed here for editors and type checkers.
 from os import PathLike
+from pathlib import Path
 from typing import Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -16,6 +17,10 @@ _FrameTuple = Tuple[
     npt.NDArray[np.int64],  # track ids (N,)
     npt.NDArray[np.float32],  # keypoints (K, 2)
 ]
+
+# The analytics' JSON text, the note said when they are empty, the CSV tables (objects,
+# tracks) when asked for.
+_Analysed = Tuple[str, Optional[str], Optional[Tuple[str, str]]]
 
 class Pipeline:
     device: str
@@ -33,7 +38,8 @@ class Pipeline:
         video: Union[str, PathLike[str]],
         progress: Optional[Callable[[int, int], None]] = None,
         challenge_id: str = "local",
-    ) -> str: ...
+        analytics: Optional[str] = None,
+    ) -> Tuple[str, Optional[_Analysed], Optional[BaseException]]: ...
     def frames(self, video: Union[str, PathLike[str]]) -> FrameStream: ...
     def detect(
         self, images: Sequence[npt.NDArray[np.uint8]], track: bool = True, fps: float = 30.0
@@ -50,3 +56,13 @@ def score_json(
     answer: Optional[bytes] = None,
     answer_path: Optional[Union[str, PathLike[str]]] = None,
 ) -> str: ...
+
+def analyze_json(
+    video: Union[str, PathLike[str]],
+    answer: Optional[bytes] = None,
+    answer_path: Optional[Union[str, PathLike[str]]] = None,
+    csv: bool = False,
+) -> _Analysed: ...
+
+# The score crate's synthetic test clip and answers, for the package's tests.
+def _render_synthetic(dir: Union[str, PathLike[str]]) -> list[Path]: ...

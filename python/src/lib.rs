@@ -234,14 +234,31 @@ impl PyPipeline {
     /// Runs a video file; the response as `pitchside run` writes it (JSON text).
     /// `progress(done, total)` is called after each batch. Ctrl-C (SIGINT) stops the run at
     /// its next batch and raises `KeyboardInterrupt`.
-    #[pyo3(signature = (video, progress=None, challenge_id="local".to_owned()))]
+    /// With `analytics`, also the pitch analytics of the response (as `pitchside run
+    /// --analytics`: the CSV tables too when `analytics` is `"csv"`), computed on the video
+    /// the run read; returned beside the response, or the error that stopped them (the
+    /// response is not lost to it).
+    #[pyo3(signature = (video, progress=None, challenge_id="local".to_owned(), analytics=None))]
     fn run_json(
         &self,
         py: Python<'_>,
         video: PathBuf,
         progress: Option<Py<PyAny>>,
         challenge_id: String,
-    ) -> PyResult<String> {
+        analytics: Option<String>,
+    ) -> PyResult<(String, Option<Analysed>, Option<Py<PyAny>>)> {
+        let analytics = match analytics.as_deref() {
+            None => None,
+            Some("json") => Some(false),
+            Some("csv") => Some(true),
+            Some(other) => {
+                return Err(Failure::new(
+                    Kind::Input,
+                    format!("analytics format {other:?}: expected \"json\" or \"csv\""),
+                )
+                .into());
+            }
+        };
         self.check_free()?;
         let cancel = AtomicBool::new(false);
         // The first Python exception raised in the callback (KeyboardInterrupt, or the
@@ -263,7 +280,8 @@ impl PyPipeline {
             })
         };
         let state = &self.state;
-        let result = py.detach(|| -> Result<String, Failure> {
+        type Ran = (String, Option<Result<Analysed, Failure>>);
+        let result = py.detach(|| -> Result<Ran, Failure> {
             let admitted = self.admit(&video)?;
             let opts = RunOptions {
                 challenge_id,
@@ -272,13 +290,22 @@ impl PyPipeline {
                 ..Default::default()
             };
             let (response, _) = lock(state).engine.run(&admitted, &opts)?;
-            serde_json::to_string(&response)
-                .map_err(|e| Failure::new(Kind::Run, format!("serialising the response: {e}")))
+            let json = serde_json::to_string(&response)
+                .map_err(|e| Failure::new(Kind::Run, format!("serialising the response: {e}")))?;
+            // As `run --analytics` (`commands::analyze::of_response`): the response's JSON,
+            // analysed with the video's pixels.
+            let analysed = analytics.map(|csv| analytics_of(admitted.path(), json.as_bytes(), csv));
+            Ok((json, analysed))
         });
         if let Some(e) = raised.into_inner().unwrap_or_else(|p| p.into_inner()) {
             return Err(e);
         }
-        Ok(result?)
+        let (json, analysed) = result?;
+        Ok(match analysed {
+            None => (json, None, None),
+            Some(Ok(a)) => (json, Some(a), None),
+            Some(Err(f)) => (json, None, Some(PyErr::from(f).into_value(py).into_any())),
+        })
     }
 
     /// Streams a video's processed frames as they are tracked (a bounded queue: the engine
@@ -629,22 +656,13 @@ fn score_json(
     answer: Option<Vec<u8>>,
     answer_path: Option<PathBuf>,
 ) -> PyResult<String> {
-    use pitchside_score::ScoreError;
     let result = py.detach(|| -> Result<String, Failure> {
-        let failed = |e: ScoreError| {
-            let kind = match e {
-                ScoreError::Video(_) => Kind::Video,
-                _ => Kind::Score,
-            };
-            Failure::new(kind, report(&e))
-        };
         let score = match (answer, answer_path) {
             (Some(json), None) => {
-                let evidence =
-                    pitchside_score::VideoEvidence::from_video(&video).map_err(failed)?;
-                pitchside_score::score_answer_json(&evidence, &json, None).map_err(failed)?
+                let evidence = pitchside_score::VideoEvidence::from_video(&video)?;
+                pitchside_score::score_answer_json(&evidence, &json, None)?
             }
-            (None, Some(path)) => pitchside_score::score_answer(&video, &path).map_err(failed)?,
+            (None, Some(path)) => pitchside_score::score_answer(&video, &path)?,
             _ => {
                 return Err(Failure::new(
                     Kind::Input,
@@ -658,11 +676,94 @@ fn score_json(
     Ok(result?)
 }
 
+impl From<pitchside_score::ScoreError> for Failure {
+    fn from(e: pitchside_score::ScoreError) -> Failure {
+        let kind = match e {
+            pitchside_score::ScoreError::Video(_) => Kind::Video,
+            _ => Kind::Score,
+        };
+        Failure::new(kind, report(&e))
+    }
+}
+
+/// The pitch analytics: their JSON text (what `pitchside analyze` writes), the note said
+/// when they are empty (no frame with a homography), and the two CSV tables (objects,
+/// tracks) when asked for.
+type Analysed = (String, Option<String>, Option<(String, String)>);
+
+/// `pitchside analyze` (`commands::analyze::write`): the video's size and rate from its
+/// container, the answer analysed with the video's pixels (the teams).
+fn analytics_of(video: &Path, answer: &[u8], csv: bool) -> Result<Analysed, Failure> {
+    use pitchside_score::analytics::{VideoInfo, analyze_answer};
+    let info = VideoInfo::probe(video)?;
+    let a = analyze_answer(answer, info, Some(video))?;
+    let json = serde_json::to_string(&a)
+        .map_err(|e| Failure::new(Kind::Score, format!("serialising the analytics: {e}")))?;
+    let tables = csv.then(|| (a.objects_csv(), a.tracks_csv()));
+    Ok((json, a.note, tables))
+}
+
+/// The pitch analytics of an answer for a video, as `pitchside analyze` writes them; the
+/// answer is JSON text, or a file (read first, as the CLI reads it).
+#[pyfunction]
+#[pyo3(signature = (video, answer=None, answer_path=None, csv=false))]
+fn analyze_json(
+    py: Python<'_>,
+    video: PathBuf,
+    answer: Option<Vec<u8>>,
+    answer_path: Option<PathBuf>,
+    csv: bool,
+) -> PyResult<Analysed> {
+    let result = py.detach(|| -> Result<Analysed, Failure> {
+        let json = match (answer, answer_path) {
+            (Some(json), None) => json,
+            // The CLI's message (`reading PATH: why`).
+            (None, Some(path)) => std::fs::read(&path).map_err(|e| {
+                Failure::new(Kind::Score, format!("reading {}: {e}", path.display()))
+            })?,
+            _ => {
+                return Err(Failure::new(
+                    Kind::Input,
+                    "give the answer as JSON text or as a file, one of the two",
+                ));
+            }
+        };
+        analytics_of(&video, &json, csv)
+    });
+    Ok(result?)
+}
+
+/// The score crate's synthetic test clip and its answers, written into `dir` as its
+/// `render_synthetic` example writes them (`synthetic.mkv`, `<answer>.json`); the paths
+/// written. For the package's tests (`python/tests`), which compare `analyze` with the CLI
+/// on a clip with a pitch in view: the example itself would need a build of its own.
+#[pyfunction]
+fn _render_synthetic(py: Python<'_>, dir: PathBuf) -> PyResult<Vec<PathBuf>> {
+    let result = py.detach(|| -> Result<Vec<PathBuf>, Failure> {
+        let io = |p: &Path, e: std::io::Error| {
+            Failure::new(Kind::Run, format!("writing {}: {e}", p.display()))
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        let video = dir.join("synthetic.mkv");
+        let truth = pitchside_score::synthetic::render(&video)?;
+        let mut written = vec![video];
+        for (name, answer) in pitchside_score::synthetic::answers(&truth) {
+            let path = dir.join(format!("{name}.json"));
+            std::fs::write(&path, answer.to_string()).map_err(|e| io(&path, e))?;
+            written.push(path);
+        }
+        Ok(written)
+    });
+    Ok(result?)
+}
+
 #[pymodule]
 fn _pitchside(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyPipeline>()?;
     m.add_class::<FrameStream>()?;
     m.add_function(wrap_pyfunction!(score_json, m)?)?;
+    m.add_function(wrap_pyfunction!(analyze_json, m)?)?;
+    m.add_function(wrap_pyfunction!(_render_synthetic, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

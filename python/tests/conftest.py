@@ -161,3 +161,19 @@ def thread_names() -> List[str]:
         except FileNotFoundError:  # ended meanwhile
             pass
     return sorted(names)
+
+
+
+@pytest.fixture(scope="session")
+def synthetic(tmp_path_factory) -> pathlib.Path:
+    """The score crate's synthetic clip (a broadcast-like pitch whose players' true
+    positions are known, a cut at frame 48) and its test answers, as its
+    `render_synthetic` example writes them (through the native module: the example binary
+    would need a build of its own): a folder with synthetic.mkv and <answer>.json (exact,
+    noisy, partial, all_zero, ...)."""
+    from pitchside import _pitchside
+
+    d = tmp_path_factory.mktemp("synthetic")
+    written = _pitchside._render_synthetic(str(d))
+    assert d / "synthetic.mkv" in map(pathlib.Path, written) and (d / "exact.json").is_file()
+    return d
