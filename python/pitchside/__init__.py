@@ -5,7 +5,7 @@
     print(len(answer["frames"]), answer["frames"][0]["objects"][:3])
 
 `Pipeline(config, device)` loads a deployment exactly as `pitchside run --config --device`
-does; `run` gives what `pitchside run --out` writes; `frames` streams per-frame results;
+does; `run` gives what `pitchside run --out` writes (a file or an http(s) URL); `frames` streams per-frame results;
 `detect` runs on BGR uint8 numpy frames (as OpenCV gives them); `score` is
 `pitchside score --json`; `analyze` is `pitchside analyze` (positions on the pitch in
 metres, per-track distance, top speed and team), and `positions` its objects as numpy
@@ -28,6 +28,7 @@ from ._errors import (
     BusyError,
     ConfigError,
     DeviceError,
+    DownloadError,
     Error,
     InputError,
     ModelError,
@@ -41,6 +42,7 @@ __all__ = [
     "BusyError",
     "ConfigError",
     "DeviceError",
+    "DownloadError",
     "Error",
     "Frame",
     "FrameStream",
@@ -224,8 +226,11 @@ class Pipeline:
         challenge_id: str = "local",
         analytics: Optional[PathLike] = None,
     ) -> Dict[str, Any]:
-        """Analyses a video file: the Score Vision answer as a dict, value for value what
-        `pitchside run --out` writes (`partial`/`error` when the video ended early). With
+        """Analyses a video file or http(s) URL: the Score Vision answer as a dict, value
+        for value what `pitchside run --out` writes (`partial`/`error` when the video ended
+        early). A URL is downloaded as `pitchside run URL` does (the deployment's
+        `service.download` limits, into `service.temp_dir` or the system's, the file removed
+        afterwards; Ctrl-C stops the download too; a failure raises DownloadError). With
         `out`, the JSON is also written there. `progress`: a bar (tqdm where installed), or
         a function called with (frames done, frames in the container). Ctrl-C stops the run
         at its next batch and raises KeyboardInterrupt.

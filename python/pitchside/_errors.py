@@ -19,6 +19,10 @@ class VideoError(Error):
     """The video is missing, not a video, undecodable, or beyond the profile's bounds."""
 
 
+class DownloadError(VideoError):
+    """A video URL could not be fetched; the message names the URL (and the HTTP status)."""
+
+
 class ModelError(Error):
     """A model or plugin could not be loaded, or failed on frames."""
 

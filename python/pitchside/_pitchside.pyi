@@ -35,7 +35,7 @@ class Pipeline:
     ) -> None: ...
     def run_json(
         self,
-        video: Union[str, PathLike[str]],
+        video: str,
         progress: Optional[Callable[[int, int], None]] = None,
         challenge_id: str = "local",
         analytics: Optional[str] = None,

@@ -15,12 +15,13 @@ use numpy::{
     PyUntypedArrayMethods,
 };
 use pitchside_engine::admission::{self, AdmissionError, AdmittedVideo};
-use pitchside_engine::config::Profile;
+use pitchside_engine::config::{Deployment, Profile};
 use pitchside_engine::device::DeviceRequest;
 use pitchside_engine::load::{self, LoadError, Slots};
 use pitchside_engine::pipeline::{
     Pipeline as Engine, PipelineError, Processed, RunOptions, Tracking,
 };
+use pitchside_fetch::{DownloadError, Downloaded, Downloader, Source, SourceError};
 use pitchside_plugin::{FrameRef, PixelFormat};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -32,6 +33,8 @@ enum Kind {
     Config,
     Device,
     Video,
+    /// A video URL that could not be fetched (a `VideoError` too).
+    Download,
     Model,
     Input,
     Score,
@@ -46,6 +49,7 @@ impl Kind {
             Kind::Config => "ConfigError",
             Kind::Device => "DeviceError",
             Kind::Video => "VideoError",
+            Kind::Download => "DownloadError",
             Kind::Model => "ModelError",
             Kind::Input => "InputError",
             Kind::Score => "ScoreError",
@@ -137,6 +141,18 @@ impl From<AdmissionError> for Failure {
     }
 }
 
+impl From<DownloadError> for Failure {
+    fn from(e: DownloadError) -> Failure {
+        Failure::new(Kind::Download, report(&e))
+    }
+}
+
+impl From<SourceError> for Failure {
+    fn from(e: SourceError) -> Failure {
+        Failure::new(Kind::Input, report(&e))
+    }
+}
+
 /// What a pipeline object owns: the loaded engine, and the tracks `detect` continues.
 struct State {
     engine: Engine,
@@ -158,6 +174,8 @@ struct PyPipeline {
     /// Set while a `frames()` stream holds the engine.
     streaming: Arc<AtomicBool>,
     profile: Profile,
+    /// For `run` on a URL: the deployment's `service.download` settings and `temp_dir`.
+    deployment: Deployment,
     #[pyo3(get)]
     device: String,
     #[pyo3(get)]
@@ -185,6 +203,45 @@ impl PyPipeline {
     fn admit(&self, video: &Path) -> Result<AdmittedVideo, Failure> {
         Ok(admission::admit(&self.profile, video)?)
     }
+
+    /// Downloads `url` as `pitchside run URL` does (`Downloader::for_local_use`: the
+    /// deployment's `service.download` settings and `service.temp_dir`, private addresses
+    /// allowed), with the GIL released. Ctrl-C stops it (the unfinished file is removed)
+    /// and raises `KeyboardInterrupt`.
+    fn download(&self, py: Python<'_>, url: &str) -> PyResult<Downloaded> {
+        let downloader =
+            py.detach(|| Downloader::for_local_use(&self.deployment).map_err(Failure::from))?;
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let fetch = std::thread::Builder::new()
+                .name("pitchside-download".into())
+                .spawn_scoped(s, || downloader.fetch_blocking(url, &stop))
+                .map_err(|e| Failure::new(Kind::Run, format!("cannot start a thread: {e}")))?;
+            // Python sees a signal only on this thread, between its own calls: looked at
+            // every 50 ms while the download runs.
+            let mut interrupted = None;
+            while !fetch.is_finished() {
+                py.detach(|| std::thread::sleep(Duration::from_millis(50)));
+                if let Err(e) = py.check_signals() {
+                    stop.store(true, Ordering::SeqCst);
+                    interrupted = Some(e);
+                    break;
+                }
+            }
+            let result = py
+                .detach(|| fetch.join())
+                .map_err(|_| Failure::new(Kind::Run, format!("{url}: the download panicked")))?;
+            match (result, interrupted) {
+                // An unfinished download dropped here removes its file.
+                (_, Some(e)) => Err(e),
+                (Ok(Some(d)), None) => Ok(d),
+                (Ok(None), None) => {
+                    Err(Failure::new(Kind::Run, format!("{url}: the download was stopped")).into())
+                }
+                (Err(e), None) => Err(Failure::from(e).into()),
+            }
+        })
+    }
 }
 
 #[pymethods]
@@ -198,14 +255,17 @@ impl PyPipeline {
                     .map_err(|m| Failure::new(Kind::Input, format!("device {m}")))
             })
             .transpose()?;
-        let engine = py.detach(|| -> Result<Engine, Failure> {
-            load::resolve(config.as_deref(), device)?
-                .load(Slots::One)?
-                .into_pipeline()
-                .ok_or_else(|| Failure::new(Kind::Model, "one slot loaded more than one pipeline"))
+        let (engine, deployment) = py.detach(|| -> Result<(Engine, Deployment), Failure> {
+            let resolved = load::resolve(config.as_deref(), device)?;
+            let deployment = resolved.deployment.clone();
+            let engine = resolved.load(Slots::One)?.into_pipeline().ok_or_else(|| {
+                Failure::new(Kind::Model, "one slot loaded more than one pipeline")
+            })?;
+            Ok((engine, deployment))
         })?;
         let effective = engine.effective();
         Ok(PyPipeline {
+            deployment,
             profile: effective.profile.clone(),
             device: effective.device.to_string(),
             profile_name: effective.profile_name.to_string(),
@@ -231,7 +291,8 @@ impl PyPipeline {
         self.profile.frame_stride.max(1)
     }
 
-    /// Runs a video file; the response as `pitchside run` writes it (JSON text).
+    /// Runs a video file or http(s) URL; the response as `pitchside run` writes it (JSON
+    /// text).
     /// `progress(done, total)` is called after each batch. Ctrl-C (SIGINT) stops the run at
     /// its next batch and raises `KeyboardInterrupt`.
     /// With `analytics`, also the pitch analytics of the response (as `pitchside run
@@ -242,7 +303,7 @@ impl PyPipeline {
     fn run_json(
         &self,
         py: Python<'_>,
-        video: PathBuf,
+        video: String,
         progress: Option<Py<PyAny>>,
         challenge_id: String,
         analytics: Option<String>,
@@ -260,6 +321,16 @@ impl PyPipeline {
             }
         };
         self.check_free()?;
+        // A file or an http(s) URL, as `pitchside run` tells them apart. A downloaded video
+        // is kept until the end of the run (and its analytics): dropping it deletes the file.
+        let (download, url) = match Source::parse(&video).map_err(Failure::from)? {
+            Source::File(_) => (None, None),
+            Source::Url(url) => (Some(self.download(py, &url)?), Some(url)),
+        };
+        let video = match &download {
+            Some(d) => d.file.path().to_path_buf(),
+            None => PathBuf::from(&video),
+        };
         let cancel = AtomicBool::new(false);
         // The first Python exception raised in the callback (KeyboardInterrupt, or the
         // progress function's own): the run stops, and it is raised.
@@ -282,7 +353,13 @@ impl PyPipeline {
         let state = &self.state;
         type Ran = (String, Option<Result<Analysed, Failure>>);
         let result = py.detach(|| -> Result<Ran, Failure> {
-            let admitted = self.admit(&video)?;
+            let admitted = match &url {
+                None => self.admit(&video)?,
+                // As `run` and `serve` say it: the URL, not the temporary file's name.
+                Some(url) => admission::admit(&self.profile, &video).map_err(|e| {
+                    Failure::new(Kind::Video, format!("{url}: {}", e.without_path()))
+                })?,
+            };
             let opts = RunOptions {
                 challenge_id,
                 cancel: Some(&cancel),
@@ -297,6 +374,7 @@ impl PyPipeline {
             let analysed = analytics.map(|csv| analytics_of(admitted.path(), json.as_bytes(), csv));
             Ok((json, analysed))
         });
+        drop(download);
         if let Some(e) = raised.into_inner().unwrap_or_else(|p| p.into_inner()) {
             return Err(e);
         }

@@ -122,6 +122,14 @@ def small_yaml(tmp_path_factory) -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
+def small_cli_answer(small_yaml, tmp_path_factory) -> Dict:
+    """`pitchside run --config small-exact.yaml --out` on vtest.avi."""
+    out = tmp_path_factory.mktemp("cli") / "small-exact.json"
+    run_cli("run", "--config", str(small_yaml), "--out", str(out), str(VTEST))
+    return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="session")
 def vtest_frames() -> List[np.ndarray]:
     """Every frame of vtest.avi, BGR uint8, as the system's OpenCV decodes it: through the
     system FFmpeg (the libraries the engine and the system OpenCV both use; the engine's

@@ -3,13 +3,10 @@ across calls, supervision, and every kind of wrong input refused with a clear me
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
 import pitchside
-from conftest import VTEST, run_cli
 from test_frames import rounded
 
 
@@ -18,10 +15,8 @@ def small(small_yaml):
     return pitchside.Pipeline(small_yaml)
 
 
-def test_detect_on_decoded_frames_gives_the_boxes_of_an_exact_run(small, small_yaml, vtest_frames, tmp_path):
-    out = tmp_path / "exact.json"
-    run_cli("run", "--config", str(small_yaml), "--out", str(out), str(VTEST))
-    answer = json.loads(out.read_text())
+def test_detect_on_decoded_frames_gives_the_boxes_of_an_exact_run(small, small_cli_answer, vtest_frames):
+    answer = small_cli_answer
     small.reset_tracking()
     results = []
     # Calls of several sizes (not multiples of the batch): the tracks go on across them.
