@@ -15,7 +15,7 @@ from typing import Dict
 import pytest
 
 import pitchside
-from conftest import VTEST, without_time
+from conftest import VTEST, cli_error, without_time
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -67,11 +67,11 @@ def temp_pipeline(small_yaml, tmp_path_factory):
     downloads = d / "downloads"
     yaml = d / "small-url.yaml"
     yaml.write_text(small_yaml.read_text() + f"service:\n  temp_dir: {downloads}\n")
-    return pitchside.Pipeline(yaml), downloads
+    return pitchside.Pipeline(yaml), downloads, yaml
 
 
 def test_run_on_a_url_equals_run_on_the_file_and_removes_the_download(temp_pipeline, server, small_cli_answer):
-    pipeline, downloads = temp_pipeline
+    pipeline, downloads, _ = temp_pipeline
     by_url = pipeline.run(f"{server}/vtest.avi", progress=False)
     # `run` on the file with these settings (the CLI's, which `run` equals: test_run.py).
     assert without_time(by_url) == without_time(small_cli_answer)
@@ -80,30 +80,33 @@ def test_run_on_a_url_equals_run_on_the_file_and_removes_the_download(temp_pipel
 
 
 def test_a_404_raises_naming_the_url_and_the_status(temp_pipeline, server):
-    pipeline, downloads = temp_pipeline
+    pipeline, downloads, yaml = temp_pipeline
     url = f"{server}/absent.avi"
     with pytest.raises(pitchside.DownloadError) as e:
         pipeline.run(url, progress=False)
     assert url in str(e.value) and "404" in str(e.value), str(e.value)
+    assert str(e.value) == cli_error("run", "--config", str(yaml), url)
     assert isinstance(e.value, pitchside.VideoError)
     assert list(downloads.iterdir()) == []
 
 
 def test_other_schemes_and_a_url_that_is_not_a_video(temp_pipeline, server, tmp_path):
-    pipeline, downloads = temp_pipeline
-    with pytest.raises(pitchside.InputError, match="ftp://x/a.avi is a URL"):
+    pipeline, downloads, yaml = temp_pipeline
+    with pytest.raises(pitchside.InputError, match="ftp://x/a.avi is a URL") as e:
         pipeline.run("ftp://x/a.avi", progress=False)
+    assert str(e.value) == cli_error("run", "ftp://x/a.avi")
     # Served, but not a video: the URL in the message, not the temporary file's name.
     _Handler.routes["/text.avi"] = pathlib.Path(__file__)
     with pytest.raises(pitchside.VideoError) as e:
         pipeline.run(f"{server}/text.avi", progress=False)
     assert str(e.value).startswith(f"{server}/text.avi: "), str(e.value)
     assert "pitchside-" not in str(e.value)
+    assert str(e.value) == cli_error("run", "--config", str(yaml), f"{server}/text.avi")
     assert list(downloads.iterdir()) == []
 
 
 def test_ctrl_c_during_the_download_stops_it_and_removes_the_file(temp_pipeline, server):
-    pipeline, downloads = temp_pipeline
+    pipeline, downloads, _ = temp_pipeline
     seen = []
 
     def interrupt() -> None:
