@@ -224,7 +224,6 @@ class Pipeline:
         out: Optional[PathLike] = None,
         progress: Union[bool, Callable[[int, int], None]] = True,
         challenge_id: str = "local",
-        analytics: Optional[PathLike] = None,
     ) -> Dict[str, Any]:
         """Analyses a video file or http(s) URL: the Score Vision answer as a dict, value
         for value what `pitchside run --out` writes (`partial`/`error` when the video ended
@@ -233,20 +232,9 @@ class Pipeline:
         afterwards; Ctrl-C stops the download too; a failure raises DownloadError). With
         `out`, the JSON is also written there. `progress`: a bar (tqdm where installed), or
         a function called with (frames done, frames in the container). Ctrl-C stops the run
-        at its next batch and raises KeyboardInterrupt.
-
-        `analytics`: also write the pitch analytics of the answer there, as
-        `pitchside run --analytics` does (JSON, or CSV when the name ends in .csv, the
-        tracks beside it in NAME-tracks.csv); `analyze(video, answer)` gives them as a dict.
-        If they fail, `out` is written first and the exception carries the answer as
-        `.answer`."""
+        at its next batch and raises KeyboardInterrupt. `analyze(video, answer)` gives the
+        answer's pitch analytics."""
         video = _path(video, "video")
-        fmt = None
-        if analytics is not None:
-            analytics = _path(analytics, "analytics")
-            fmt = "csv" if _is_csv(analytics) else "json"
-            # Before the run, as the CLI: a run of minutes must not end in an unwritable path.
-            _check_writable(analytics, "analytics")
         bar: Optional[_Bar] = None
         callback: Optional[Callable[[int, int], None]] = None
         if callable(progress):
@@ -255,20 +243,14 @@ class Pipeline:
             bar = _Bar()
             callback = bar
         try:
-            text, analysed, failed = self._native.run_json(video, callback, challenge_id, fmt)
+            text = self._native.run_json(video, callback, challenge_id)
         finally:
             if bar is not None:
                 bar.close()
         if out is not None:
             with open(_path(out, "out"), "w") as f:
                 f.write(text)
-        answer = json.loads(text)
-        if failed is not None:
-            failed.answer = answer
-            raise failed
-        if analysed is not None:
-            _write_analytics(analytics, analysed)
-        return answer
+        return json.loads(text)
 
     def frames(self, video: PathLike) -> FrameStream:
         """Streams the video's processed frames (every `frame_stride`-th source frame) as
@@ -308,18 +290,6 @@ def _answer_args(answer: Union[PathLike, Dict[str, Any], bytes]) -> Dict[str, An
 
 def _is_csv(path: str) -> bool:
     return os.path.splitext(path)[1].lower() == ".csv"
-
-
-def _check_writable(path: str, what: str) -> None:
-    """Fails when `path` cannot be written; leaves an existing file as it is."""
-    existed = os.path.exists(path)
-    try:
-        with open(path, "a"):
-            pass
-    except OSError as e:
-        raise InputError(f"{what} {path}: cannot write there: {e.strerror}") from None
-    if not existed:
-        os.remove(path)
 
 
 def _tracks_path(path: str) -> str:

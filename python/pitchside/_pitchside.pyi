@@ -38,8 +38,7 @@ class Pipeline:
         video: str,
         progress: Optional[Callable[[int, int], None]] = None,
         challenge_id: str = "local",
-        analytics: Optional[str] = None,
-    ) -> Tuple[str, Optional[_Analysed], Optional[BaseException]]: ...
+    ) -> str: ...
     def frames(self, video: Union[str, PathLike[str]]) -> FrameStream: ...
     def detect(
         self, images: Sequence[npt.NDArray[np.uint8]], track: bool = True, fps: float = 30.0

@@ -295,34 +295,17 @@ impl PyPipeline {
     /// text).
     /// `progress(done, total)` is called after each batch. Ctrl-C (SIGINT) stops the run at
     /// its next batch and raises `KeyboardInterrupt`.
-    /// With `analytics`, also the pitch analytics of the response (as `pitchside run
-    /// --analytics`: the CSV tables too when `analytics` is `"csv"`), computed on the video
-    /// the run read; returned beside the response, or the error that stopped them (the
-    /// response is not lost to it).
-    #[pyo3(signature = (video, progress=None, challenge_id="local".to_owned(), analytics=None))]
+    #[pyo3(signature = (video, progress=None, challenge_id="local".to_owned()))]
     fn run_json(
         &self,
         py: Python<'_>,
         video: String,
         progress: Option<Py<PyAny>>,
         challenge_id: String,
-        analytics: Option<String>,
-    ) -> PyResult<(String, Option<Analysed>, Option<Py<PyAny>>)> {
-        let analytics = match analytics.as_deref() {
-            None => None,
-            Some("json") => Some(false),
-            Some("csv") => Some(true),
-            Some(other) => {
-                return Err(Failure::new(
-                    Kind::Input,
-                    format!("analytics format {other:?}: expected \"json\" or \"csv\""),
-                )
-                .into());
-            }
-        };
+    ) -> PyResult<String> {
         self.check_free()?;
         // A file or an http(s) URL, as `pitchside run` tells them apart. A downloaded video
-        // is kept until the end of the run (and its analytics): dropping it deletes the file.
+        // is kept until the end of the run: dropping it deletes the file.
         let (download, url) = match Source::parse(&video).map_err(Failure::from)? {
             Source::File(_) => (None, None),
             Source::Url(url) => (Some(self.download(py, &url)?), Some(url)),
@@ -351,8 +334,7 @@ impl PyPipeline {
             })
         };
         let state = &self.state;
-        type Ran = (String, Option<Result<Analysed, Failure>>);
-        let result = py.detach(|| -> Result<Ran, Failure> {
+        let result = py.detach(|| -> Result<String, Failure> {
             let admitted = match &url {
                 None => self.admit(&video)?,
                 // As `run` and `serve` say it: the URL, not the temporary file's name.
@@ -367,23 +349,14 @@ impl PyPipeline {
                 ..Default::default()
             };
             let (response, _) = lock(state).engine.run(&admitted, &opts)?;
-            let json = serde_json::to_string(&response)
-                .map_err(|e| Failure::new(Kind::Run, format!("serialising the response: {e}")))?;
-            // As `run --analytics` (`commands::analyze::of_response`): the response's JSON,
-            // analysed with the video's pixels.
-            let analysed = analytics.map(|csv| analytics_of(admitted.path(), json.as_bytes(), csv));
-            Ok((json, analysed))
+            serde_json::to_string(&response)
+                .map_err(|e| Failure::new(Kind::Run, format!("serialising the response: {e}")))
         });
         drop(download);
         if let Some(e) = raised.into_inner().unwrap_or_else(|p| p.into_inner()) {
             return Err(e);
         }
-        let (json, analysed) = result?;
-        Ok(match analysed {
-            None => (json, None, None),
-            Some(Ok(a)) => (json, Some(a), None),
-            Some(Err(f)) => (json, None, Some(PyErr::from(f).into_value(py).into_any())),
-        })
+        Ok(result?)
     }
 
     /// Streams a video's processed frames as they are tracked (a bounded queue: the engine
@@ -769,12 +742,12 @@ impl From<pitchside_score::ScoreError> for Failure {
 /// tracks) when asked for.
 type Analysed = (String, Option<String>, Option<(String, String)>);
 
-/// `pitchside analyze` (`commands::analyze::write`): the video's size and rate from its
+/// `pitchside analyze` (`commands::analyze::compute`): the video's size and rate from its
 /// container, the answer analysed with the video's pixels (the teams).
 fn analytics_of(video: &Path, answer: &[u8], csv: bool) -> Result<Analysed, Failure> {
-    use pitchside_score::analytics::{VideoInfo, analyze_answer};
+    use pitchside_score::analytics::{Shirts, VideoInfo, analyze_answer};
     let info = VideoInfo::probe(video)?;
-    let a = analyze_answer(answer, info, Some(video))?;
+    let a = analyze_answer(answer, info, Shirts::Video(video))?;
     let json = serde_json::to_string(&a)
         .map_err(|e| Failure::new(Kind::Score, format!("serialising the analytics: {e}")))?;
     let tables = csv.then(|| (a.objects_csv(), a.tracks_csv()));

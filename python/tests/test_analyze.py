@@ -1,6 +1,6 @@
 """`pitchside.analyze` (the pitch analytics of an answer) against `pitchside analyze`, on the
 score crate's synthetic clip, whose pitch is in view in every frame and whose players wear
-two teams' shirts; `run(analytics=)` against `run --analytics`."""
+two teams' shirts."""
 
 from __future__ import annotations
 
@@ -101,26 +101,8 @@ def test_a_bad_answer_or_video_raises_with_the_cli_message(synthetic, tmp_path):
     assert not (tmp_path / "o.json").exists()
 
 
-def test_run_analytics_writes_what_run_analytics_writes(small_yaml, short_clip, tmp_path):
-    cli = tmp_path / "cli"
-    cli.mkdir()
-    run_cli(
-        "run", "--config", str(small_yaml), "--out", str(cli / "a.json"),
-        "--analytics", str(cli / "an.json"), str(short_clip),
-    )
-    pipeline = pitchside.Pipeline(small_yaml)
-    with pytest.warns(UserWarning, match="no pitch in view"):  # vtest is a street
-        answer = pipeline.run(short_clip, progress=False, analytics=tmp_path / "an.json")
-    assert json.loads((tmp_path / "an.json").read_text()) == json.loads((cli / "an.json").read_text())
-    assert json.loads((tmp_path / "an.json").read_text()) == pitchside.analyze(short_clip, answer)
-    written = json.loads((tmp_path / "an.json").read_text())
-    assert len(written["frames"]) == 40 and written["frames_with_homography"] == 0
-    assert all(o["x"] is None for f in written["frames"] for o in f["objects"])
-    # CSV by the name, as the CLI.
-    with pytest.warns(UserWarning):
-        pipeline.run(short_clip, progress=False, analytics=tmp_path / "an.csv")
-    assert (tmp_path / "an.csv").read_text().startswith("frame_number,shot,id,class_id,x_m,y_m,team\n")
-    assert (tmp_path / "an-tracks.csv").is_file()
-    # An unwritable path fails before the run.
-    with pytest.raises(pitchside.InputError, match="nowhere"):
-        pipeline.run(short_clip, progress=False, analytics=tmp_path / "nowhere" / "an.json")
+def test_no_pitch_in_view_warns_as_the_cli_and_gives_no_positions(synthetic):
+    with pytest.warns(UserWarning, match="no pitch in view"):
+        a = pitchside.analyze(synthetic / "synthetic.mkv", synthetic / "all_zero.json")
+    assert a["frames_with_homography"] == 0
+    assert all(o["x"] is None for f in a["frames"] for o in f["objects"])
