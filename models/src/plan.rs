@@ -274,18 +274,24 @@ fn build(ck: &mut Checkpoint) -> Result<Plan, ModelError> {
             }
         }
         let p = format!("{i}");
-        let (op, c_out) = match module {
-            "Conv" => {
-                let s = args.get(2).and_then(Value::as_u64).unwrap_or(1) as usize;
+        let layer = Layer::parse(module, &args).ok_or_else(|| ModelError::UnsupportedModule {
+            path: path.clone(),
+            layer: i,
+            module: module.to_string(),
+        })?;
+        let (op, c_out) = match layer {
+            Layer::Conv { s, .. } => {
                 let c = loader.conv(&p, c1, s, true)?;
                 (Op::Conv(c), loader.c_out(c))
             }
-            "C2f" | "C3k2" => {
-                let c2f_shortcut = if module == "C2f" {
-                    args.get(1).and_then(Value::as_bool).unwrap_or(false)
-                } else {
-                    C3k2Args::parse(&args).shortcut
-                };
+            Layer::C2f {
+                shortcut: c2f_shortcut,
+                ..
+            }
+            | Layer::C3k2(C3k2Args {
+                shortcut: c2f_shortcut,
+                ..
+            }) => {
                 let cv1 = loader.conv(&format!("{p}.cv1"), c1, 1, true)?;
                 let c = loader.c_out(cv1) / 2;
                 let mut m = Vec::new();
@@ -307,10 +313,9 @@ fn build(ck: &mut Checkpoint) -> Result<Plan, ModelError> {
                 let cv2 = loader.conv(&format!("{p}.cv2"), c * (2 + n), 1, true)?;
                 (Op::C2f(C2f { cv1, cv2, m, c }), loader.c_out(cv2))
             }
-            "SPPF" => {
-                let k = args.get(1).and_then(Value::as_u64).unwrap_or(5) as usize;
-                let reps = args.get(2).and_then(Value::as_u64).unwrap_or(3) as usize;
-                let shortcut = args.get(3).and_then(Value::as_bool).unwrap_or(false);
+            Layer::Sppf {
+                k, reps, shortcut, ..
+            } => {
                 let cv1 = loader.conv(&format!("{p}.cv1"), c1, 1, true)?;
                 let cv2 =
                     loader.conv(&format!("{p}.cv2"), loader.c_out(cv1) * (reps + 1), 1, true)?;
@@ -327,7 +332,7 @@ fn build(ck: &mut Checkpoint) -> Result<Plan, ModelError> {
                     co,
                 )
             }
-            "C2PSA" => {
+            Layer::C2psa { .. } => {
                 let cv1 = loader.conv(&format!("{p}.cv1"), c1, 1, true)?;
                 let c = loader.c_out(cv1) / 2;
                 let mut m = Vec::new();
@@ -337,8 +342,7 @@ fn build(ck: &mut Checkpoint) -> Result<Plan, ModelError> {
                 let cv2 = loader.conv(&format!("{p}.cv2"), 2 * c, 1, true)?;
                 (Op::C2psa(C2psa { cv1, cv2, m, c }), loader.c_out(cv2))
             }
-            "Concat" => {
-                let dim = args.first().and_then(Value::as_i64).unwrap_or(1);
+            Layer::Concat { dim } => {
                 if dim != 1 {
                     return Err(bad(format!(
                         "layer {i}: Concat over dim {dim} is not supported"
@@ -346,9 +350,7 @@ fn build(ck: &mut Checkpoint) -> Result<Plan, ModelError> {
                 }
                 (Op::Concat, inputs.iter().map(|&j| c_in_of(j)).sum())
             }
-            "Upsample" => {
-                let f = args.get(1).and_then(Value::as_f64).unwrap_or(2.0);
-                let mode = args.get(2).and_then(Value::as_str).unwrap_or("nearest");
+            Layer::Upsample { scale: f, mode } => {
                 if f.fract() != 0.0 || f < 1.0 || mode != "nearest" {
                     return Err(bad(format!(
                         "layer {i}: Upsample scale {f} mode {mode} is not supported (integer nearest only)"
@@ -356,22 +358,15 @@ fn build(ck: &mut Checkpoint) -> Result<Plan, ModelError> {
                 }
                 (Op::Upsample(f as usize), c1)
             }
-            "Detect" | "Pose" => {
+            Layer::Head { pose, .. } => {
                 if i + 1 != count {
                     return Err(bad(format!("layer {i}: the head must be the last layer")));
                 }
                 let chs: Vec<usize> = inputs.iter().map(|&j| c_in_of(j)).collect();
-                let head = loader.head(&p, &chs, module == "Pose", &arch)?;
+                let head = loader.head(&p, &chs, pose, &arch)?;
                 task = head.task;
                 num_classes = head.nc;
                 (Op::Head(head), 0)
-            }
-            other => {
-                return Err(ModelError::UnsupportedModule {
-                    path: path.clone(),
-                    layer: i,
-                    module: other.to_string(),
-                });
             }
         };
         ch.push(c_out);
@@ -436,6 +431,129 @@ pub(crate) fn scaled_repeats(repeats: i64, depth: f64) -> usize {
     }
 }
 
+/// One layer's module with its arguments, read by position as ultralytics' `parse_model`
+/// passes them (the architecture lists them from `c2` on; parse_model inserts `c1` and,
+/// for repeated blocks, `n`). The one place a module name is dispatched: the plan (which
+/// takes the tensors of a checkpoint) and [`crate::synthetic`] (which makes them) both
+/// match on this.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Layer {
+    /// `Conv(c1, c2, k=1, s=1, p=None, g=1, d=1, act=True)`.
+    Conv {
+        k: usize,
+        s: usize,
+        groups: usize,
+        dilation: usize,
+        act: bool,
+    },
+    /// `C2f(c1, c2, n, shortcut=False, g=1, e=0.5)`: Bottlenecks with e = 1.
+    C2f {
+        shortcut: bool,
+        groups: usize,
+        e: f64,
+    },
+    C3k2(C3k2Args),
+    /// `SPPF(c1, c2, k=5, n=3, shortcut=False)`; YOLO26's rows (more than `[c2, k]`) leave
+    /// cv1 linear.
+    Sppf {
+        k: usize,
+        reps: usize,
+        shortcut: bool,
+        cv1_act: bool,
+    },
+    /// `C2PSA(c1, c2, n, e=0.5)`.
+    C2psa {
+        e: f64,
+    },
+    Concat {
+        dim: i64,
+    },
+    /// `nn.Upsample(None, scale_factor, mode)`.
+    Upsample {
+        scale: f64,
+        mode: String,
+    },
+    /// `Detect(nc, ...)` / `Pose(nc, kpt_shape, ...)`: the head, read from the checkpoint
+    /// (the plan) or from these (`nc`, `kpt_shape` as `[keypoints, dims]`).
+    Head {
+        pose: bool,
+        nc: Option<usize>,
+        kpt_shape: Option<(usize, usize)>,
+    },
+}
+
+impl Layer {
+    /// `None` for a module Pitchside does not run.
+    pub(crate) fn parse(module: &str, args: &[Value]) -> Option<Layer> {
+        let count = |i: usize, default: usize| {
+            args.get(i)
+                .and_then(Value::as_u64)
+                .map_or(default, |v| v as usize)
+        };
+        let number =
+            |i: usize, default: f64| args.get(i).and_then(Value::as_f64).unwrap_or(default);
+        Some(match module {
+            "Conv" => Layer::Conv {
+                k: count(1, 1),
+                s: count(2, 1),
+                groups: count(4, 1),
+                dilation: count(5, 1),
+                act: args.get(6).and_then(Value::as_bool).unwrap_or(true),
+            },
+            "C2f" => Layer::C2f {
+                shortcut: flag(args, 1, false),
+                groups: count(2, 1),
+                e: number(3, 0.5),
+            },
+            "C3k2" => Layer::C3k2(C3k2Args::parse(args)),
+            "SPPF" => Layer::Sppf {
+                k: count(1, 5),
+                reps: count(2, 3),
+                shortcut: flag(args, 3, false),
+                cv1_act: args.len() <= 2,
+            },
+            "C2PSA" => Layer::C2psa { e: number(1, 0.5) },
+            "Concat" => Layer::Concat {
+                dim: args.first().and_then(Value::as_i64).unwrap_or(1),
+            },
+            "Upsample" => Layer::Upsample {
+                scale: number(1, 2.0),
+                mode: args
+                    .get(2)
+                    .and_then(Value::as_str)
+                    .unwrap_or("nearest")
+                    .to_string(),
+            },
+            "Detect" | "Pose" => Layer::Head {
+                pose: module == "Pose",
+                nc: args.first().and_then(Value::as_u64).map(|n| n as usize),
+                kpt_shape: args.get(1).and_then(Value::as_array).and_then(|a| {
+                    Some((a.first()?.as_u64()? as usize, a.get(1)?.as_u64()? as usize))
+                }),
+            },
+            _ => return None,
+        })
+    }
+
+    /// Whether `parse_model` repeats the block inside the module (`n` inner blocks) rather
+    /// than stacking `n` copies of it.
+    pub(crate) fn repeats_inside(&self) -> bool {
+        matches!(
+            self,
+            Layer::C2f { .. } | Layer::C3k2(_) | Layer::C2psa { .. }
+        )
+    }
+}
+
+/// A flag argument, with Python's truthiness for 0/1.
+fn flag(args: &[Value], i: usize, default: bool) -> bool {
+    match args.get(i) {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_f64() != Some(0.0),
+        _ => default,
+    }
+}
+
 /// C3k2's arguments as the architecture lists them (from `c2` on), in either of
 /// ultralytics' layouts: 8.3's `C3k2(c1, c2, n, c3k=False, e=0.5, g=1, shortcut=True)` and
 /// 8.4's, which inserts `attn=False` before `g`. The plan and [`crate::synthetic`] both read
@@ -451,12 +569,7 @@ pub(crate) struct C3k2Args {
 
 impl C3k2Args {
     pub(crate) fn parse(args: &[Value]) -> C3k2Args {
-        // Python truthiness for flags written as 0/1.
-        let flag = |i: usize, default: bool| match args.get(i) {
-            Some(Value::Bool(b)) => *b,
-            Some(Value::Number(n)) => n.as_f64() != Some(0.0),
-            _ => default,
-        };
+        let flag = |i: usize, default: bool| flag(args, i, default);
         let count = |i: usize| {
             args.get(i)
                 .and_then(Value::as_u64)

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::ModelError;
 use crate::checkpoint::Checkpoint;
+use crate::plan::Layer;
 
 /// ultralytics' `initialize_weights` sets every BatchNorm's eps to this.
 const BN_EPS: f64 = 1e-3;
@@ -270,6 +271,7 @@ pub fn synthetic_checkpoint(
     let mut legacy = true;
     let mut pose = false;
     let mut head_classes = nc;
+    let mut head_seen = false;
     let count = layers.len();
     for (i, spec) in layers.iter().enumerate() {
         let (spec, module) = crate::plan::layer_spec(spec, i).map_err(bad)?;
@@ -317,19 +319,22 @@ pub fn synthetic_checkpoint(
                 .ok_or_else(|| bad(format!("layer {i} ({module}): no output channels")))?;
             Ok(((c.min(max_channels) * width) / 8.0).ceil() as usize * 8)
         };
-        if n > 1 && !matches!(module, "C2f" | "C3k2" | "C2PSA") {
+        let layer = Layer::parse(module, &args).ok_or_else(|| unsupported(module))?;
+        if n > 1 && !layer.repeats_inside() {
             // ultralytics would stack `n` copies in a Sequential; `Plan::take_from` has none.
             return Err(unsupported(&format!("{module} x{n}")));
         }
         g.class(&p, module);
-        let out = match module {
-            "Conv" => {
+        let out = match layer {
+            Layer::Conv {
+                k,
+                s,
+                groups,
+                dilation,
+                act,
+            } => {
                 let c2 = c2()?;
-                let k = arg_usize(&args, 1, 1);
-                let s = arg_usize(&args, 2, 1);
-                let groups = arg_usize(&args, 4, 1);
-                let act = args.get(6).and_then(Value::as_bool).unwrap_or(true);
-                if arg_usize(&args, 5, 1) != 1 {
+                if dilation != 1 {
                     return Err(unsupported("Conv with dilation"));
                 }
                 (
@@ -338,89 +343,87 @@ pub fn synthetic_checkpoint(
                     stride * s,
                 )
             }
-            "C2f" | "C3k2" => {
+            Layer::C2f {
+                shortcut,
+                groups,
+                e,
+            } => {
                 let c2 = c2()?;
-                let (inner, shortcut, groups, e) = if module == "C2f" {
-                    // C2f(c1, c2, n, shortcut=False, g=1, e=0.5): Bottlenecks with e=1.0.
-                    let shortcut = arg_bool(&args, 1, false);
-                    let groups = arg_usize(&args, 2, 1);
-                    let e = arg_f64(&args, 3, 0.5);
-                    (Inner::Bottleneck { e: 1.0 }, shortcut, groups, e)
-                } else {
-                    // Both of ultralytics' layouts, read as the plan reads them; parse_model
-                    // forces c3k for the m/l/x scales.
-                    legacy = false;
-                    let a = crate::plan::C3k2Args::parse(&args);
-                    if a.attn {
-                        return Err(unsupported("C3k2 with attention"));
-                    }
-                    let c3k = matches!(scale.as_deref(), Some("m" | "l" | "x")) || a.c3k;
-                    let inner = if c3k {
-                        Inner::C3k
-                    } else {
-                        Inner::Bottleneck { e: 0.5 }
-                    };
-                    (inner, a.shortcut, a.groups, a.e)
-                };
+                let inner = Inner::Bottleneck { e: 1.0 };
                 (
                     c2,
                     g.c2f(&p, c1, c2, n, shortcut, groups, e, inner, xs),
                     stride,
                 )
             }
-            "SPPF" => {
+            Layer::C3k2(a) => {
+                // parse_model forces c3k for the m/l/x scales.
+                legacy = false;
+                if a.attn {
+                    return Err(unsupported("C3k2 with attention"));
+                }
                 let c2 = c2()?;
-                let k = arg_usize(&args, 1, 5);
-                let reps = arg_usize(&args, 2, 3);
-                let shortcut = arg_bool(&args, 3, false);
+                let inner = if matches!(scale.as_deref(), Some("m" | "l" | "x")) || a.c3k {
+                    Inner::C3k
+                } else {
+                    Inner::Bottleneck { e: 0.5 }
+                };
+                (
+                    c2,
+                    g.c2f(&p, c1, c2, n, a.shortcut, a.groups, a.e, inner, xs),
+                    stride,
+                )
+            }
+            Layer::Sppf {
+                k,
+                reps,
+                shortcut,
+                cv1_act,
+            } => {
+                let c2 = c2()?;
                 if k % 2 != 1 {
                     return Err(bad(format!("layer {i}: SPPF kernel {k} must be odd")));
                 }
-                // YOLO26's SPPF leaves cv1 linear; older rows (`[c2, k]`) keep the activation.
-                let cv1_act = args.len() <= 2;
                 (c2, g.sppf(&p, c1, c2, reps, shortcut, cv1_act, xs), stride)
             }
-            "C2PSA" => {
+            Layer::C2psa { e } => {
                 let c2 = c2()?;
                 if c2 != c1 {
                     return Err(bad(format!(
                         "layer {i}: C2PSA needs c1 == c2, has {c1} and {c2}"
                     )));
                 }
-                let e = arg_f64(&args, 1, 0.5);
                 (c2, g.c2psa(&p, c1, n, e, xs), stride)
             }
-            "Concat" => {
-                if args.first().and_then(Value::as_i64).unwrap_or(1) != 1 {
+            Layer::Concat { dim } => {
+                if dim != 1 {
                     return Err(unsupported("Concat over a dim other than 1"));
                 }
                 let parts: Vec<(usize, Stat)> = from.iter().map(|f| (f.0, f.1)).collect();
                 (parts.iter().map(|p| p.0).sum(), Stat::cat(&parts), stride)
             }
-            "Upsample" => {
-                let f = args.get(1).and_then(Value::as_f64).unwrap_or(2.0);
+            Layer::Upsample { scale: f, .. } => {
                 if f.fract() != 0.0 || f < 1.0 || stride % f as usize != 0 {
                     return Err(unsupported(&format!("Upsample by {f}")));
                 }
                 (c1, xs, stride / f as usize)
             }
-            "Detect" | "Pose" => {
+            Layer::Head {
+                pose: is_pose,
+                nc: head_nc,
+                kpt_shape,
+            } => {
                 if i + 1 != count {
                     return Err(bad(format!("layer {i}: the head must be the last layer")));
                 }
-                let head_nc = args.first().and_then(Value::as_u64).unwrap_or(nc as u64) as usize;
+                let head_nc = head_nc.unwrap_or(nc);
                 head_classes = head_nc;
-                let kpt = if module == "Pose" {
+                head_seen = true;
+                let kpt = if is_pose {
                     pose = true;
-                    let ks = args
-                        .get(1)
-                        .and_then(Value::as_array)
-                        .and_then(|a| {
-                            Some((a.first()?.as_u64()? as usize, a.get(1)?.as_u64()? as usize))
-                        })
-                        .ok_or_else(|| {
-                            bad(format!("layer {i}: Pose needs kpt_shape [keypoints, dims]"))
-                        })?;
+                    let ks = kpt_shape.ok_or_else(|| {
+                        bad(format!("layer {i}: Pose needs kpt_shape [keypoints, dims]"))
+                    })?;
                     Some(ks.0 * ks.1)
                 } else {
                     None
@@ -435,14 +438,11 @@ pub fn synthetic_checkpoint(
                 g.head(&p, &from, &head);
                 (0, LINEAR, stride)
             }
-            other => return Err(unsupported(other)),
         };
         outs.push(out);
     }
-    if !matches!(
-        layers.last().and_then(|l| l.get(2)).and_then(Value::as_str),
-        Some("Detect" | "Pose")
-    ) {
+    // The head is accepted as the last layer only.
+    if !head_seen {
         return Err(bad(
             "the architecture does not end with a Detect or Pose head".into(),
         ));
@@ -466,24 +466,6 @@ pub fn synthetic_checkpoint(
 
 fn num(obj: &serde_json::Map<String, Value>, key: &str) -> f64 {
     obj.get(key).and_then(Value::as_f64).unwrap_or(1.0)
-}
-
-fn arg_usize(args: &[Value], i: usize, default: usize) -> usize {
-    args.get(i)
-        .and_then(Value::as_u64)
-        .map_or(default, |v| v as usize)
-}
-
-fn arg_bool(args: &[Value], i: usize, default: bool) -> bool {
-    match args.get(i) {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::Number(n)) => n.as_f64() != Some(0.0),
-        _ => default,
-    }
-}
-
-fn arg_f64(args: &[Value], i: usize, default: f64) -> f64 {
-    args.get(i).and_then(Value::as_f64).unwrap_or(default)
 }
 
 /// Statistics after the `j`-th (from 0) of SPPF's chained 5x5 max-pools: the mean square
