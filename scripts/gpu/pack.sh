@@ -50,7 +50,7 @@ if [[ "${TORCH:-0}" == 1 || "${TORCH_ONLY:-0}" == 1 ]]; then
   strip -o .gpu/pitchside-torch "$PITCHSIDE_TORCH_BIN"
   bash scripts/make-clip.sh
   mkdir -p .gpu/pipeline-sv .gpu/tools
-  cp assets/clip-1080p.mp4 .gpu/pipeline-sv/clip.mp4
+  cp assets/clip-1080p25.mp4 .gpu/pipeline-sv/clip.mp4
   # Score Vision's heads on ultralytics' YOLOv8 architectures, random weights (the names
   # line goes: a random-weight model names its classes class0..class3).
   sed -e 's/^nc: .*/nc: 4/' models/archs/yolov8.yaml > .gpu/pipeline-sv/yolov8x-sv.yaml
