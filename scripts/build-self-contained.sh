@@ -49,7 +49,7 @@ ldd "$BIN" || true
 # Anything but glibc's own libraries (and the vDSO) means it is not self-contained; the
 # torch build may also need LibTorch's (and what they need: its CUDA wheels' libraries, the
 # C++ runtime, OpenMP), which every PyTorch install has.
-allowed='linux-vdso\.so|/lib64/ld-linux-x86-64\.so|ld-linux-x86-64\.so|libc\.so|libm\.so|libgcc_s\.so|libpthread\.so|libdl\.so|librt\.so'
+allowed='linux-vdso\.so|/lib64/ld-linux-x86-64\.so|ld-linux-x86-64\.so|libc\.so|libm\.so|libgcc_s\.so|libpthread\.so|libdl\.so|librt\.so|libutil\.so'
 [[ "$BACKEND" == torch ]] && allowed="$allowed|libtorch.*\.so|libc10.*\.so|libstdc\+\+\.so|libgomp.*\.so"
 extra="$(ldd "$BIN" | grep -v "${TORCH_LIB:-/nonexistent}/" | grep -v "$HOME/.cache/pitchside/torch-venv/" \
   | awk '{print $1}' | grep -vE "^($allowed)" || true)"

@@ -23,12 +23,12 @@ if [[ -f "$PREFIX/lib/libavcodec.a" && "${FORCE:-0}" != 1 ]]; then
   exit 0
 fi
 
+SUDO=""; [[ "$(id -u)" != 0 ]] && SUDO="sudo"
 need=()
 for p in dpkg-dev nasm libffmpeg-nvenc-dev zlib1g-dev pkg-config make; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if ((${#need[@]})); then
-  SUDO=""; [[ "$(id -u)" != 0 ]] && SUDO="sudo"
   echo "installing ${need[*]}"
   flock /tmp/apt.lock $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
@@ -47,6 +47,15 @@ ATOMIC_A="$(cc -print-file-name=libatomic.a)"
 mkdir -p "$SRC_ROOT"
 SRC="$(find "$SRC_ROOT" -maxdepth 1 -type d -name 'ffmpeg-[0-9]*' | sort | tail -1)"
 if [[ -z "$SRC" ]]; then
+  # apt-get source needs a deb-src entry: where the system has none, one for the same
+  # mirror as its deb entries (Debian's deb822 debian.sources), then one `apt-get update`.
+  if ! grep -rqsE '^(deb-src|Types:.*deb-src)' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    deb822=/etc/apt/sources.list.d/debian.sources
+    [[ -f $deb822 ]] || { echo "build-static-ffmpeg: no deb-src entry, and no $deb822 to copy one from: add a deb-src line for your mirror" >&2; exit 1; }
+    echo "adding deb-src entries (from $deb822) to /etc/apt/sources.list.d/pitchside-src.sources"
+    sed -n 's/^Types: deb$/Types: deb-src/; p' "$deb822" | $SUDO tee /etc/apt/sources.list.d/pitchside-src.sources >/dev/null
+    flock /tmp/apt.lock $SUDO apt-get update -qq
+  fi
   # apt-get source takes no dpkg lock, but shares apt's lists with other users of apt.
   (cd "$SRC_ROOT" && flock /tmp/apt.lock apt-get source ffmpeg)
   SRC="$(find "$SRC_ROOT" -maxdepth 1 -type d -name 'ffmpeg-[0-9]*' | sort | tail -1)"
