@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use pitchside_engine::config::{EnvOverrides, ProcessEnv};
-use pitchside_engine::device::{Backend, DeviceRequest};
+use pitchside_engine::device::{DeviceId, DeviceRequest};
 use pitchside_engine::pipeline::Pipeline;
 
 /// `--config` and `--device`, flattened into every command that runs a deployment.
@@ -14,7 +14,9 @@ pub struct DeploymentArgs {
     /// Deployment YAML (default: the embedded configs/default.yaml).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// auto | cuda | wgpu | cpu | torch:cuda | torch:mps | torch:cpu (also PITCHSIDE_DEVICE).
+    /// auto | cuda | cuda:N | wgpu | cpu | torch:cuda | torch:cuda:N | torch:mps | torch:cpu
+    /// (also PITCHSIDE_DEVICE). A numbered GPU (`cuda:1`) is the one device a run uses,
+    /// and a pool's too, in place of the deployment's `devices:`.
     #[arg(long)]
     pub device: Option<DeviceRequest>,
 }
@@ -41,18 +43,10 @@ pub fn load_pipeline(resolved: Resolved) -> Result<Pipeline> {
         .context("one slot loads one pipeline")
 }
 
-/// The device to run on: `cli`, else `PITCHSIDE_DEVICE`, else `fallback`; logged once.
-pub fn choose_backend(
-    cli: Option<DeviceRequest>,
-    env: &EnvOverrides,
-    fallback: DeviceRequest,
-) -> Result<Backend> {
-    Ok(pitchside_engine::load::choose_backend(cli, env, fallback)?)
-}
-
 /// For commands that run a model without a deployment (`detect`, `bench --model`):
-/// `--device`, else `PITCHSIDE_DEVICE`, else `auto`.
-pub fn choose_backend_without_deployment(cli: Option<DeviceRequest>) -> Result<Backend> {
+/// `--device`, else `PITCHSIDE_DEVICE`, else `auto`; logged once.
+pub fn choose_device_without_deployment(cli: Option<DeviceRequest>) -> Result<DeviceId> {
     let env = EnvOverrides::read(&ProcessEnv)?;
-    choose_backend(cli, &env, DeviceRequest::default())
+    let request = cli.or(env.device).unwrap_or_default();
+    Ok(pitchside_engine::load::choose_device(request)?)
 }

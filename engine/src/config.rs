@@ -148,6 +148,16 @@ impl Deployment {
             .devices
             .map(|d| d.parse().map_err(|m| invalid(&["devices"], m)))
             .transpose()?;
+        if let (Some(one), Some(_)) = (raw.device.device(), &devices) {
+            return Err(invalid(
+                &["device"],
+                format!(
+                    "device: {one} names one device, and devices: lists the pool's: write \
+                     `device: {}` with the list, or leave `devices:` out",
+                    one.backend
+                ),
+            ));
+        }
         let mut profiles = BTreeMap::new();
         for (name, patch) in raw.profiles {
             let key = name.as_str();

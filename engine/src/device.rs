@@ -99,72 +99,83 @@ impl fmt::Display for Backend {
 }
 
 /// What the user asked for (`--device`, `PITCHSIDE_DEVICE`, or `device:` in YAML): `auto`,
-/// or one backend.
+/// a backend (`cuda`, `torch:cpu`: its first device, or every device a pool's
+/// `devices: auto` finds), or one numbered GPU (`cuda:1`, `torch:cuda:1`), which a single
+/// pipeline and a pool without `devices:` run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceRequest {
     #[default]
     Auto,
-    Cuda,
-    Wgpu,
-    Cpu,
-    TorchCuda,
-    TorchMps,
-    TorchCpu,
+    Backend(Backend),
+    Device(DeviceId),
 }
 
 /// The names `--device` and `device:` take, for messages.
-pub const DEVICE_NAMES: &str = "auto, cuda, wgpu, cpu, torch:cuda, torch:mps, torch:cpu";
+pub const DEVICE_NAMES: &str =
+    "auto, cuda, cuda:N, wgpu, cpu, torch:cuda, torch:cuda:N, torch:mps, torch:cpu";
 
 impl DeviceRequest {
     /// The backend asked for; `None` for `auto`.
     pub fn backend(self) -> Option<Backend> {
         match self {
             DeviceRequest::Auto => None,
-            DeviceRequest::Cuda => Some(Backend::Cuda),
-            DeviceRequest::Wgpu => Some(Backend::Wgpu),
-            DeviceRequest::Cpu => Some(Backend::Cpu),
-            DeviceRequest::TorchCuda => Some(Backend::TorchCuda),
-            DeviceRequest::TorchMps => Some(Backend::TorchMps),
-            DeviceRequest::TorchCpu => Some(Backend::TorchCpu),
+            DeviceRequest::Backend(b) => Some(b),
+            DeviceRequest::Device(id) => Some(id.backend),
         }
     }
 
-    pub fn parse(s: &str) -> Option<DeviceRequest> {
-        let s = s.trim().to_ascii_lowercase();
-        [
-            DeviceRequest::Auto,
-            DeviceRequest::Cuda,
-            DeviceRequest::Wgpu,
-            DeviceRequest::Cpu,
-            DeviceRequest::TorchCuda,
-            DeviceRequest::TorchMps,
-            DeviceRequest::TorchCpu,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == s)
+    /// The numbered device asked for, if one was.
+    pub fn device(self) -> Option<DeviceId> {
+        match self {
+            DeviceRequest::Device(id) => Some(id),
+            _ => None,
+        }
     }
 
-    pub fn as_str(self) -> &'static str {
-        self.backend().map_or("auto", Backend::as_str)
+    /// `auto`, a backend's name, or a device (`cuda:1`; `cuda:0` is kept as written, not
+    /// read as `cuda`, so that it is said back as it was asked).
+    pub fn parse(s: &str) -> Option<DeviceRequest> {
+        let t = s.trim().to_ascii_lowercase();
+        if t == "auto" {
+            return Some(DeviceRequest::Auto);
+        }
+        if let Some(b) = Backend::ALL.into_iter().find(|b| b.as_str() == t) {
+            return Some(DeviceRequest::Backend(b));
+        }
+        DeviceId::parse(&t).ok().map(DeviceRequest::Device)
     }
 }
 
 impl std::str::FromStr for DeviceRequest {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        DeviceRequest::parse(s).ok_or_else(|| format!("`{s}` is not one of {DEVICE_NAMES}"))
+        if let Some(r) = DeviceRequest::parse(s) {
+            return Ok(r);
+        }
+        // A known name with a bad index says what is wrong with it (`cpu:1`, `cuda:x`).
+        let t = s.trim().to_ascii_lowercase();
+        match t.rsplit_once(':') {
+            Some((n, _)) if Backend::ALL.iter().any(|b| b.as_str() == n) => {
+                Err(DeviceId::parse(&t).map_or_else(|e| e, |_| String::new()))
+            }
+            _ => Err(format!("`{s}` is not one of {DEVICE_NAMES}")),
+        }
     }
 }
 
 impl fmt::Display for DeviceRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
+        match self {
+            DeviceRequest::Auto => f.pad("auto"),
+            DeviceRequest::Backend(b) => f.pad(b.as_str()),
+            DeviceRequest::Device(id) => f.pad(&format!("{}:{}", id.backend, id.index)),
+        }
     }
 }
 
 impl Serialize for DeviceRequest {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
+        s.collect_str(self)
     }
 }
 
@@ -237,6 +248,8 @@ pub trait DeviceProbe {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceSelection {
     pub backend: Backend,
+    /// The device a single pipeline runs on: the one asked for (`cuda:1`), else the first.
+    pub device: DeviceId,
     pub reason: String,
 }
 
@@ -249,6 +262,16 @@ pub enum DeviceError {
     NotCompiled(Backend),
     #[error("device `{backend}` was requested but none is available: {why}")]
     Unavailable { backend: Backend, why: String },
+    #[error(
+        "device `{device}` was requested but there are {} {} device(s): {}",
+        found.len(),
+        device.backend,
+        found.join(", ")
+    )]
+    NoSuchDevice {
+        device: DeviceId,
+        found: Vec<String>,
+    },
 }
 
 /// Picks the backend: an explicit request must be honoured or fail clearly; `auto` takes
@@ -259,22 +282,37 @@ pub fn select_device(
     compiled: CompiledBackends,
     probe: &dyn DeviceProbe,
 ) -> Result<DeviceSelection, DeviceError> {
+    let chosen = |backend: Backend, reason: String| DeviceSelection {
+        backend,
+        device: request
+            .device()
+            .unwrap_or_else(|| DeviceId::new(backend, 0)),
+        reason,
+    };
     let explicit = |backend: Backend| -> Result<DeviceSelection, DeviceError> {
         if !compiled.has(backend) {
             return Err(DeviceError::NotCompiled(backend));
         }
         if backend == Backend::Cpu {
             // The NHWC executor needs nothing beyond the binary.
-            return Ok(DeviceSelection {
-                backend,
-                reason: "requested explicitly".into(),
-            });
+            return Ok(chosen(backend, "requested explicitly".into()));
         }
         match probe.probe(backend) {
-            ProbeResult::Found(names) => Ok(DeviceSelection {
-                backend,
-                reason: format!("requested explicitly; found {}", names.join(", ")),
-            }),
+            ProbeResult::Found(names) => {
+                // A numbered GPU must be one the driver has: said here, before any load.
+                if let Some(id) = request.device()
+                    && id.index >= names.len()
+                {
+                    return Err(DeviceError::NoSuchDevice {
+                        device: id,
+                        found: names,
+                    });
+                }
+                Ok(chosen(
+                    backend,
+                    format!("requested explicitly; found {}", names.join(", ")),
+                ))
+            }
             ProbeResult::Missing(why) => Err(DeviceError::Unavailable { backend, why }),
         }
     };
@@ -291,10 +329,7 @@ pub fn select_device(
                 match probe.probe(backend) {
                     ProbeResult::Found(names) => {
                         notes.push(format!("{backend} found {}", names.join(", ")));
-                        return Ok(DeviceSelection {
-                            backend,
-                            reason: format!("auto: {}", notes.join("; ")),
-                        });
+                        return Ok(chosen(backend, format!("auto: {}", notes.join("; "))));
                     }
                     ProbeResult::Missing(why) => notes.push(format!("{backend}: {why}")),
                 }
@@ -302,10 +337,10 @@ pub fn select_device(
             if !compiled.cpu {
                 return Err(DeviceError::NotCompiled(Backend::Cpu));
             }
-            Ok(DeviceSelection {
-                backend: Backend::Cpu,
-                reason: format!("auto: {}; using cpu", notes.join("; ")),
-            })
+            Ok(chosen(
+                Backend::Cpu,
+                format!("auto: {}; using cpu", notes.join("; ")),
+            ))
         }
     }
 }
@@ -433,6 +468,11 @@ impl DeviceId {
                  pipelines_per_device in the profile"
             ));
         }
+        if !backend.is_cuda() && index != 0 {
+            return Err(format!(
+                "`{s}`: {backend} runs on its default device only; write `{backend}`"
+            ));
+        }
         Ok(DeviceId { backend, index })
     }
 }
@@ -538,25 +578,30 @@ mod tests {
             cuda: false,
             wgpu: false,
         };
-        let err = select_device(DeviceRequest::TorchCuda, built(true, true), &none).unwrap_err();
+        let err = select_device(
+            DeviceRequest::Backend(Backend::TorchCuda),
+            built(true, true),
+            &none,
+        )
+        .unwrap_err();
         assert_eq!(err, DeviceError::NotCompiled(Backend::TorchCuda));
         assert!(err.to_string().contains("--features torch"), "{err}");
         let err = select_device(
-            DeviceRequest::TorchCuda,
+            DeviceRequest::Backend(Backend::TorchCuda),
             with_torch(built(false, false)),
             &none,
         )
         .unwrap_err();
         assert!(err.to_string().contains("`torch:cuda`"), "{err}");
         let sel = select_device(
-            DeviceRequest::TorchCpu,
+            DeviceRequest::Backend(Backend::TorchCpu),
             with_torch(built(false, false)),
             &none,
         )
         .unwrap();
         assert_eq!(sel.backend, Backend::TorchCpu);
         let err = select_device(
-            DeviceRequest::TorchMps,
+            DeviceRequest::Backend(Backend::TorchMps),
             with_torch(built(false, false)),
             &none,
         )
@@ -599,17 +644,35 @@ mod tests {
             wgpu: false,
         };
         assert_eq!(
-            select_device(DeviceRequest::Cuda, built(false, false), &none),
+            select_device(
+                DeviceRequest::Backend(Backend::Cuda),
+                built(false, false),
+                &none
+            ),
             Err(DeviceError::NotCompiled(Backend::Cuda))
         );
-        let err = select_device(DeviceRequest::Wgpu, built(false, true), &none).unwrap_err();
+        let err = select_device(
+            DeviceRequest::Backend(Backend::Wgpu),
+            built(false, true),
+            &none,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("none is available"), "{err}");
-        let err = select_device(DeviceRequest::Wgpu, built(false, false), &none).unwrap_err();
+        let err = select_device(
+            DeviceRequest::Backend(Backend::Wgpu),
+            built(false, false),
+            &none,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("--features wgpu"), "{err}");
         assert_eq!(
-            select_device(DeviceRequest::Cpu, built(false, false), &none)
-                .unwrap()
-                .backend,
+            select_device(
+                DeviceRequest::Backend(Backend::Cpu),
+                built(false, false),
+                &none
+            )
+            .unwrap()
+            .backend,
             Backend::Cpu
         );
     }
@@ -670,26 +733,96 @@ mod tests {
         );
     }
 
+    /// `n` CUDA GPUs, as the driver numbers them.
+    struct Gpus(usize);
+
+    impl DeviceProbe for Gpus {
+        fn probe(&self, b: Backend) -> ProbeResult {
+            match b {
+                Backend::Cuda | Backend::TorchCuda if self.0 > 0 => {
+                    ProbeResult::Found((0..self.0).map(|i| format!("{b}:{i}")).collect())
+                }
+                Backend::Cpu => ProbeResult::Found(vec!["2 CPU threads".into()]),
+                _ => ProbeResult::Missing("none".into()),
+            }
+        }
+    }
+
+    #[test]
+    fn a_numbered_gpu_is_selected_when_the_driver_has_it() {
+        let c = with_torch(built(true, false));
+        let ask = |s: &str| s.parse::<DeviceRequest>().unwrap();
+        let sel = select_device(ask("cuda:1"), c, &Gpus(2)).unwrap();
+        assert_eq!(sel.device, DeviceId::new(Backend::Cuda, 1));
+        assert_eq!(sel.backend, Backend::Cuda);
+        let sel = select_device(ask("torch:cuda:1"), c, &Gpus(2)).unwrap();
+        assert_eq!(sel.device, DeviceId::new(Backend::TorchCuda, 1));
+        // A backend alone is its first device; `auto` too.
+        let sel = select_device(ask("torch:cuda"), c, &Gpus(2)).unwrap();
+        assert_eq!(sel.device, DeviceId::new(Backend::TorchCuda, 0));
+        let sel = select_device(DeviceRequest::Auto, c, &Gpus(2)).unwrap();
+        assert_eq!(sel.device, DeviceId::new(Backend::TorchCuda, 0));
+        // One the driver does not have is refused before anything loads, naming those it has.
+        let err = select_device(ask("cuda:2"), c, &Gpus(2)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "device `cuda:2` was requested but there are 2 cuda device(s): cuda:0, cuda:1"
+        );
+        let err = select_device(ask("cuda:0"), c, &Gpus(0)).unwrap_err();
+        assert!(matches!(err, DeviceError::Unavailable { .. }), "{err}");
+        let err = select_device(ask("cuda:1"), built(false, false), &Gpus(2)).unwrap_err();
+        assert_eq!(err, DeviceError::NotCompiled(Backend::Cuda));
+    }
+
+    #[test]
+    fn numbered_requests_parse_and_bad_indexes_say_why() {
+        let id = |b, i| DeviceRequest::Device(DeviceId::new(b, i));
+        assert_eq!("cuda:1".parse(), Ok(id(Backend::Cuda, 1)));
+        assert_eq!(" Torch:CUDA:3 ".parse(), Ok(id(Backend::TorchCuda, 3)));
+        // Said back as asked: `cuda:0` is not turned into `cuda`, nor the reverse.
+        assert_eq!(id(Backend::Cuda, 0).to_string(), "cuda:0");
+        assert_eq!(DeviceRequest::Backend(Backend::Cuda).to_string(), "cuda");
+        let r: DeviceRequest = serde_yaml_ng::from_str("torch:cuda:1").unwrap();
+        assert_eq!(serde_yaml_ng::to_string(&r).unwrap().trim(), "torch:cuda:1");
+        let err = "cpu:1".parse::<DeviceRequest>().unwrap_err();
+        assert!(err.contains("one CPU device"), "{err}");
+        let err = "wgpu:1".parse::<DeviceRequest>().unwrap_err();
+        assert!(err.contains("default device only"), "{err}");
+        let err = "cuda:x".parse::<DeviceRequest>().unwrap_err();
+        assert!(err.contains("must be a number"), "{err}");
+        let err = "gpu:0".parse::<DeviceRequest>().unwrap_err();
+        assert!(err.contains("not one of auto, cuda, cuda:N"), "{err}");
+    }
+
     #[test]
     fn requests_parse_case_and_blank_insensitively() {
-        assert_eq!(DeviceRequest::parse(" CUDA "), Some(DeviceRequest::Cuda));
-        assert_eq!(DeviceRequest::parse("cpu"), Some(DeviceRequest::Cpu));
+        assert_eq!(
+            DeviceRequest::parse(" CUDA "),
+            Some(DeviceRequest::Backend(Backend::Cuda))
+        );
+        assert_eq!(
+            DeviceRequest::parse("cpu"),
+            Some(DeviceRequest::Backend(Backend::Cpu))
+        );
         assert_eq!(DeviceRequest::parse("gpu"), None);
-        assert_eq!("wgpu".parse::<DeviceRequest>(), Ok(DeviceRequest::Wgpu));
+        assert_eq!(
+            "wgpu".parse::<DeviceRequest>(),
+            Ok(DeviceRequest::Backend(Backend::Wgpu))
+        );
         assert_eq!(
             DeviceRequest::parse("Torch:CUDA"),
-            Some(DeviceRequest::TorchCuda)
+            Some(DeviceRequest::Backend(Backend::TorchCuda))
         );
         assert_eq!(
             DeviceRequest::parse("torch:cpu"),
-            Some(DeviceRequest::TorchCpu)
+            Some(DeviceRequest::Backend(Backend::TorchCpu))
         );
         assert_eq!(DeviceRequest::parse("torch"), None);
         let err = "torch:gpu".parse::<DeviceRequest>().unwrap_err();
         assert!(err.contains("torch:mps"), "{err}");
         // YAML's `device:` reads the same names, and writes them back as they are.
         let r: DeviceRequest = serde_yaml_ng::from_str("torch:mps").unwrap();
-        assert_eq!(r, DeviceRequest::TorchMps);
+        assert_eq!(r, DeviceRequest::Backend(Backend::TorchMps));
         assert_eq!(serde_yaml_ng::to_string(&r).unwrap().trim(), "torch:mps");
         assert!(serde_yaml_ng::from_str::<DeviceRequest>("gpu").is_err());
     }

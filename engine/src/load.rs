@@ -19,7 +19,7 @@ use std::path::Path;
 use crate::admission::AdmissionError;
 use crate::config::{ConfigError, Deployment, EffectiveConfig, EnvOverrides, ProcessEnv};
 use crate::device::{
-    Backend, CompiledBackends, DeviceError, DeviceRequest, SystemProbe, select_device,
+    Backend, CompiledBackends, DeviceError, DeviceId, DeviceRequest, SystemProbe, select_device,
 };
 use crate::pipeline::PipelineError;
 use crate::pool::{PipelinePool, PoolError, SlotSpec, plan_slots};
@@ -51,6 +51,11 @@ pub struct Resolved {
     pub deployment: Deployment,
     pub env: EnvOverrides,
     pub backend: Backend,
+    /// The device one pipeline runs on (the one asked for, `cuda:1`, else the backend's
+    /// first); a pool runs on the deployment's `devices:` where there is no such request.
+    pub device: DeviceId,
+    /// Whether a numbered device was asked for (it then beats `devices:`).
+    pub device_named: bool,
 }
 
 /// How many pipelines to load.
@@ -77,24 +82,23 @@ pub fn resolve(
         }
     };
     let env = EnvOverrides::read(&ProcessEnv)?;
-    let backend = choose_backend(device, &env, deployment.file.device)?;
+    let request = device.or(env.device).unwrap_or(deployment.file.device);
+    let device = choose_device(request)?;
     Ok(Resolved {
         deployment,
         env,
-        backend,
+        backend: device.backend,
+        device,
+        device_named: request.device().is_some(),
     })
 }
 
-/// The device to run on: `request`, else `PITCHSIDE_DEVICE`, else `fallback`; logged once.
-pub fn choose_backend(
-    request: Option<DeviceRequest>,
-    env: &EnvOverrides,
-    fallback: DeviceRequest,
-) -> Result<Backend, DeviceError> {
-    let request = request.or(env.device).unwrap_or(fallback);
+/// The device to run on: `request` (the caller's, else `PITCHSIDE_DEVICE`, else a
+/// fallback, in that order), checked against this build and machine; logged once.
+pub fn choose_device(request: DeviceRequest) -> Result<DeviceId, DeviceError> {
     let sel = select_device(request, CompiledBackends::this_build(), &SystemProbe)?;
-    tracing::info!(device = %sel.backend, reason = %sel.reason, "device selected");
-    Ok(sel.backend)
+    tracing::info!(device = %sel.device, reason = %sel.reason, "device selected");
+    Ok(sel.device)
 }
 
 impl Resolved {
@@ -107,7 +111,7 @@ impl Resolved {
     pub fn slots(&self, slots: Slots) -> Result<Vec<SlotSpec>, LoadError> {
         Ok(match slots {
             Slots::One => vec![SlotSpec {
-                device: crate::config::DeviceId::new(self.backend, 0),
+                device: self.device,
                 ordinal: 0,
                 threads: None,
             }],
@@ -115,9 +119,19 @@ impl Resolved {
                 let cores = std::thread::available_parallelism()
                     .map(|n| n.get())
                     .unwrap_or(1);
+                if self.device_named && self.deployment.file.devices.is_some() {
+                    tracing::info!(
+                        device = %self.device,
+                        "one device was asked for: the deployment's `devices:` is not used"
+                    );
+                }
                 plan_slots(
-                    self.deployment.file.devices.as_ref(),
-                    self.backend,
+                    self.deployment
+                        .file
+                        .devices
+                        .as_ref()
+                        .filter(|_| !self.device_named),
+                    self.device,
                     &self.effective()?.profile,
                     &SystemProbe,
                     cores,

@@ -66,17 +66,18 @@ impl SlotSpec {
 /// `profile.cpu_threads` (0: `available` cores) as evenly as they can, at least one each.
 pub fn plan_slots(
     devices: Option<&DeviceList>,
-    backend: Backend,
+    device: DeviceId,
     profile: &Profile,
     probe: &dyn DeviceProbe,
     available: usize,
 ) -> Result<Vec<SlotSpec>, PoolError> {
+    let backend = device.backend;
     let gpu_count = || match probe.probe(backend) {
         ProbeResult::Found(names) => Ok(names.len()),
         ProbeResult::Missing(why) => Err(PoolError::Devices(format!("no {backend} device: {why}"))),
     };
     let ids: Vec<DeviceId> = match devices {
-        None => vec![DeviceId::new(backend, 0)],
+        None => vec![device],
         Some(DeviceList::Auto) if backend.is_cuda() => (0..gpu_count()?)
             .map(|i| DeviceId::new(backend, i))
             .collect(),
@@ -537,16 +538,44 @@ mod tests {
     #[test]
     fn auto_takes_every_gpu_and_lists_are_checked_against_the_driver() {
         let p = profile(1, 0);
-        let slots = plan_slots(Some(&DeviceList::Auto), Backend::Cuda, &p, &Gpus(2), 8).unwrap();
+        let slots = plan_slots(
+            Some(&DeviceList::Auto),
+            DeviceId::new(Backend::Cuda, 0),
+            &p,
+            &Gpus(2),
+            8,
+        )
+        .unwrap();
         let devs: Vec<_> = slots.iter().map(|s| s.device).collect();
         assert_eq!(devs, vec![cuda(0), cuda(1)]);
         assert!(slots.iter().all(|s| s.threads.is_none()));
         let listed = DeviceList::Listed(vec![cuda(1), cuda(2)]);
-        let e = plan_slots(Some(&listed), Backend::Cuda, &p, &Gpus(2), 8).unwrap_err();
+        let e = plan_slots(
+            Some(&listed),
+            DeviceId::new(Backend::Cuda, 0),
+            &p,
+            &Gpus(2),
+            8,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("cuda:2 is listed"), "{e}");
-        let e = plan_slots(Some(&DeviceList::Auto), Backend::Cuda, &p, &Gpus(0), 8).unwrap_err();
+        let e = plan_slots(
+            Some(&DeviceList::Auto),
+            DeviceId::new(Backend::Cuda, 0),
+            &p,
+            &Gpus(0),
+            8,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("no driver"), "{e}");
-        let e = plan_slots(Some(&listed), Backend::Cpu, &p, &Gpus(2), 8).unwrap_err();
+        let e = plan_slots(
+            Some(&listed),
+            DeviceId::new(Backend::Cpu, 0),
+            &p,
+            &Gpus(2),
+            8,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("the device selected is cpu"), "{e}");
     }
 
@@ -554,22 +583,56 @@ mod tests {
     fn cpu_pipelines_split_the_threads() {
         let cpu = DeviceList::Listed(vec![DeviceId::new(Backend::Cpu, 0)]);
         let threads = |per, n, avail| {
-            plan_slots(Some(&cpu), Backend::Cpu, &profile(per, n), &Gpus(0), avail)
-                .unwrap()
-                .iter()
-                .map(|s| s.threads.unwrap())
-                .collect::<Vec<_>>()
+            plan_slots(
+                Some(&cpu),
+                DeviceId::new(Backend::Cpu, 0),
+                &profile(per, n),
+                &Gpus(0),
+                avail,
+            )
+            .unwrap()
+            .iter()
+            .map(|s| s.threads.unwrap())
+            .collect::<Vec<_>>()
         };
         assert_eq!(threads(2, 0, 2), vec![1, 1]);
         assert_eq!(threads(2, 5, 2), vec![3, 2]);
         assert_eq!(threads(3, 2, 16), vec![1, 1, 1]);
         assert_eq!(threads(1, 0, 16), vec![16]);
-        let two = plan_slots(None, Backend::Cpu, &profile(2, 0), &Gpus(0), 4).unwrap();
+        let two = plan_slots(
+            None,
+            DeviceId::new(Backend::Cpu, 0),
+            &profile(2, 0),
+            &Gpus(0),
+            4,
+        )
+        .unwrap();
         assert_eq!(two[0].label(2), "cpu#0");
         assert_eq!(two[1].label(2), "cpu#1");
         assert_eq!(
-            plan_slots(None, Backend::Cuda, &profile(1, 0), &Gpus(0), 4).unwrap()[0].label(1),
+            plan_slots(
+                None,
+                DeviceId::new(Backend::Cuda, 0),
+                &profile(1, 0),
+                &Gpus(0),
+                4
+            )
+            .unwrap()[0]
+                .label(1),
             "cuda:0"
+        );
+        // A numbered device asked for (`--device cuda:1`, no `devices:`): the pool's one.
+        let one = plan_slots(
+            None,
+            DeviceId::new(Backend::Cuda, 1),
+            &profile(2, 0),
+            &Gpus(2),
+            4,
+        )
+        .unwrap();
+        assert_eq!(
+            one.iter().map(|s| s.label(2)).collect::<Vec<_>>(),
+            ["cuda:1#0", "cuda:1#1"]
         );
     }
 }

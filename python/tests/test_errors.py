@@ -39,7 +39,7 @@ def test_a_missing_config_file_and_bad_devices(tmp_path):
     with pytest.raises(pitchside.ConfigError, match="absent.yaml") as e:
         pitchside.Pipeline(absent)
     assert str(e.value) == cli_error("config", "show", "--config", str(absent))
-    with pytest.raises(pitchside.InputError, match="`tpu` is not one of auto, cuda, wgpu, cpu"):
+    with pytest.raises(pitchside.InputError, match="`tpu` is not one of auto, cuda, cuda:N, wgpu, cpu"):
         pitchside.Pipeline(device="tpu")
     # As the CLI refuses `--device tpu` (clap quotes the same list).
     assert "`tpu` is not one of" in run_cli("config", "show", "--device", "tpu", check=False).stderr

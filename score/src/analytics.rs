@@ -80,9 +80,9 @@ pub enum Shirts<'a> {
     /// Read from the video (a second decoding: `pitchside analyze`).
     Video(&'a std::path::Path),
     /// Collected while the video was analysed (`teams::shirt_colour` on the frames the
-    /// pipeline hands out): (track id as the answer writes it, BGR). Samples of tracks the
+    /// pipeline hands out), by track id as the answer writes it. Samples of tracks the
     /// answer does not cluster (goalkeepers, referees, the ball) are left out here.
-    Sampled(&'a [(String, [f64; 3])]),
+    Sampled(&'a teams::ShirtSamples),
 }
 
 /// The analytics of one answer.
@@ -288,14 +288,7 @@ pub fn analyze(
     }
     let (mut team_of, team_colours) = match shirts {
         Shirts::Video(path) => teams::teams_by_vote(&teams::sample_video(path, &to_sample)?),
-        Shirts::Sampled(all) => {
-            let mine: Vec<(String, [f64; 3])> = all
-                .iter()
-                .filter(|(k, _)| clustered_tracks.contains(k.as_str()))
-                .cloned()
-                .collect();
-            teams::teams_by_vote(&mine)
-        }
+        Shirts::Sampled(all) => teams::teams_by_vote(&all.only(|k| clustered_tracks.contains(k))),
         Shirts::None => (HashMap::new(), [None, None]),
     };
     if !team_of.is_empty() {

@@ -114,13 +114,96 @@ pub fn shirt_colour(img: &Bgr<'_>, bbox: [f64; 4]) -> Option<[f64; 3]> {
     (n >= MIN_PIXELS).then(|| sum.map(|s| s / n as f64))
 }
 
+/// At most this many shirt colours are kept per track (evenly spread over its frames): the
+/// team vote needs a few dozen, and a match's run at stride 1 would otherwise keep every
+/// player on every frame (~1.4 million samples for 90 minutes).
+pub const MAX_SAMPLES_PER_TRACK: usize = 128;
+
+/// Shirt colours by track, bounded: each track keeps at most [`MAX_SAMPLES_PER_TRACK`],
+/// evenly spaced over the samples it was offered (when a track's store is full, every other
+/// sample is dropped and from then on only every second one, then fourth, ... is kept), so a
+/// long track does not outvote the others by its length alone and memory stays flat
+/// however long the video.
+#[derive(Debug, Clone, Default)]
+pub struct ShirtSamples {
+    tracks: BTreeMap<String, TrackShirts>,
+}
+
+#[derive(Debug, Clone)]
+struct TrackShirts {
+    kept: Vec<[f64; 3]>,
+    /// One offered sample in `every` is kept (a power of two).
+    every: u64,
+    offered: u64,
+}
+
+impl ShirtSamples {
+    /// Offers one sample of `track`.
+    pub fn add(&mut self, track: &str, colour: [f64; 3]) {
+        let t = match self.tracks.get_mut(track) {
+            Some(t) => t,
+            None => self.tracks.entry(track.to_owned()).or_insert(TrackShirts {
+                kept: Vec::new(),
+                every: 1,
+                offered: 0,
+            }),
+        };
+        let n = t.offered;
+        t.offered += 1;
+        if !n.is_multiple_of(t.every) {
+            return;
+        }
+        if t.kept.len() == MAX_SAMPLES_PER_TRACK {
+            // Kept: offered samples 0, every, 2*every, ...; keep 0, 2*every, ... of them.
+            let mut i = 0;
+            t.kept.retain(|_| {
+                i += 1;
+                i % 2 == 1
+            });
+            t.every *= 2;
+            if !n.is_multiple_of(t.every) {
+                return;
+            }
+        }
+        t.kept.push(colour);
+    }
+
+    /// The samples kept, track by track (tracks in key order).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[f64; 3])> {
+        self.tracks
+            .iter()
+            .flat_map(|(k, t)| t.kept.iter().map(move |c| (k.as_str(), c)))
+    }
+
+    /// The number of samples kept.
+    pub fn len(&self) -> usize {
+        self.tracks.values().map(|t| t.kept.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Only the tracks `keep` says yes to.
+    pub fn only(&self, keep: impl Fn(&str) -> bool) -> Self {
+        Self {
+            tracks: self
+                .tracks
+                .iter()
+                .filter(|(k, _)| keep(k))
+                .map(|(k, t)| (k.clone(), t.clone()))
+                .collect(),
+        }
+    }
+}
+
 /// Shirt colours of the given objects, frame by frame, read from the video (frames by
 /// number, in decoding order). A run collects them from its own frames instead
 /// (`analytics::Shirts::Sampled`): the video is not decoded twice.
 pub fn sample_video(
     path: &Path,
     frames: &BTreeMap<i64, Vec<Sample>>,
-) -> Result<Vec<(String, [f64; 3])>, ScoreError> {
+) -> Result<ShirtSamples, ScoreError> {
     let mut cap = VideoCapture::from_file(path, videoio::CAP_ANY)?;
     if !cap.is_opened()? {
         return Err(ScoreError::Video(format!(
@@ -129,7 +212,7 @@ pub fn sample_video(
         )));
     }
     let last = frames.keys().next_back().copied().unwrap_or(-1);
-    let mut out = Vec::new();
+    let mut out = ShirtSamples::default();
     let mut img = Mat::default();
     let mut n = 0i64;
     while n <= last && cap.read(&mut img)? {
@@ -137,7 +220,7 @@ pub fn sample_video(
             let bgr = Bgr::of_mat(&img)?;
             for s in samples {
                 if let Some(c) = shirt_colour(&bgr, s.bbox) {
-                    out.push((s.track.clone(), c));
+                    out.add(&s.track, c);
                 }
             }
         }
@@ -203,21 +286,19 @@ pub fn two_means(colours: &[[f64; 3]]) -> Vec<u8> {
 
 /// Each track's team: the majority of its frames' clusters (ties to team 0); and each
 /// team's shirt colour (BGR), the mean over its tracks' samples.
-pub fn teams_by_vote(
-    samples: &[(String, [f64; 3])],
-) -> (HashMap<String, u8>, [Option<[f64; 3]>; 2]) {
-    let colours: Vec<[f64; 3]> = samples.iter().map(|s| s.1).collect();
+pub fn teams_by_vote(samples: &ShirtSamples) -> (HashMap<String, u8>, [Option<[f64; 3]>; 2]) {
+    let colours: Vec<[f64; 3]> = samples.iter().map(|s| *s.1).collect();
     let labels = two_means(&colours);
     let mut votes: HashMap<String, [usize; 2]> = HashMap::new();
     for ((track, _), l) in samples.iter().zip(labels) {
-        votes.entry(track.clone()).or_default()[usize::from(l)] += 1;
+        votes.entry(track.to_owned()).or_default()[usize::from(l)] += 1;
     }
     let team: HashMap<String, u8> = votes
         .into_iter()
         .map(|(t, v)| (t, u8::from(v[1] > v[0])))
         .collect();
     let mut sums = [([0.0; 3], 0usize); 2];
-    for (track, c) in samples {
+    for (track, c) in samples.iter() {
         let s = &mut sums[usize::from(team[track])];
         for (acc, v) in s.0.iter_mut().zip(c) {
             *acc += v;
@@ -233,6 +314,62 @@ mod tests {
     use super::*;
     use opencv::core::{Rect, Vec3b};
     use opencv::imgproc;
+
+    #[test]
+    fn a_track_keeps_a_bounded_evenly_spread_set_of_samples() {
+        let mut s = ShirtSamples::default();
+        // Sample i of the long track has colour [i, 0, 0]: which were kept is readable.
+        let n = 10 * MAX_SAMPLES_PER_TRACK as u64 + 7;
+        for i in 0..n {
+            s.add("long", [i as f64, 0.0, 0.0]);
+            if i < 5 {
+                s.add("short", [0.0, 0.0, i as f64]);
+            }
+        }
+        let long: Vec<f64> = s.iter().filter(|t| t.0 == "long").map(|t| t.1[0]).collect();
+        assert!(long.len() <= MAX_SAMPLES_PER_TRACK, "{}", long.len());
+        assert!(long.len() >= MAX_SAMPLES_PER_TRACK / 2, "{}", long.len());
+        // Evenly spaced from the first sample, and spanning the track's whole length.
+        let step = long[1] - long[0];
+        assert_eq!(long[0], 0.0);
+        assert!(long.windows(2).all(|w| w[1] - w[0] == step), "{long:?}");
+        assert!(*long.last().unwrap() + 2.0 * step > n as f64, "{long:?}");
+        // A short track keeps everything, and the order is by track key.
+        let short: Vec<f64> = s
+            .iter()
+            .filter(|t| t.0 == "short")
+            .map(|t| t.1[2])
+            .collect();
+        assert_eq!(short, [0.0, 1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(s.len(), long.len() + 5);
+        assert_eq!(s.iter().next().unwrap().0, "long");
+        assert_eq!(s.only(|k| k == "short").len(), 5);
+    }
+
+    #[test]
+    fn the_vote_on_capped_samples_keeps_a_long_track_in_its_team() {
+        // Track "a" (red, 20,000 samples, a few of them noisy blue) and many short blue
+        // tracks: the red track is still its own team, and memory holds ~128 of it.
+        let (red, blue) = ([40.0, 40.0, 200.0], [200.0, 60.0, 40.0]);
+        let mut s = ShirtSamples::default();
+        for i in 0..20_000 {
+            s.add("a", if i % 50 == 0 { blue } else { red });
+        }
+        for t in 0..20 {
+            for _ in 0..30 {
+                s.add(&format!("b{t}"), blue);
+            }
+        }
+        let (team, colours) = teams_by_vote(&s);
+        assert!(
+            team.iter()
+                .filter(|t| t.0 != "a")
+                .all(|t| *t.1 != team["a"])
+        );
+        let c = colours[usize::from(team["a"])].unwrap();
+        assert!((c[2] - 200.0).abs() < 10.0, "{c:?}");
+        assert!(s.len() <= MAX_SAMPLES_PER_TRACK + 20 * 30);
+    }
 
     #[test]
     fn two_means_splits_two_shirts() {

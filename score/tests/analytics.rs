@@ -310,17 +310,17 @@ fn the_overlay_draws_the_radar_inset_and_a_ring_per_player() {
     use opencv::core::{Mat, Vec3b};
     use opencv::prelude::*;
     use pitchside_score::radar::{inset_rect, overlay};
-    use pitchside_score::teams::{Bgr, shirt_colour};
+    use pitchside_score::teams::{Bgr, ShirtSamples, shirt_colour};
 
     let rendered: Vec<_> = (0..FRAMES)
         .map(|t| synthetic::render_frame(t).unwrap())
         .collect();
-    let mut samples = Vec::new();
+    let mut samples = ShirtSamples::default();
     for (img, truth) in &rendered {
         let bgr = Bgr::of_mat(img).unwrap();
         for o in truth.objects.iter().filter(|o| o.class_id == 2) {
             if let Some(c) = shirt_colour(&bgr, o.bbox) {
-                samples.push((o.id.to_string(), c));
+                samples.add(&o.id.to_string(), c);
             }
         }
     }

@@ -115,11 +115,10 @@ impl ChallengeFailure {
         if let Some(k) = &kind {
             metrics.error(k);
         }
-        match &self {
-            ChallengeFailure::Busy | ChallengeFailure::Draining => {
-                tracing::info!("refused: {self}")
-            }
-            _ => tracing::warn!("failed ({}): {self}", status.as_u16()),
+        if self.is_refusal() {
+            tracing::info!("refused: {self}")
+        } else {
+            tracing::warn!("failed ({}): {self}", status.as_u16())
         }
         let body =
             json!({ "error": self.to_string(), "kind": kind.as_deref().unwrap_or("unavailable") });
@@ -128,17 +127,19 @@ impl ChallengeFailure {
             None => crate::json::json_response(status, body),
         };
         let headers = response.headers_mut();
-        match self {
-            ChallengeFailure::Busy | ChallengeFailure::Draining => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-            }
+        if self.is_refusal() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+        } else if matches!(self, ChallengeFailure::RequestBody { .. }) {
             // The client may still be sending: closing is the only way to stop reading it.
-            ChallengeFailure::RequestBody { .. } => {
-                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            _ => {}
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
+    }
+
+    /// Busy or draining: nothing failed, the service declined; the client may retry
+    /// (`Retry-After`), and it is logged at info, not as a failure.
+    fn is_refusal(&self) -> bool {
+        matches!(self, ChallengeFailure::Busy | ChallengeFailure::Draining)
     }
 }
 

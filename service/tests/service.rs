@@ -1346,7 +1346,7 @@ async fn a_hostile_client_is_refused_while_a_genuine_challenge_gets_its_200() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_cpu_pipelines_run_two_challenges_at_once() {
     use pitchside_engine::config::{ConfigSource, Deployment, EnvOverrides};
-    use pitchside_engine::device::{Backend, SystemProbe};
+    use pitchside_engine::device::{Backend, DeviceId, SystemProbe};
     use pitchside_engine::pool::{PipelinePool, plan_slots};
     use pitchside_service::PipelineAnalyzer;
 
@@ -1363,7 +1363,14 @@ async fn two_cpu_pipelines_run_two_challenges_at_once() {
     let mut e = d.effective(Backend::Cpu, &env).unwrap();
     e.profile.pipelines_per_device = 2;
     e.profile.cpu_threads = 2;
-    let slots = plan_slots(None, Backend::Cpu, &e.profile, &SystemProbe, 2).unwrap();
+    let slots = plan_slots(
+        None,
+        DeviceId::new(Backend::Cpu, 0),
+        &e.profile,
+        &SystemProbe,
+        2,
+    )
+    .unwrap();
     assert_eq!(
         slots.iter().map(|s| s.threads).collect::<Vec<_>>(),
         [Some(1), Some(1)]

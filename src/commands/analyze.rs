@@ -87,7 +87,7 @@ pub fn check_available(asked: bool) -> Result<()> {
 #[derive(Default)]
 pub struct Shirts {
     #[cfg(feature = "opencv")]
-    samples: std::sync::Mutex<Vec<(String, [f64; 3])>>,
+    samples: std::sync::Mutex<pitchside_score::teams::ShirtSamples>,
     /// Time spent sampling, inside the run (ns): logged with the analytics' own cost.
     #[cfg(feature = "opencv")]
     sampling_ns: std::sync::atomic::AtomicU64,
@@ -122,7 +122,9 @@ impl Shirts {
             })
             .collect();
         if let Ok(mut s) = self.samples.lock() {
-            s.extend(got);
+            for (track, c) in got {
+                s.add(&track, c);
+            }
         }
         let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.sampling_ns

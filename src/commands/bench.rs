@@ -8,7 +8,7 @@ use pitchside_engine::config::EffectiveConfig;
 use pitchside_engine::pipeline::RunOptions;
 use pitchside_engine::video::Segmenting;
 
-use crate::deployment::{DeploymentArgs, choose_backend_without_deployment};
+use crate::deployment::{DeploymentArgs, choose_device_without_deployment};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -265,8 +265,7 @@ fn bench_model(model_path: &Path, args: &BenchArgs) -> Result<()> {
         pitchside_models::ModelDevice::Cpu
     } else {
         // One model, no pipeline: the deployment's `device:` does not apply.
-        let backend = choose_backend_without_deployment(args.deployment.device)?;
-        backend.model_device(args.half)
+        choose_device_without_deployment(args.deployment.device)?.model_device(args.half)
     };
     let t = std::time::Instant::now();
     let is_arch = model_path

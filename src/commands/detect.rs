@@ -7,7 +7,7 @@ use pitchside_engine::device::DeviceRequest;
 use pitchside_engine::media::{annotate_detections, read_image};
 use pitchside_models::{NmsOptions, PredictOptions, YoloModel};
 
-use crate::deployment::choose_backend_without_deployment;
+use crate::deployment::choose_device_without_deployment;
 
 #[derive(clap::Args)]
 pub struct DetectArgs {
@@ -52,8 +52,8 @@ pub fn run(args: DetectArgs) -> Result<()> {
         }
         .into());
     }
-    let backend = choose_backend_without_deployment(args.device)?;
-    let model = YoloModel::load(&args.model, backend.model_device(args.half))?;
+    let device = choose_device_without_deployment(args.device)?;
+    let model = YoloModel::load(&args.model, device.model_device(args.half))?;
     let opts = PredictOptions {
         imgsz: args.imgsz.get(),
         nms: NmsOptions {

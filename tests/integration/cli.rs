@@ -94,6 +94,24 @@ fn bad_input_is_a_clear_error_not_a_panic() {
             "{err}"
         );
     }
+    // A numbered GPU is a device to ask for, checked as its backend is (then the driver's
+    // count); a numbered CPU is refused with the reason, by the argument parser.
+    let o = pitchside(&["config", "show", "--device", "cuda:1"], &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    if !cfg!(feature = "cuda") {
+        assert!(
+            !o.status.success() && err.contains("--features cuda"),
+            "{err}"
+        );
+    }
+    let o = pitchside(&["config", "show", "--device", "cpu:1"], &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("one CPU device") && err.contains("--device"),
+        "{err}"
+    );
+    let o = pitchside(&["config", "show", "--device", "cpu:0"], &[]);
+    assert!(ok(&o).contains("device: cpu"), "{}", ok(&o));
 
     let o = pitchside(
         &["detect", "--model", "assets/nothing.pt", "assets/bus.jpg"],

@@ -47,16 +47,23 @@ pub fn check_id(id: &str) -> Result<(), WorkerError> {
 /// Paths become absolute: the workers read them, possibly from another directory.
 pub fn job_for(source: &str, id: Option<&str>) -> Result<Job, WorkerError> {
     let parsed = Source::parse(source).map_err(|e| WorkerError::Job(e.to_string()))?;
-    let (source, address) = if parsed.is_url() {
-        (source.to_string(), hex::encode(Sha256::digest(source)))
-    } else {
-        let path = std::fs::canonicalize(source)
-            .map_err(|e| WorkerError::Job(format!("{source}: {e}")))?;
-        if !path.is_file() {
-            return Err(WorkerError::Job(format!("{source}: not a file")));
+    job_of(&parsed, id)
+}
+
+/// [`job_for`] of a source already parsed.
+fn job_of(source: &Source, id: Option<&str>) -> Result<Job, WorkerError> {
+    let (source, address) = match source {
+        Source::Url(url) => (url.clone(), hex::encode(Sha256::digest(url))),
+        Source::File(file) => {
+            let named = file.display();
+            let path = std::fs::canonicalize(file)
+                .map_err(|e| WorkerError::Job(format!("{named}: {e}")))?;
+            if !path.is_file() {
+                return Err(WorkerError::Job(format!("{named}: not a file")));
+            }
+            let digest = sha256_file(&path)?;
+            (path.to_string_lossy().into_owned(), digest)
         }
-        let digest = sha256_file(&path)?;
-        (path.to_string_lossy().into_owned(), digest)
     };
     let id = match id {
         Some(id) => {
@@ -116,13 +123,11 @@ pub fn read_manifest(path: &Path) -> Result<Vec<Job>, WorkerError> {
                 id: None,
             }
         };
-        let is_url = Source::parse(&entry.source).is_ok_and(|s| s.is_url());
-        let source = if is_url || Path::new(&entry.source).is_absolute() {
-            entry.source
-        } else {
-            base.join(&entry.source).to_string_lossy().into_owned()
+        let source = match Source::parse(&entry.source).map_err(|e| at(e.to_string()))? {
+            Source::File(p) if p.is_relative() => Source::File(base.join(p)),
+            absolute_or_url => absolute_or_url,
         };
-        jobs.push(job_for(&source, entry.id.as_deref()).map_err(|e| at(e.to_string()))?);
+        jobs.push(job_of(&source, entry.id.as_deref()).map_err(|e| at(e.to_string()))?);
     }
     Ok(jobs)
 }

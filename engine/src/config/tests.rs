@@ -174,7 +174,7 @@ fn every_env_override_applies() {
         ("MAX_DETECTIONS", "77"),
     ];
     let o = EnvOverrides::read(env).unwrap();
-    assert_eq!(o.device, Some(DeviceRequest::Cpu));
+    assert_eq!(o.device, Some(DeviceRequest::Backend(Backend::Cpu)));
     let d = parse(MINIMAL).unwrap();
     for backend in [Backend::Cuda, Backend::Wgpu, Backend::Cpu] {
         let e = d.effective(backend, &o).unwrap();
@@ -221,7 +221,7 @@ fn bad_env_values_name_the_variable_and_what_it_accepts() {
         (
             "PITCHSIDE_DEVICE",
             "tpu",
-            "auto, cuda, wgpu, cpu, torch:cuda",
+            "auto, cuda, cuda:N, wgpu, cpu, torch:cuda",
         ),
     ];
     for (var, value, expected) in cases {
@@ -284,6 +284,27 @@ fn semantic_errors_name_the_place() {
     let model_imgsz = MINIMAL.replace("task: detect", "task: detect\n    imgsz: 100");
     let msg = parse(&model_imgsz).unwrap_err().to_string();
     assert!(msg.starts_with("t.yaml:5:5: "), "{msg}");
+}
+
+#[test]
+fn a_numbered_device_is_one_device_and_is_not_listed_with_devices() {
+    // `device: cuda:1` alone: the device, written back as it was asked.
+    let one = parse(&format!("device: cuda:1\n{MINIMAL}")).unwrap();
+    assert_eq!(one.file.device.to_string(), "cuda:1");
+    assert_eq!(one.file.device.backend(), Some(Backend::Cuda));
+    // With a pool's list it is a contradiction, said at the `device:` line.
+    let both = format!("device: torch:cuda:1\ndevices: [torch:cuda:0, torch:cuda:1]\n{MINIMAL}");
+    let msg = parse(&both).unwrap_err().to_string();
+    assert!(msg.starts_with("t.yaml:1:1: "), "{msg}");
+    assert!(
+        msg.contains("write `device: torch:cuda` with the list"),
+        "{msg}"
+    );
+    // A CPU has one device: the index is refused with the reason.
+    let msg = parse(&format!("device: cpu:1\n{MINIMAL}"))
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("pipelines_per_device"), "{msg}");
 }
 
 #[test]
