@@ -169,6 +169,17 @@ fn check(fixture_name: &str, on: On, only_first_image: bool) {
     }
 }
 
+/// Every ultralytics fixture: three real checkpoints (YOLOv8n and YOLOv8s detect, YOLO11n
+/// pose), each at its default confidence and at 0.05 (many boxes).
+const ALL_FIXTURES: [&str; 6] = [
+    "yolov8n-railway.json",
+    "yolov8n-railway.conf005.json",
+    "yolov8s-fall.json",
+    "yolov8s-fall.conf005.json",
+    "yolo11n-pose.json",
+    "yolo11n-pose.conf005.json",
+];
+
 #[test]
 fn yolov8n_detect_matches_ultralytics() {
     check("yolov8n-railway.json", CPU, false);
@@ -248,14 +259,7 @@ fn torch_cpu_matches_ultralytics() {
         device: pitchside_models::TorchDevice::Cpu,
         half: false,
     });
-    for name in [
-        "yolov8n-railway.json",
-        "yolov8n-railway.conf005.json",
-        "yolov8s-fall.json",
-        "yolov8s-fall.conf005.json",
-        "yolo11n-pose.json",
-        "yolo11n-pose.conf005.json",
-    ] {
+    for name in ALL_FIXTURES {
         check(name, torch, false);
     }
 }
@@ -396,14 +400,7 @@ fn bf16_detections_stay_close_to_ultralytics_fp32() {
         eprintln!("skipped: this CPU has no AVX512_BF16, so the bf16 path runs f32");
         return;
     }
-    for name in [
-        "yolov8n-railway.json",
-        "yolov8n-railway.conf005.json",
-        "yolov8s-fall.json",
-        "yolov8s-fall.conf005.json",
-        "yolo11n-pose.json",
-        "yolo11n-pose.conf005.json",
-    ] {
+    for name in ALL_FIXTURES {
         let d = deviation(name, ModelDevice::CpuBf16);
         eprintln!("bf16 {name}: {d:?}");
         assert!(
