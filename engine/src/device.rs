@@ -149,17 +149,17 @@ impl DeviceRequest {
 impl std::str::FromStr for DeviceRequest {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if let Some(r) = DeviceRequest::parse(s) {
-            return Ok(r);
-        }
-        // A known name with a bad index says what is wrong with it (`cpu:1`, `cuda:x`).
-        let t = s.trim().to_ascii_lowercase();
-        match t.rsplit_once(':') {
-            Some((n, _)) if Backend::ALL.iter().any(|b| b.as_str() == n) => {
-                Err(DeviceId::parse(&t).map_or_else(|e| e, |_| String::new()))
+        DeviceRequest::parse(s).ok_or_else(|| {
+            // A known name with a bad index says what is wrong with it (`cpu:1`, `cuda:x`).
+            let t = s.trim().to_ascii_lowercase();
+            let named = t
+                .rsplit_once(':')
+                .is_some_and(|(n, _)| Backend::ALL.iter().any(|b| b.as_str() == n));
+            match DeviceId::parse(&t) {
+                Err(why) if named => why,
+                _ => format!("`{s}` is not one of {DEVICE_NAMES}"),
             }
-            _ => Err(format!("`{s}` is not one of {DEVICE_NAMES}")),
-        }
+        })
     }
 }
 
