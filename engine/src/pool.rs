@@ -222,6 +222,19 @@ impl PipelinePool {
             return Err(PoolError::Devices("no pipeline to load".into()));
         }
         let per_device = specs.iter().map(|s| s.ordinal + 1).max().unwrap_or(1);
+        // LibTorch's CPU threads are one pool for the process (OpenMP's), which a slot's
+        // rayon pool does not bound: torch:cpu slots get the smallest share, so that two
+        // pipelines on two cores do not each run on both.
+        #[cfg(feature = "torch")]
+        if let Some(n) = specs
+            .iter()
+            .filter(|s| s.device.backend == Backend::TorchCpu)
+            .filter_map(|s| s.threads)
+            .min()
+        {
+            pitchside_models::torch::set_cpu_threads(n);
+            tracing::info!(threads = n, "LibTorch CPU threads");
+        }
         let mut slots = Vec::with_capacity(specs.len());
         for spec in specs {
             let label = spec.label(per_device);

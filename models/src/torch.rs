@@ -114,6 +114,17 @@ pub fn check_libtorch() -> Result<(), ModelError> {
         .map_err(ModelError::Torch)
 }
 
+/// LibTorch's CPU threads (intra-op): one OpenMP pool for the whole process, not per
+/// network, so pipelines sharing the CPU share it by setting it to their share.
+pub fn set_cpu_threads(n: usize) {
+    tch::set_num_threads(i32::try_from(n.max(1)).unwrap_or(i32::MAX));
+}
+
+/// LibTorch's CPU threads now.
+pub fn cpu_threads() -> usize {
+    usize::try_from(tch::get_num_threads()).unwrap_or(1)
+}
+
 /// How many CUDA devices LibTorch sees (0 without a driver or a GPU).
 pub fn cuda_device_count() -> usize {
     usize::try_from(tch::Cuda::device_count()).unwrap_or(0)

@@ -178,3 +178,33 @@ fn an_unavailable_torch_device_is_a_clear_error() {
     assert!(err.contains("torch:mps") && err.contains("MPS"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// A pool of torch:cpu pipelines shares the cores as the NHWC executor's pipelines do:
+/// LibTorch's CPU threads (one OpenMP pool for the process, which a slot's rayon pool does
+/// not bound) are set to a slot's share, so two pipelines on two cores use one each.
+#[test]
+fn a_torch_cpu_pool_sets_libtorchs_threads_to_a_slots_share() {
+    use pitchside_engine::load::{Slots, resolve};
+    use pitchside_engine::{Backend, DeviceRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pool.yaml");
+    let text = std::fs::read_to_string(root().join("tests/fixtures/deployments/vtest-320.yaml"))
+        .unwrap()
+        .replace(
+            "../../../assets/",
+            &format!("{}/", root().join("assets").display()),
+        )
+        .replace(
+            "    frame_stride: 1",
+            "    frame_stride: 1\n    pipelines_per_device: 2\n    cpu_threads: 2",
+        );
+    std::fs::write(&config, text).unwrap();
+    let resolved = resolve(
+        Some(&config),
+        Some(DeviceRequest::Backend(Backend::TorchCpu)),
+    )
+    .unwrap();
+    let pool = resolved.load(Slots::Deployment).unwrap();
+    assert_eq!(pool.len(), 2);
+    assert_eq!(pitchside_models::torch::cpu_threads(), 1);
+}
