@@ -48,6 +48,8 @@ START=$(date +%s); DEADLINE_S="${DEADLINE_S:-450}"
 G=/tmp/pitchside-gpu; mkdir -p "$G"
 if [[ -f .gpu/bundle/.gpu.tar.xz ]]; then tar -C "$G" -xJf .gpu/bundle/.gpu.tar.xz
 elif [[ -d .gpu ]]; then cp -r .gpu/. "$G/"; fi
+# The SPIR-V variant travels alone (pack.sh: .gpu/bundle-vk), in a call of its own.
+[[ -f .gpu/bundle-vk/.gpu-vk.tar.xz ]] && tar -C "$G" -xJf .gpu/bundle-vk/.gpu-vk.tar.xz
 LOG="$OUT/check.log"; RES="$OUT/results.jsonl"
 log() { echo "[device-check $PLAN $(( $(date +%s) - START ))s] $*" | tee -a "$LOG"; }
 

@@ -7,8 +7,9 @@
 #   device_check       --features cuda               (parity, tune, Burn CUDA forward)
 #   device_check_wgpu  --features wgpu               (burn-wgpu, WGSL; the test build's deps)
 #   device_check_vk    --features wgpu,burn/vulkan   (burn-wgpu, SPIR-V: rebuilds the GPU
-#                      half of Burn once, ~20 CPU-minutes; VULKAN=0 skips it)
-#   (these link libopencv_core, which travels in lib/; with the parity inputs and the anchor)
+#                      half of Burn once, ~20 CPU-minutes; VULKAN=0 skips it), packed
+#                      alone into .gpu/bundle-vk (carry it in a second call)
+#   (all three without OpenCV: glibc alone; with the parity inputs and the anchor)
 #   with WITH_PITCHSIDE=1, also the self-contained `pitchside` (cuda; no OpenCV, FFmpeg
 #   linked statically: scripts/build-self-contained.sh) with a two-model deployment and
 #   vtest.avi, so device-check.sh can run `pitchside bench` on the GPU host: the whole
@@ -67,25 +68,33 @@ if [[ "${TORCH:-0}" == 1 || "${TORCH_ONLY:-0}" == 1 ]]; then
     $(cd .gpu && ls parity/yolo11n-pose.* parity/yolov8n-railway.*))
 fi
 if [[ "${PITCHSIDE_ONLY:-0}" != 1 && "${TORCH_ONLY:-0}" != 1 ]]; then
-  mkdir -p .gpu/lib .gpu/anchor/whl
+  mkdir -p .gpu/anchor/whl
   build() {  # build NAME FEATURES: one device_check variant, stripped, as .gpu/NAME
-    cargo build -p pitchside-models --features "$2" --example device_check
+    # No OpenCV (the examples need none): glibc alone at run time, nothing else to carry.
+    cargo build -p pitchside-models --no-default-features --features "cpu,$2" --example device_check
     strip -o ".gpu/$1" "$T/debug/examples/device_check"
   }
   build device_check cuda
   build device_check_wgpu wgpu
-  [[ "${VULKAN:-1}" == 1 ]] && build device_check_vk wgpu,burn/vulkan
-  # The examples link libopencv_core only (no image I/O): bring it and what it needs, minus glibc.
-  for b in .gpu/device_check .gpu/device_check_wgpu .gpu/device_check_vk; do [[ -f $b ]] && ldd "$b"; done \
-    | awk '$3 ~ /^\// {print $3}' | sort -u \
-    | grep -vE '/(libc|libm|libgcc_s|libstdc\+\+|libpthread|libdl|librt)\.so' \
-    | xargs -I{} cp -L {} .gpu/lib/
+  for b in .gpu/device_check .gpu/device_check_wgpu; do
+    extra="$(ldd "$b" | awk '{print $1}' | grep -vE '^(linux-vdso|/lib64/ld-linux|libc|libm|libgcc_s|libstdc\+\+|libpthread|libdl|librt)\b' || true)"
+    [[ -z "$extra" ]] || { echo "pack: $b needs libraries the GPU host lacks: $extra" >&2; exit 1; }
+  done
   parity_inputs
   anchor_wheels
-  parts+=($(cd .gpu && ls -d device_check device_check_wgpu device_check_vk 2>/dev/null) lib anchor)
+  parts+=(device_check device_check_wgpu anchor)
   # The `parity` plan's three models; with TORCH=1 (the `torch` plan, which checks two) the
   # two above: yolov8s-fall's 22 MB would break the 64 MiB carry.
   [[ "${TORCH:-0}" == 1 ]] || parts+=(parity)
+  # burn-wgpu with Burn's `vulkan` feature (SPIR-V): its own bundle, .gpu/bundle-vk, for a
+  # second call (beside the full bundle and the tree it would pass the 64 MiB); device-check.sh
+  # unpacks it when carried. VULKAN=0 skips it (its build rebuilds Burn's GPU half once).
+  if [[ "${VULKAN:-1}" == 1 ]]; then
+    build device_check_vk wgpu,burn/vulkan
+    mkdir -p .gpu/bundle-vk
+    tar -C .gpu -cJf .gpu/bundle-vk/.gpu-vk.tar.xz device_check_vk
+    du -sh .gpu/bundle-vk/.gpu-vk.tar.xz
+  fi
 fi
 if [[ "${WITH_PITCHSIDE:-0}" == 1 || "${PITCHSIDE_ONLY:-0}" == 1 ]]; then
   BIN="${PITCHSIDE_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/pitchside/target}/self-contained/pitchside-cuda}"
