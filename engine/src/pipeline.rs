@@ -175,6 +175,11 @@ impl Pipeline {
         &self.effective
     }
 
+    /// The device the models run on (`cuda:1`; `cpu`).
+    pub fn device(&self) -> DeviceId {
+        self.device
+    }
+
     /// Keypoints per frame in the response.
     pub fn num_keypoints(&self) -> usize {
         self.detectors

@@ -183,7 +183,8 @@ class Pipeline:
     """A loaded deployment: the embedded default (`config=None`, its paths relative to the
     working directory) or a YAML file, exactly as `pitchside run --config` loads it.
 
-    `device`: "auto", "cpu", "cuda" or "wgpu"; None as the CLI without `--device`
+    `device`: "auto", "cpu", "cuda", "cuda:N", "wgpu", or LibTorch's "torch:cuda[:N]",
+    "torch:mps", "torch:cpu" (where built in); None as the CLI without `--device`
     (`PITCHSIDE_DEVICE`, else the deployment's `device:`, which the default sets to auto).
     The models stay loaded across calls. One pipeline runs one thing at a time; two
     pipelines in two threads run at once.

@@ -267,7 +267,7 @@ impl PyPipeline {
         Ok(PyPipeline {
             deployment,
             profile: effective.profile.clone(),
-            device: effective.device.to_string(),
+            device: engine.device().to_string(),
             profile_name: effective.profile_name.to_string(),
             num_keypoints: engine.num_keypoints(),
             state: Arc::new(Mutex::new(State {

@@ -49,6 +49,12 @@ def test_a_missing_config_file_and_bad_devices(tmp_path):
     with pytest.raises(pitchside.DeviceError) as e:
         pitchside.Pipeline(device="cuda")
     assert str(e.value) == cli_error("config", "show", "--device", "cuda")
+    # A numbered GPU is a device (refused here as its backend is); a numbered CPU says why.
+    with pytest.raises(pitchside.DeviceError) as e:
+        pitchside.Pipeline(device="cuda:1")
+    assert str(e.value) == cli_error("config", "show", "--device", "cuda:1")
+    with pytest.raises(pitchside.InputError, match="there is one CPU device"):
+        pitchside.Pipeline(device="cpu:1")
 
 
 def test_missing_corrupt_and_directory_videos_raise_video_error_as_the_cli(pipeline, tmp_path):

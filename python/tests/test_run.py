@@ -19,6 +19,8 @@ def test_run_equals_the_cli_run_out_json_value_for_value(pipeline, cli_answer, t
     # Progress after each batch, to the last frame read, with the container's count.
     assert calls and calls[-1][0] >= 794 and all(t == 795 for _, t in calls)
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    # The device it ran on, as the CLI names it (the embedded default picks the CPU here).
+    assert pipeline.device == "cpu"
 
 
 def test_score_equals_the_cli_score_json(cli_answer_path):
