@@ -45,6 +45,11 @@ impl Backend {
         Backend::TorchCpu,
     ];
 
+    /// The backend of this name (`cuda`, `torch:cpu`; lower case, as `as_str` writes it).
+    pub fn named(name: &str) -> Option<Backend> {
+        Backend::ALL.into_iter().find(|b| b.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Backend::Cuda => "cuda",
@@ -139,7 +144,7 @@ impl DeviceRequest {
         if t == "auto" {
             return Some(DeviceRequest::Auto);
         }
-        if let Some(b) = Backend::ALL.into_iter().find(|b| b.as_str() == t) {
+        if let Some(b) = Backend::named(&t) {
             return Some(DeviceRequest::Backend(b));
         }
         DeviceId::parse(&t).ok().map(DeviceRequest::Device)
@@ -154,7 +159,7 @@ impl std::str::FromStr for DeviceRequest {
             let t = s.trim().to_ascii_lowercase();
             let named = t
                 .rsplit_once(':')
-                .is_some_and(|(n, _)| Backend::ALL.iter().any(|b| b.as_str() == n));
+                .is_some_and(|(n, _)| Backend::named(n).is_some());
             match DeviceId::parse(&t) {
                 Err(why) if named => why,
                 _ => format!("`{s}` is not one of {DEVICE_NAMES}"),
@@ -444,15 +449,14 @@ impl DeviceId {
     /// `torch:cuda`, `torch:mps`, `torch:cpu`.
     pub fn parse(s: &str) -> Result<DeviceId, String> {
         let s = s.trim().to_ascii_lowercase();
-        let backend_named = |n: &str| Backend::ALL.into_iter().find(|b| b.as_str() == n);
         // `torch:cpu` is a name; `cuda:1` and `torch:cuda:1` are a name and an index.
-        let (backend, index) = match (backend_named(&s), s.rsplit_once(':')) {
+        let (backend, index) = match (Backend::named(&s), s.rsplit_once(':')) {
             (Some(b), _) => (Some(b), 0),
-            (None, Some((n, i))) if backend_named(n).is_some() => {
+            (None, Some((n, i))) if Backend::named(n).is_some() => {
                 let index = i.parse::<usize>().map_err(|_| {
                     format!("`{s}`: the index after `:` must be a number, e.g. {n}:0")
                 })?;
-                (backend_named(n), index)
+                (Backend::named(n), index)
             }
             _ => (None, 0),
         };

@@ -19,7 +19,7 @@ use std::path::Path;
 use crate::admission::AdmissionError;
 use crate::config::{ConfigError, Deployment, EffectiveConfig, EnvOverrides, ProcessEnv};
 use crate::device::{
-    Backend, CompiledBackends, DeviceError, DeviceId, DeviceRequest, SystemProbe, select_device,
+    CompiledBackends, DeviceError, DeviceId, DeviceRequest, SystemProbe, select_device,
 };
 use crate::pipeline::PipelineError;
 use crate::pool::{PipelinePool, PoolError, SlotSpec, plan_slots};
@@ -50,7 +50,6 @@ pub enum LoadError {
 pub struct Resolved {
     pub deployment: Deployment,
     pub env: EnvOverrides,
-    pub backend: Backend,
     /// The device one pipeline runs on (the one asked for, `cuda:1`, else the backend's
     /// first); a pool runs on the deployment's `devices:` where there is no such request.
     pub device: DeviceId,
@@ -87,7 +86,6 @@ pub fn resolve(
     Ok(Resolved {
         deployment,
         env,
-        backend: device.backend,
         device,
         device_named: request.device().is_some(),
     })
@@ -104,7 +102,7 @@ pub fn choose_device(request: DeviceRequest) -> Result<DeviceId, DeviceError> {
 impl Resolved {
     /// The configuration in force: the profile of the chosen device, then the environment.
     pub fn effective(&self) -> Result<EffectiveConfig, LoadError> {
-        Ok(self.deployment.effective(self.backend, &self.env)?)
+        Ok(self.deployment.effective(self.device.backend, &self.env)?)
     }
 
     /// The slots `slots` asks for on this machine.
@@ -183,7 +181,7 @@ fn cache_devices(slots: &[SlotSpec], half: bool) -> Vec<pitchside_models::ModelD
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DeviceId;
+    use crate::device::Backend;
 
     fn slot(backend: Backend, index: usize) -> SlotSpec {
         SlotSpec {
